@@ -1,0 +1,5 @@
+"""`python -m streamd` runs the CLI."""
+
+from streamd.cli import main
+
+main()

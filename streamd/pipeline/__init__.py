@@ -1,0 +1,1 @@
+"""Pipeline: router, bounded lanes and the batcher."""

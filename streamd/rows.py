@@ -1,0 +1,73 @@
+"""Value types that flow through the pipeline: rows, envelopes, batches, offset tokens, channel keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Row = dict[str, Any]
+"""One row, keyed by column name as the target table spells it (upper case for unquoted names)."""
+
+OFFSET_WIDTH = 20
+"""Offset tokens are zero-padded to this width so string order equals numeric order."""
+
+
+def format_offset(position: int) -> str:
+    """The offset token for a position: zero-padded decimal, so tokens sort as strings."""
+    if position < 0:
+        raise ValueError(f"offset position must be >= 0, got {position}")
+    return f"{position:0{OFFSET_WIDTH}d}"
+
+
+def parse_offset(token: str | None) -> int | None:
+    """The position an offset token stands for; None for a channel that has committed nothing."""
+    if token is None or token == "":
+        return None
+    try:
+        return int(token)
+    except ValueError:
+        raise ValueError(
+            f"offset token {token!r} is not a streamd position; was the channel written by another client?"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A row on its way from a source to its table lane."""
+
+    table: str
+    row: Row
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelKey:
+    """Where a channel lives: database, schema, pipe and channel name."""
+
+    database: str
+    schema: str
+    pipe: str
+    channel: str
+
+    def __str__(self) -> str:
+        return f"{self.database}.{self.schema}.{self.pipe}/{self.channel}"
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows encoded once as NDJSON, with the contiguous offset range they occupy on their channel."""
+
+    table: str
+    body: bytes
+    rows: int
+    first_offset: int
+    last_offset: int
+    oldest_event_monotonic: float = 0.0
+    event_ids: list[str] = field(default_factory=list)
+
+    @property
+    def start_token(self) -> str:
+        return format_offset(self.first_offset)
+
+    @property
+    def end_token(self) -> str:
+        return format_offset(self.last_offset)

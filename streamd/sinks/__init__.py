@@ -1,0 +1,1 @@
+"""Sinks: deliver batches to Snowflake."""

@@ -1,0 +1,1 @@
+"""Protocol clients for Snowflake's HTTP APIs; they know nothing of sources."""

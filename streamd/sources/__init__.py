@@ -1,0 +1,1 @@
+"""Sources: producers of rows. They know nothing of Snowflake."""

@@ -12,7 +12,8 @@
     │   └── FatalError              an operator must act (auth, grants, missing object, oversize row)
     │       ├── AuthError           401/403 that a token refresh did not cure
     │       ├── ObjectNotFound      database, schema, table, pipe or channel does not exist
-    │       └── PayloadTooLarge     one row is bigger than a request may carry
+    │       ├── PayloadTooLarge     one row is bigger than a request may carry
+    │       └── SqlError            a SQL API statement failed (carries Snowflake's code and sqlState)
     └── RowRejected                 one row broke a rule; it is dead-lettered, the batch goes on
 
 Every error carries a one-line message meant for an operator at 3 a.m.: what broke and how to fix it.
@@ -89,6 +90,21 @@ class ObjectNotFound(FatalError):
 
 class PayloadTooLarge(FatalError):
     """A single row does not fit in one append request."""
+
+
+class SqlError(FatalError):
+    """A SQL statement failed; `sql_state` is Snowflake's SQLSTATE when it sent one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        sql_state: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.sql_state = sql_state
 
 
 class RowRejected(StreamdError):

@@ -16,13 +16,21 @@ class SourceContext:
     """What a running source may touch.
 
     `send` is bounded: when delivery is slow, `await send.send(...)` waits, and that wait *is* the
-    backpressure. `resume` maps a producer name (for example ``"sensor:EQ-001"``) to the first
-    sequence number it should emit, so ids never repeat across restarts.
+    backpressure. `sequences` hands out blocks of sequence numbers per producer, made durable
+    before they are handed out, so event ids never repeat across restarts (even after SIGKILL).
     """
 
     send: ObjectSendStream[Envelope]
     clock: Clock
-    resume: dict[str, int]
+    sequences: SequenceAllocator
+
+
+class SequenceAllocator(Protocol):
+    """Durable hi/lo allocator of per-producer sequence numbers."""
+
+    async def reserve(self, producer: str) -> range:
+        """The next block of unused sequence numbers for `producer`; durable before it returns."""
+        ...
 
 
 class Source(Protocol):

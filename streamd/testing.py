@@ -1,0 +1,54 @@
+"""Fakes shipped with the package for tests: a manual clock and an in-memory sequence allocator."""
+
+from __future__ import annotations
+
+import anyio
+
+
+class ManualClock:
+    """A clock that moves only when told to; `sleep` wakes when `advance` passes its deadline."""
+
+    def __init__(self, start_monotonic: float = 0.0, start_wall: float = 1_763_900_000.0) -> None:
+        self._mono = start_monotonic
+        self._wall_offset = start_wall - start_monotonic
+        self._waiters: list[tuple[float, anyio.Event]] = []
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def wall(self) -> float:
+        return self._mono + self._wall_offset
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        self._waiters.append((self._mono + seconds, event))
+        await event.wait()
+
+    @property
+    def sleepers(self) -> int:
+        """How many tasks are waiting on this clock."""
+        return len(self._waiters)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward and wake every sleeper whose deadline has passed."""
+        self._mono += seconds
+        due = [w for w in self._waiters if w[0] <= self._mono]
+        self._waiters = [w for w in self._waiters if w[0] > self._mono]
+        for _, event in due:
+            event.set()
+
+
+class MemorySequences:
+    """Sequence allocator that keeps its high marks in memory (for tests)."""
+
+    def __init__(self, block: int = 1000, start: dict[str, int] | None = None) -> None:
+        self.block = block
+        self.next: dict[str, int] = dict(start or {})
+
+    async def reserve(self, producer: str) -> range:
+        first = self.next.get(producer, 0)
+        self.next[producer] = first + self.block
+        return range(first, first + self.block)

@@ -1,0 +1,68 @@
+"""Run an ASGI app with uvicorn inside our task group, on a socket we bound ourselves."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import anyio
+import uvicorn
+from anyio.abc import TaskStatus
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """Bind and listen; port 0 lets the OS choose. Raises OSError when the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers (the daemon owns signals) and with a started event."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.started_event = anyio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.started_event.set()
+
+
+async def serve_asgi(
+    app: object,
+    sock: socket.socket,
+    *,
+    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` on `sock` until cancelled; reports `http://host:port` once accepting."""
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = _EmbeddedServer(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock])
+        await server.started_event.wait()
+        task_status.started(f"http://{host}:{port}")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            server.should_exit = True

@@ -1,0 +1,196 @@
+"""The `streamd` command line: parse flags, load config, call in; every failure is one line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import anyio
+import orjson
+import typer
+
+from streamd.config import Config, load
+from streamd.errors import ConfigError, StreamdError
+from streamd.logs import configure
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+config_app = typer.Typer(no_args_is_help=True, help="Check configuration.")
+standin_app = typer.Typer(no_args_is_help=True, help="The local Snowflake stand-in.")
+app.add_typer(config_app, name="config")
+app.add_typer(standin_app, name="standin")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config; the embedded local default when omitted."),
+]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"streamd: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Turn our errors (even inside task-group exception groups) into one line and an exit code."""
+    try:
+        yield
+    except ConfigError as exc:
+        for problem in exc.problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(2) from None
+    except StreamdError as exc:
+        _fail(str(exc))
+    except BaseExceptionGroup as group:
+        leaf = _first_streamd_error(group)
+        if leaf is None:
+            raise
+        if isinstance(leaf, ConfigError):
+            for problem in leaf.problems:
+                typer.echo(problem, err=True)
+            raise typer.Exit(2) from None
+        _fail(str(leaf))
+
+
+def _first_streamd_error(group: BaseExceptionGroup[Any]) -> StreamdError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, StreamdError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_streamd_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
+def _load(path: Path | None) -> Config:
+    with _one_line_errors():
+        return load(path)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop (and drain) after this many seconds.")
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="json or console (default: config log.format).")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    """Run the daemon until SIGINT/SIGTERM (or --duration), then drain and exit."""
+    from streamd.daemon import Daemon
+
+    cfg = _load(config)
+    configure(log_format or cfg.log.format, log_level or cfg.log.level)  # type: ignore[arg-type]
+    with _one_line_errors():
+        summary = anyio.run(lambda: Daemon(cfg).run(duration=duration))
+    if summary.uncommitted:
+        _fail(
+            f"{summary.uncommitted} rows were produced but not committed before the drain deadline; "
+            "raise delivery.drain_timeout_s or check `streamd inspect`"
+        )
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate a config file; print every problem as PATH:LINE: key: message and exit 2."""
+    cfg = _load(config)
+    typer.echo(f"ok: {len(cfg.sources)} sources, {len(cfg.tables())} tables, target {cfg.target.kind}")
+
+
+@app.command()
+def inspect(
+    config: ConfigOpt = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the raw status JSON.")] = False,
+) -> None:
+    """Show the running daemon's sources, lanes and channels."""
+    from streamd.inspect import fetch_status, render
+
+    cfg = _load(config)
+    with _one_line_errors():
+        status = fetch_status(cfg)
+    if json:
+        typer.echo(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(render(status))
+
+
+@app.command()
+def sql(
+    statement: Annotated[str, typer.Argument(help="One SQL statement, Snowflake dialect.")],
+    config: ConfigOpt = None,
+    json: Annotated[bool, typer.Option("--json", help="Print rows as JSON objects.")] = False,
+) -> None:
+    """Run a statement against the configured target and print the rows."""
+    from streamd.sql_command import run_statement
+
+    cfg = _load(config)
+    with _one_line_errors():
+        columns, rows = anyio.run(run_statement, cfg, statement)
+    if json:
+        typer.echo(
+            orjson.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str).decode()
+        )
+        return
+    typer.echo("\t".join(columns))
+    for row in rows:
+        typer.echo("\t".join("NULL" if v is None else str(v) for v in row))
+
+
+@standin_app.command("serve")
+def standin_serve(
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 0,
+    data_dir: Annotated[Path, typer.Option(help="Where the DuckDB files live.")] = Path(
+        ".streamd/standin"
+    ),
+    commit_delay_ms: Annotated[float, typer.Option(help="Delay before appends commit.")] = 1000,
+    public_key: Annotated[
+        Path | None, typer.Option(help="PEM public key; when given, JWTs are verified.")
+    ] = None,
+) -> None:
+    """Serve the Snowflake stand-in on its own, for other clients."""
+    from streamd.config import embedded_path
+    from streamd.standin.server import StandinSettings, serve
+
+    configure("auto", "info")
+    settings = StandinSettings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        sql_dirs=(embedded_path("sql") / "manufacturing",),
+        commit_delay_s=commit_delay_ms / 1000,
+        public_key_pem=public_key.read_bytes() if public_key else None,
+    )
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            standin = await tg.start(serve, settings)
+            typer.echo(f"stand-in listening on {standin.url}", err=True)
+            with anyio.open_signal_receiver(2, 15) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()
+
+    with _one_line_errors():
+        anyio.run(main)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print a config file documenting every key (the source of config/streamd.example.toml)."""
+    from streamd.config_example import render_example
+
+    typer.echo(render_example(), nl=False)

@@ -1,0 +1,219 @@
+"""The root config model and `load()`: one TOML file, validated at load, errors that name key and line."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from streamd.config_lines import key_lines, locate
+from streamd.errors import ConfigError
+from streamd.sources.manufacturing import ManufacturingSourceConfig
+
+_MODEL = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+MAX_REQUEST_BYTES = 4_000_000
+"""Uncompressed NDJSON bytes per append; Snowflake allows 4 MB on the wire after compression (§2.2)."""
+
+
+def resolve_secret(value: str, *, key: str) -> SecretStr:
+    """Resolve `env:NAME`, `file:/path` or a literal into a secret that never prints."""
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set; export it or change {key}")
+        return SecretStr(os.environ[name])
+    if value.startswith("file:"):
+        path = Path(value[5:]).expanduser()
+        try:
+            return SecretStr(path.read_text().rstrip("\r\n"))
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror}; fix the path in {key}") from None
+    return SecretStr(value)
+
+
+class StandinConfig(BaseModel):
+    """The embedded local stand-in, started in-process for `target.kind = "local"`."""
+
+    model_config = _MODEL
+
+    host: str = "127.0.0.1"
+    """Loopback address the stand-in listens on."""
+    port: int = Field(default=0, ge=0, le=65535)
+    """TCP port; 0 lets the OS pick a free one."""
+    commit_delay_ms: float = Field(default=1000, ge=0)
+    """How long after an append the stand-in commits it (Snowflake commits asynchronously too)."""
+
+
+class TargetConfig(BaseModel):
+    """Where rows go: the embedded stand-in (`local`) or a real Snowflake account (`snowflake`)."""
+
+    model_config = _MODEL
+
+    kind: Literal["local", "snowflake"] = "local"
+    """`local` runs the embedded stand-in on loopback; `snowflake` talks to a real account."""
+    account: str = "LOCAL"
+    """Account identifier, preferably ORGNAME-ACCOUNTNAME (used in the JWT and the default URL)."""
+    user: str = "STREAMD"
+    """Snowflake user that owns the key pair."""
+    role: str | None = None
+    """Role for SQL API calls; the user's default role when unset."""
+    url: str | None = None
+    """Control-host URL; defaults to https://<account>.snowflakecomputing.com for `snowflake`."""
+    private_key: SecretStr | None = None
+    """PKCS#8 PEM private key: `file:/path/rsa_key.p8`, `env:NAME`, or the PEM text itself."""
+    private_key_passphrase: SecretStr | None = None
+    """Passphrase of an encrypted private key: `env:NAME` or `file:/path`."""
+    standin: StandinConfig = StandinConfig()
+    """Settings of the embedded stand-in (used only when kind = "local")."""
+
+    @field_validator("private_key", "private_key_passphrase", mode="before")
+    @classmethod
+    def _resolve(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, str):
+            return resolve_secret(value, key=f"target.{info.field_name}")
+        return value
+
+    def control_url(self) -> str:
+        """The control host URL for a real account."""
+        if self.url:
+            return self.url.rstrip("/")
+        return f"https://{self.account.lower().replace('_', '-')}.snowflakecomputing.com"
+
+
+class DeliveryConfig(BaseModel):
+    """Batching, channels and the shutdown drain."""
+
+    model_config = _MODEL
+
+    channel_prefix: str = Field(default="streamd", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    """This daemon's identity: channels are named `<prefix>_<TABLE>`; two daemons must differ."""
+    lane_capacity: int = Field(default=10_000, ge=1)
+    """Rows a table lane holds before sources wait (backpressure)."""
+    max_rows: int = Field(default=10_000, ge=1)
+    """Rows per append request at most."""
+    max_bytes: int = Field(default=MAX_REQUEST_BYTES, ge=1024, le=MAX_REQUEST_BYTES)
+    """Uncompressed NDJSON bytes per append at most (≤ 4,000,000 keeps the request under 4 MB)."""
+    linger_ms: float = Field(default=200, ge=0)
+    """How long the first row of a batch may wait for company before the batch is sent."""
+    max_inflight_batches: int = Field(default=16, ge=1)
+    """Batches appended but not yet committed, per channel, before the writer waits."""
+    status_poll_ms: float = Field(default=250, ge=10)
+    """How often commit progress is read from Bulk Channel Status while rows are in flight."""
+    compression: Literal["zstd", "gzip", "none"] = "zstd"
+    """Content-Encoding of append bodies."""
+    request_timeout_s: float = Field(default=30, gt=0)
+    """Per-request HTTP timeout."""
+    drain_timeout_s: float = Field(default=30, gt=0)
+    """On shutdown, how long to wait for in-flight rows to commit."""
+
+
+class AdminConfig(BaseModel):
+    """The admin HTTP endpoint that `streamd inspect` talks to."""
+
+    model_config = _MODEL
+
+    enabled: bool = True
+    """Serve /status, /healthz and /metrics."""
+    host: str = "127.0.0.1"
+    """Listen address; keep it on loopback unless a proxy guards it."""
+    port: int = Field(default=8765, ge=0, le=65535)
+    """TCP port (0 picks a free one and writes it to <state_dir>/admin.url)."""
+
+
+class LogConfig(BaseModel):
+    """Log output."""
+
+    model_config = _MODEL
+
+    format: Literal["auto", "json", "console"] = "auto"
+    """`auto` writes JSON lines unless stdout is a terminal."""
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level written."""
+
+
+SourceConfig = Annotated[ManufacturingSourceConfig, Field(discriminator="kind")]
+
+
+class Config(BaseModel):
+    """The whole daemon configuration."""
+
+    model_config = _MODEL
+
+    state_dir: Path = Path(".streamd")
+    """Directory for all daemon state: sequences, stand-in data, dead letters, local keys."""
+    target: TargetConfig = TargetConfig()
+    """Where rows are delivered."""
+    delivery: DeliveryConfig = DeliveryConfig()
+    """Batching, channels and draining."""
+    admin: AdminConfig = AdminConfig()
+    """Admin endpoint for `streamd inspect`."""
+    log: LogConfig = LogConfig()
+    """Logging."""
+    sources: list[SourceConfig] = Field(default_factory=list)
+    """Producers; each `[[sources]]` table has a `kind`."""
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, value: list[ManufacturingSourceConfig]) -> list[ManufacturingSourceConfig]:
+        names = [s.name for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; rename {', '.join(dupes)}")
+        return value
+
+    def tables(self) -> list[str]:
+        """Every fully qualified table some source writes, in a stable order."""
+        seen: dict[str, None] = {}
+        for source in self.sources:
+            for table in source.tables():
+                seen.setdefault(table, None)
+        return list(seen)
+
+
+def embedded_path(name: str) -> Path:
+    """A file shipped with streamd (`local.toml`, `sql/...`), from the wheel or the source tree."""
+    packaged = resources.files("streamd").joinpath("_embedded", name)
+    if packaged.is_file() or packaged.is_dir():
+        return Path(str(packaged))
+    tree = Path(__file__).resolve().parent.parent
+    return tree / ("config" if name == "local.toml" else "") / name
+
+
+def parse(text: str, *, path: str) -> Config:
+    """Validate TOML text; every problem becomes one `PATH:LINE: key: message` line in ConfigError."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # Python 3.11's tomllib puts the position only in the message text.
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = int(found.group(1)) if found else 1
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError(f"{path}:{line}: invalid TOML: {reason}") from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = key_lines(text)
+        problems = []
+        for err in exc.errors(include_url=False):
+            dotted, line = locate(err["loc"], lines)
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key; remove it or check its spelling"
+            problems.append(f"{path}:{line}: {dotted}: {message}")
+        raise ConfigError(problems[0], problems) from None
+
+
+def load(path: Path | None) -> Config:
+    """Load `path`, or the embedded default (local stand-in, synthetic manufacturing) when None."""
+    source = path if path is not None else embedded_path("local.toml")
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config: {exc.strerror}; check --config") from None
+    return parse(text, path=str(source))

@@ -1,0 +1,72 @@
+"""Render `config/streamd.example.toml` from the config models' field docstrings (one source of truth)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+from streamd.config import Config
+
+_EXAMPLE_SECRETS = {
+    "private_key": "file:/etc/streamd/rsa_key.p8",
+    "private_key_passphrase": "env:STREAMD_KEY_PASSPHRASE",
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fields(model: type[BaseModel], instance: BaseModel, lines: list[str], commented: bool) -> list[str]:
+    nested: list[str] = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        value = getattr(instance, name)
+        if isinstance(value, BaseModel) or name == "sources":
+            nested.append(name)
+            continue
+        for doc_line in (field.description or "").splitlines():
+            lines.append(f"# {doc_line}")
+        prefix = "# " if commented or value is None or isinstance(value, SecretStr) else ""
+        if value is None or isinstance(value, SecretStr):
+            shown = _EXAMPLE_SECRETS.get(name, "")
+            lines.append(f"{prefix}{key} = {_toml_value(shown)}")
+        else:
+            lines.append(f"{prefix}{key} = {_toml_value(value)}")
+        lines.append("")
+    return nested
+
+
+def _section(path: str, model: type[BaseModel], instance: BaseModel, lines: list[str]) -> None:
+    lines.append(f"[{path}]")
+    for name in _fields(model, instance, lines, commented=False):
+        sub = getattr(instance, name)
+        _section(f"{path}.{name}", type(sub), sub, lines)
+
+
+def render_example() -> str:
+    """Every key with its documentation and default, as a TOML file."""
+    from streamd.sources.manufacturing import ManufacturingSourceConfig
+
+    config = Config()
+    lines = [
+        "# streamd configuration: every key, its meaning and its default.",
+        "# Generated from the config models by `streamd config example`; do not edit by hand.",
+        "# Secrets may be written as env:NAME or file:/path.",
+        "",
+    ]
+    for name in _fields(Config, config, lines, commented=False):
+        if name == "sources":
+            continue
+        sub = getattr(config, name)
+        _section(name, type(sub), sub, lines)
+    lines.append("# One [[sources]] table per producer; `kind` selects the source.")
+    lines.append("[[sources]]")
+    source = ManufacturingSourceConfig()
+    _fields(ManufacturingSourceConfig, source, lines, commented=False)
+    return "\n".join(lines).rstrip() + "\n"

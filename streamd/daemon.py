@@ -1,0 +1,274 @@
+"""Build the topology from config and run it in one task group; drain on SIGINT/SIGTERM.
+
+Shutdown order is structural: sources stop first, the router closes the lanes, batchers flush, and
+writers wait (up to `delivery.drain_timeout_s`) until Snowflake reports every appended row committed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+from anyio.abc import ObjectSendStream
+
+from streamd import __version__
+from streamd.admin import bind as bind_admin
+from streamd.admin import build_app
+from streamd.asgi_server import serve_asgi
+from streamd.clock import Clock, SystemClock
+from streamd.config import Config, embedded_path
+from streamd.errors import ConfigError
+from streamd.keys import local_key_pair
+from streamd.logs import get_logger
+from streamd.metrics import Metrics
+from streamd.pipeline.batcher import Batcher, BatchPolicy
+from streamd.pipeline.dead_letters import DeadLetters
+from streamd.pipeline.lanes import Lane, open_lanes
+from streamd.pipeline.router import route
+from streamd.rows import Batch, ChannelKey, Envelope
+from streamd.sinks.streaming import ChannelWriter
+from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
+from streamd.snowflake.streaming import StreamingClient
+from streamd.sources.base import Source, SourceContext
+from streamd.sources.manufacturing import ManufacturingSource
+from streamd.sources.sequences import FileSequences
+from streamd.standin.server import StandinSettings
+from streamd.standin.server import serve as serve_standin
+
+USER_AGENT = f"streamd/{__version__}"
+
+
+@dataclass
+class TableSummary:
+    """Per-table counts at shutdown."""
+
+    produced: int
+    committed: int
+    rejected: int
+
+    @property
+    def uncommitted(self) -> int:
+        return self.produced - self.committed - self.rejected
+
+
+@dataclass
+class RunSummary:
+    """What a run did, per table."""
+
+    tables: dict[str, TableSummary] = field(default_factory=dict)
+
+    @property
+    def uncommitted(self) -> int:
+        return sum(t.uncommitted for t in self.tables.values())
+
+
+def split_table(name: str) -> tuple[str, str, str]:
+    """`DB.SCHEMA.TABLE` into its parts."""
+    parts = name.split(".")
+    if len(parts) != 3:
+        raise ValueError(f"table {name!r} must be fully qualified as DATABASE.SCHEMA.TABLE")
+    return parts[0], parts[1], parts[2]
+
+
+def build_sources(config: Config) -> list[Source]:
+    """Runtime sources for the configured `[[sources]]`."""
+    return [ManufacturingSource(s) for s in config.sources]
+
+
+class Daemon:
+    """The running pipeline: sources → router → lanes → batchers → channel writers."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.sources = build_sources(config)
+        self.lanes: dict[str, Lane] = open_lanes(config.tables(), config.delivery.lane_capacity)
+        self.writers: dict[str, ChannelWriter] = {}
+        self.started_at = time.time()
+        self.target_url = ""
+        self.admin_url: str | None = None
+        self.stopping = False
+        self._log = get_logger()
+        self._stop = anyio.Event()
+
+    def stop(self) -> None:
+        """Ask the daemon to drain and exit."""
+        self._stop.set()
+
+    def status(self) -> dict[str, Any]:
+        """Live state for /status and `streamd inspect`."""
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "stopping": self.stopping,
+            "target": {"kind": self.config.target.kind, "url": self.target_url},
+            "sources": [{"name": s.name, "kind": getattr(s, "kind", type(s).__name__)} for s in self.sources],
+            "lanes": [
+                {
+                    "table": lane.table,
+                    "depth": lane.depth,
+                    "capacity": lane.capacity,
+                    "producers_waiting": lane.producers_waiting,
+                }
+                for lane in self.lanes.values()
+            ],
+            "channels": [w.snapshot() for w in self.writers.values()],
+            "tables": {t: vars(s) for t, s in self.summary().tables.items()},
+        }
+
+    def summary(self) -> RunSummary:
+        """Produced / committed / rejected per table, from the metrics."""
+        summary = RunSummary()
+        for table in self.lanes:
+            rejected = sum(
+                s.value
+                for metric in self.metrics.rows_rejected.collect()
+                for s in metric.samples
+                if s.name.endswith("_total") and s.labels.get("table") == table
+            )
+            summary.tables[table] = TableSummary(
+                produced=int(self.metrics.value("streamd_rows_produced", table=table)),
+                committed=int(self.metrics.value("streamd_rows_committed", table=table)),
+                rejected=int(rejected),
+            )
+        return summary
+
+    async def run(self, *, duration: float | None = None) -> RunSummary:
+        """Run until stopped (signal, `stop()` or `duration`), drain, and return the summary."""
+        cfg = self.config
+        state_dir = cfg.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        admin_sock = bind_admin(cfg.admin.host, cfg.admin.port) if cfg.admin.enabled else None
+        async with anyio.create_task_group() as root:
+            root.start_soon(self._watch_signals)
+            if cfg.target.kind == "local":
+                private_pem, public_pem = local_key_pair(state_dir / "local")
+                standin = await root.start(
+                    serve_standin,
+                    StandinSettings(
+                        host=cfg.target.standin.host,
+                        port=cfg.target.standin.port,
+                        data_dir=state_dir / "standin",
+                        sql_dirs=(embedded_path("sql") / "manufacturing",),
+                        commit_delay_s=cfg.target.standin.commit_delay_ms / 1000,
+                        public_key_pem=public_pem,
+                    ),
+                )
+                self.target_url = standin.url
+                passphrase = None
+            else:
+                if cfg.target.private_key is None:
+                    raise ConfigError(
+                        "target.private_key: required for kind = \"snowflake\"; set it to file:/path/rsa_key.p8"
+                    )
+                private_pem = cfg.target.private_key.get_secret_value().encode()
+                pw = cfg.target.private_key_passphrase
+                passphrase = pw.get_secret_value().encode() if pw else None
+                self.target_url = cfg.target.control_url()
+            key = load_private_key(private_pem, passphrase, source="target.private_key")
+            timeout = httpx.Timeout(cfg.delivery.request_timeout_s, connect=10)
+            async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
+                key_auth = KeyPairAuth(key, cfg.target.account, cfg.target.user, self.clock)
+                auth = StreamingAuth(http, key_auth, self.target_url, self.clock)
+                client = StreamingClient(
+                    http, auth, compression=cfg.delivery.compression, user_agent=USER_AGENT
+                )
+                await self._open_channels(client)
+                if admin_sock is not None:
+                    app = build_app(self.status, self.metrics)
+                    self.admin_url = await root.start(serve_asgi, app, admin_sock)
+                    (state_dir / "admin.url").write_text(self.admin_url)
+                self._log.info(
+                    "daemon_started",
+                    target=cfg.target.kind,
+                    url=self.target_url,
+                    admin=self.admin_url,
+                    tables=list(self.lanes),
+                    sources=len(self.sources),
+                )
+                await self._run_pipeline(duration)
+            root.cancel_scope.cancel()
+        summary = self.summary()
+        self._log.info(
+            "daemon_stopped",
+            tables={t: vars(s) for t, s in summary.tables.items()},
+            uncommitted=summary.uncommitted,
+        )
+        return summary
+
+    async def _open_channels(self, client: StreamingClient) -> None:
+        d = self.config.delivery
+        for table in self.lanes:
+            database, schema, name = split_table(table)
+            key = ChannelKey(database, schema, f"{name}-STREAMING", f"{d.channel_prefix}_{name}")
+            writer = ChannelWriter(
+                client,
+                key,
+                table,
+                clock=self.clock,
+                metrics=self.metrics,
+                max_inflight_batches=d.max_inflight_batches,
+                status_poll_s=d.status_poll_ms / 1000,
+            )
+            await writer.open()
+            self.writers[table] = writer
+
+    async def _run_pipeline(self, duration: float | None) -> None:
+        d = self.config.delivery
+        policy = BatchPolicy(d.max_rows, d.max_bytes, d.linger_ms / 1000)
+        dead = DeadLetters(self.config.state_dir / "dead_letters", self.metrics)
+        envelopes_send, envelopes_receive = anyio.create_memory_object_stream[Envelope](
+            max(1, min(d.lane_capacity, 1024))
+        )
+        sources_scope = anyio.CancelScope()
+        with anyio.CancelScope() as drain_scope:
+            async with anyio.create_task_group() as tg:
+                for table, lane in self.lanes.items():
+                    batch_send, batch_receive = anyio.create_memory_object_stream[Batch](1)
+                    batcher = Batcher(table, policy, self.clock, on_oversize=dead.oversize)
+                    tg.start_soon(batcher.run, lane.receive, batch_send)
+                    tg.start_soon(self.writers[table].run, batch_receive)
+                tg.start_soon(route, envelopes_receive, self.lanes, self.metrics)
+                tg.start_soon(self._run_sources, envelopes_send, sources_scope)
+                with anyio.move_on_after(duration):
+                    await self._stop.wait()
+                self.stopping = True
+                self._log.info("daemon_stopping", drain_timeout_s=d.drain_timeout_s)
+                sources_scope.cancel()
+                drain_scope.deadline = anyio.current_time() + d.drain_timeout_s
+        if drain_scope.cancelled_caught:
+            self._log.error(
+                "drain_timed_out",
+                drain_timeout_s=d.drain_timeout_s,
+                fix="rows not yet committed stay uncommitted; raise delivery.drain_timeout_s",
+            )
+
+    async def _run_sources(self, send: ObjectSendStream[Envelope], scope: anyio.CancelScope) -> None:
+        sequences = FileSequences(self.config.state_dir / "sequences.json")
+        async with send:
+            with scope:
+                async with anyio.create_task_group() as tg:
+                    for source in self.sources:
+                        tg.start_soon(self._run_source, source, send.clone(), sequences)
+
+    async def _run_source(
+        self, source: Source, send: ObjectSendStream[Envelope], sequences: FileSequences
+    ) -> None:
+        async with send:
+            await source.run(SourceContext(send=send, clock=self.clock, sequences=sequences))
+
+    async def _watch_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread; embedded runs are stopped with stop()
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                self._log.info("signal_received", signal=signal.Signals(signum).name)
+                self.stop()

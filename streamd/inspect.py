@@ -1,0 +1,86 @@
+"""`streamd inspect`: fetch the running daemon's /status and render it for a terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from streamd.config import Config
+from streamd.errors import StreamdError
+
+
+class DaemonNotRunning(StreamdError):
+    """No daemon answers on the admin endpoint."""
+
+
+def admin_url(config: Config) -> str:
+    """The admin URL from config, or the one a daemon with `admin.port = 0` wrote down."""
+    if config.admin.port == 0:
+        written = Path(config.state_dir) / "admin.url"
+        if written.exists():
+            return written.read_text().strip()
+    return f"http://{config.admin.host}:{config.admin.port}"
+
+
+def fetch_status(config: Config, *, timeout: float = 3.0) -> dict[str, Any]:
+    """The daemon's /status JSON; DaemonNotRunning with one line when nobody answers."""
+    url = admin_url(config)
+    try:
+        response = httpx.get(f"{url}/status", timeout=timeout)
+        response.raise_for_status()
+    except httpx.HTTPError:
+        raise DaemonNotRunning(
+            f"no streamd daemon answers at {url}; start one with `streamd run` (or check admin.port)"
+        ) from None
+    data: dict[str, Any] = orjson.loads(response.content)
+    return data
+
+
+def render(status: dict[str, Any], width: int = 80) -> str:
+    """A one-screen text view: target, sources, lanes and channels."""
+    out: list[str] = []
+    target = status.get("target", {})
+    out.append(
+        f"streamd {status.get('version')}  pid {status.get('pid')}  up {status.get('uptime_s')}s  "
+        f"target {target.get('kind')} {target.get('url')}"
+    )
+    out.append("")
+    out.append("SOURCES")
+    for source in status.get("sources", []):
+        out.append(f"  {source['name']:<24} {source['kind']}")
+    out.append("")
+    out.append(f"{'LANE':<44} {'DEPTH':>8} {'CAP':>8} {'WAIT':>5}")
+    for lane in status.get("lanes", []):
+        out.append(
+            f"{_short(lane['table'], 44):<44} {lane['depth']:>8} {lane['capacity']:>8} "
+            f"{lane['producers_waiting']:>5}"
+        )
+    out.append("")
+    out.append(f"{'CHANNEL':<30} {'COMMITTED':>12} {'INFLIGHT':>9} {'INSERTED':>10} {'ERR':>5} {'LAG s':>6}")
+    for ch in status.get("channels", []):
+        committed = ch.get("committed_offset_token")
+        out.append(
+            f"{_short(ch['channel'], 30):<30} {_offset(committed):>12} {ch['inflight_rows']:>9} "
+            f"{ch['rows_inserted']:>10} {ch['rows_error_count']:>5} {ch['commit_lag_s']:>6}"
+        )
+        if ch.get("last_error_message"):
+            out.append(f"  last error: {_short(ch['last_error_message'], width - 14)}")
+    out.append("")
+    out.append(f"{'TABLE':<44} {'PRODUCED':>11} {'COMMITTED':>11} {'REJECTED':>9}")
+    for table, counts in status.get("tables", {}).items():
+        out.append(
+            f"{_short(table, 44):<44} {counts['produced']:>11} {counts['committed']:>11} "
+            f"{counts['rejected']:>9}"
+        )
+    return "\n".join(line[:width] for line in out)
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def _offset(token: str | None) -> str:
+    return "-" if token is None else str(int(token))

@@ -1,0 +1,276 @@
+"""The channel writer: one per channel, serial appends, a bounded in-flight window, exactly-once replay.
+
+Snowflake's contract (reference §2.6, §2.11) puts exactly-once on the client: a 200 on append is not a
+commit, reopening discards uncommitted rows server-side, and progress is only
+`last_committed_offset_token`. So the writer keeps every appended batch until a status read shows its
+end offset committed, and after any reopen it replays everything past the committed offset.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import anyio
+from anyio.abc import ObjectReceiveStream
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.wait import wait_random_exponential
+
+from streamd.clock import Clock
+from streamd.errors import ChannelFenced, ReopenChannel, RetryableError
+from streamd.logs import get_logger
+from streamd.metrics import Metrics
+from streamd.rows import Batch, ChannelKey, format_offset, parse_offset
+from streamd.snowflake.streaming import ChannelStatus, StreamingClient
+
+# A stale sequencer means someone else reopened our channel: we never reuse a token across our own
+# reopens, so the only other opener is another daemon with the same identity (reference §2.5, §2.11).
+_FENCING_CODES = frozenset({"STALE_CONTINUATION_TOKEN_SEQUENCER", "ERR_CHANNEL_HAS_INVALID_CLIENT_SEQUENCER"})
+
+
+class _RetryAfterOrBackoff:
+    """Wait what the server asked for (Retry-After), else jittered exponential backoff."""
+
+    def __init__(self) -> None:
+        self._backoff = wait_random_exponential(multiplier=0.2, max=30)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        asked = exc.retry_after if isinstance(exc, RetryableError) else None
+        return asked if asked is not None else float(self._backoff(state))
+
+
+class ChannelWriter:
+    """Appends one lane's batches to one channel and tracks their commit."""
+
+    def __init__(
+        self,
+        client: StreamingClient,
+        key: ChannelKey,
+        table: str,
+        *,
+        clock: Clock,
+        metrics: Metrics,
+        max_inflight_batches: int,
+        status_poll_s: float,
+    ) -> None:
+        self.client = client
+        self.key = key
+        self.table = table
+        self._clock = clock
+        self._metrics = metrics
+        self._window = max_inflight_batches
+        self._poll_s = status_poll_s
+        self._log = get_logger(table=table, channel=key.channel)
+        self._inflight: deque[Batch] = deque()
+        self._token: str | None = None
+        self._next_offset = 0
+        self._lock = anyio.Lock()
+        self._progress = anyio.Event()
+        self._appended = anyio.Event()
+        self.committed: int | None = None
+        self.status: ChannelStatus | None = None
+        self.is_open = False
+        self._errors_seen = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<ChannelWriter {self.key} committed={self.committed} next={self._next_offset} "
+            f"inflight={len(self._inflight)}>"
+        )
+
+    @property
+    def inflight_rows(self) -> int:
+        """Rows appended (or being appended) but not yet committed."""
+        return sum(b.rows for b in self._inflight)
+
+    def commit_lag_s(self) -> float:
+        """Age of the oldest row not yet committed; 0 when everything is committed."""
+        if not self._inflight:
+            return 0.0
+        return max(0.0, self._clock.monotonic() - self._inflight[0].oldest_event_monotonic)
+
+    def snapshot(self) -> dict[str, Any]:
+        """This channel's state for `inspect`."""
+        status = self.status
+        return {
+            "table": self.table,
+            "channel": self.key.channel,
+            "pipe": self.key.pipe,
+            "open": self.is_open,
+            "committed_offset_token": None if self.committed is None else format_offset(self.committed),
+            "next_offset": self._next_offset,
+            "inflight_batches": len(self._inflight),
+            "inflight_rows": self.inflight_rows,
+            "commit_lag_s": round(self.commit_lag_s(), 3),
+            "rows_inserted": status.rows_inserted if status else 0,
+            "rows_error_count": status.rows_error_count if status else 0,
+            "last_error_message": status.last_error_message if status else None,
+            "status_code": status.status_code if status else None,
+        }
+
+    async def open(self) -> None:
+        """Open the channel and continue numbering after what Snowflake has committed."""
+        async with self._lock:
+            await self._open()
+
+    async def run(self, batches: ObjectReceiveStream[Batch]) -> None:
+        """Append every batch, then wait until all of them are committed."""
+        if not self.is_open:
+            await self.open()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._track_commits)
+            async with batches:
+                async for batch in batches:
+                    while len(self._inflight) >= self._window:
+                        await self._wait_progress()
+                    batch.first_offset = self._next_offset
+                    batch.last_offset = self._next_offset + batch.rows - 1
+                    self._next_offset = batch.last_offset + 1
+                    async with self._lock:
+                        # Kept before the request goes out (if its outcome is unknown it is replayed),
+                        # and only under the lock, so a concurrent recovery cannot replay it twice.
+                        self._inflight.append(batch)
+                        await self._append_or_recover(batch)
+                    self._appended.set()
+            while self._inflight:
+                await self._wait_progress()
+            tg.cancel_scope.cancel()
+
+    async def _wait_progress(self) -> None:
+        progress = self._progress
+        await progress.wait()
+
+    def _signal_progress(self) -> None:
+        self._progress.set()
+        self._progress = anyio.Event()
+
+    async def _open(self) -> None:
+        result = await self._retrying(lambda: self.client.open_channel(self.key))
+        self._token = result.continuation_token
+        self.is_open = True
+        self._apply_status(result.status)
+        if self.committed is not None:
+            self._next_offset = max(self._next_offset, self.committed + 1)
+        self._log.info(
+            "channel_opened",
+            offset_token=result.status.last_committed_offset_token,
+            inflight_batches=len(self._inflight),
+        )
+
+    async def _append_or_recover(self, batch: Batch) -> None:
+        try:
+            await self._send(batch)
+        except ReopenChannel as exc:
+            await self._recover(exc)
+
+    async def _send(self, batch: Batch) -> None:
+        async def append() -> str:
+            assert self._token is not None
+            with self._metrics.request_seconds.labels("append").time():
+                return await self.client.append_rows(
+                    self.key,
+                    self._token,
+                    batch.body,
+                    start_offset_token=batch.start_token,
+                    end_offset_token=batch.end_token,
+                )
+
+        self._token = await self._retrying(append)
+        self._metrics.rows_appended.labels(self.table).inc(batch.rows)
+        self._metrics.bytes_appended.labels(self.table).inc(len(batch.body))
+        self._log.debug(
+            "batch_appended", rows=batch.rows, bytes=len(batch.body), offset_token=batch.end_token
+        )
+
+    async def _recover(self, cause: ReopenChannel) -> None:
+        """Reopen and replay everything past the committed offset, until it sticks."""
+        while True:
+            if isinstance(cause, ChannelFenced) or cause.code in _FENCING_CODES:
+                self.is_open = False
+                self._log.error(
+                    "channel_fenced",
+                    code=cause.code,
+                    fix="another streamd with the same delivery.channel_prefix opened this channel; "
+                    "give each daemon its own prefix and restart",
+                )
+                raise ChannelFenced(
+                    f"channel {self.key} was taken over by another opener; give each daemon its own "
+                    "delivery.channel_prefix",
+                    status=cause.status,
+                    code=cause.code,
+                )
+            self._metrics.reopens.labels(self.table, cause.code or str(cause.status)).inc()
+            self._log.warning("channel_reopening", reason=cause.code, status=cause.status)
+            try:
+                await self._open()
+                for batch in list(self._inflight):
+                    await self._send(batch)
+                return
+            except ReopenChannel as again:
+                cause = again
+
+    async def _retrying(self, call: Any) -> Any:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(RetryableError),
+            wait=_RetryAfterOrBackoff(),
+            sleep=self._clock.sleep,
+            reraise=True,
+            before_sleep=self._on_retry,
+        ):
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    def _on_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        reason = (exc.code or str(exc.status)) if isinstance(exc, RetryableError) else "unknown"
+        self._metrics.retries.labels(self.table, reason).inc()
+        self._log.warning("request_retried", reason=reason, attempt=state.attempt_number)
+
+    async def _track_commits(self) -> None:
+        while True:
+            if not self._inflight:
+                appended = self._appended
+                await appended.wait()
+                self._appended = anyio.Event()
+            await self._clock.sleep(self._poll_s)
+            statuses = await self._retrying(
+                lambda: self.client.bulk_channel_status(
+                    self.key.database, self.key.schema, self.key.pipe, [self.key.channel]
+                )
+            )
+            status = statuses.get(self.key.channel)
+            if status is None or not status.healthy:
+                reason = "channel_missing" if status is None else status.status_code
+                async with self._lock:
+                    await self._recover(ReopenChannel(f"channel {self.key} unusable", code=reason))
+                continue
+            self._apply_status(status)
+
+    def _apply_status(self, status: ChannelStatus) -> None:
+        self.status = status
+        committed = parse_offset(status.last_committed_offset_token)
+        if committed is not None and (self.committed is None or committed > self.committed):
+            self.committed = committed
+        if status.rows_error_count > self._errors_seen:
+            new = status.rows_error_count - self._errors_seen
+            self._metrics.rows_errored.labels(self.table).inc(new)
+            self._log.warning(
+                "rows_errored",
+                rows=new,
+                message=status.last_error_message,
+                offset_token=status.last_error_offset_upper_bound,
+            )
+        self._errors_seen = status.rows_error_count
+        done = 0
+        while self._inflight and self.committed is not None and self._inflight[0].last_offset <= self.committed:
+            batch = self._inflight.popleft()
+            done += batch.rows
+            self._log.info(
+                "batch_committed", rows=batch.rows, offset_token=batch.end_token
+            )
+        if done:
+            self._metrics.rows_committed.labels(self.table).inc(done)
+            self._signal_progress()
+        self._metrics.commit_lag.labels(self.table).set(self.commit_lag_s())

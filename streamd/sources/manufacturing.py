@@ -1,0 +1,217 @@
+"""Synthetic manufacturing plant: sensor, production and quality rows on precise schedules.
+
+One producer task per machine (`sensor-EQ-0001`), per production line (`production-LINE-01`) and
+per product (`quality-PRD-001`). Each producer has its own seeded RNG and its own schedule, so the
+same seed and clock give the same rows, and event ids (`<producer>:<sequence>`) come from the
+durable sequence allocator, so they never repeat across restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from streamd.rows import Envelope, Row
+from streamd.sources.base import SequenceAllocator, SourceContext
+from streamd.sources.manufacturing_models import (
+    ProductionModel,
+    QualityModel,
+    SensorModel,
+    equipment_id,
+    line_id,
+    product_id,
+)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+class ManufacturingSourceConfig(BaseModel):
+    """A synthetic plant: machines stream sensor readings, lines report production, products are
+    quality-tested. Rows go to three raw tables (see `sql/manufacturing/02_raw_tables.sql`)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", use_attribute_docstrings=True, populate_by_name=True
+    )
+
+    kind: Literal["manufacturing"] = "manufacturing"
+    """Selects this source type."""
+    name: str = Field(default="manufacturing", min_length=1)
+    """Unique name of this source (appears in logs and metrics)."""
+    seed: int = 42
+    """Seed of the random generators: the same seed and clock produce the same rows."""
+    equipment_count: int = Field(default=20, ge=0, le=9999)
+    """Machines, each streaming sensor readings (`EQ-0001`…); assigned to lines round-robin."""
+    line_count: int = Field(default=4, ge=0, le=99)
+    """Production lines, each reporting production events (`LINE-01`…)."""
+    product_count: int = Field(default=6, ge=0, le=999)
+    """Products, each being quality-tested (`PRD-001`…); product i is made on line i mod lines."""
+    sensor_interval_ms: float = Field(default=1000, ge=1)
+    """Milliseconds between two readings of one machine."""
+    production_interval_ms: float = Field(default=1000, ge=1)
+    """Milliseconds between two production events of one line (each reports a 15-minute window)."""
+    quality_interval_ms: float = Field(default=1000, ge=1)
+    """Milliseconds between two quality tests of one product."""
+    jitter: float = Field(default=0.1, ge=0, le=1)
+    """Random spread of each interval as a fraction of it (0.1 → ±10 %); the mean rate is kept."""
+    anomaly_rate: float = Field(default=0.01, ge=0, le=1)
+    """Fraction of sensor readings carrying an injected anomaly (IS_ANOMALY = true)."""
+    database: str = "MANUFACTURING_DEMO"
+    """Database of the target tables."""
+    schema_: str = Field(default="RAW_DATA", alias="schema")
+    """Schema of the target tables."""
+    sensor_table: str = "SENSOR_DATA_RAW"
+    """Table receiving sensor readings."""
+    production_table: str = "PRODUCTION_DATA_RAW"
+    """Table receiving production events."""
+    quality_table: str = "QUALITY_DATA_RAW"
+    """Table receiving quality test results."""
+
+    @field_validator("database", "schema_", "sensor_table", "production_table", "quality_table")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a plain Snowflake identifier; use letters, digits, _ and $, "
+                "not starting with a digit"
+            )
+        return value
+
+    def _qualified(self, table: str) -> str:
+        return f"{self.database}.{self.schema_}.{table}"
+
+    def tables(self) -> list[str]:
+        """The fully qualified tables (`DB.SCHEMA.TABLE`) this source writes."""
+        return [
+            self._qualified(t)
+            for t in (self.sensor_table, self.production_table, self.quality_table)
+        ]
+
+
+class _RowModel(Protocol):
+    def row(self, event_id: str, at: datetime, sequence: int) -> Row: ...
+
+
+def producer_rng(seed: int, producer: str) -> random.Random:
+    """The RNG of one producer; sha256 rather than hash(), which is salted per process."""
+    digest = hashlib.sha256(f"{seed}:{producer}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+class _Sequences:
+    """One producer's sequence numbers; reserves a new durable block when one runs out."""
+
+    def __init__(self, allocator: SequenceAllocator, producer: str) -> None:
+        self._allocator = allocator
+        self._producer = producer
+        self._block = iter(range(0))
+
+    async def take(self) -> int:
+        """The next unused sequence number."""
+        sequence = next(self._block, None)
+        if sequence is None:
+            self._block = iter(await self._allocator.reserve(self._producer))
+            sequence = next(self._block, None)
+            if sequence is None:
+                raise RuntimeError(f"sequence allocator gave an empty block to {self._producer}")
+        return sequence
+
+
+class ManufacturingSource:
+    """The synthetic plant as a `Source`.
+
+    `run` never finishes on its own: it is an infinite source and returns only when cancelled (or,
+    as a clean stop, when the receiving end of `ctx.send` has been closed and nobody can take rows).
+    """
+
+    def __init__(self, config: ManufacturingSourceConfig) -> None:
+        self.config = config
+        self.name = config.name
+
+    def producers(self) -> list[str]:
+        """Names of all producers, one per machine, line and product (they key the sequences)."""
+        return [name for name, *_ in self._plan()]
+
+    def _plan(self) -> list[tuple[str, str, float, _RowModel, random.Random]]:
+        """(producer, table, interval_s, model, rng) for every producer of the plant."""
+        c = self.config
+        sensor, production, quality = c.tables()
+        plan: list[tuple[str, str, float, _RowModel, random.Random]] = []
+        lines = [line_id(i) for i in range(c.line_count)]
+        for i in range(c.equipment_count):
+            line = lines[i % len(lines)] if lines else None
+            producer = f"sensor-{equipment_id(i)}"
+            rng = producer_rng(c.seed, producer)
+            model = SensorModel(rng, i, line, c.anomaly_rate)
+            plan.append((producer, sensor, c.sensor_interval_ms / 1000, model, rng))
+        for j, line in enumerate(lines):
+            producer = f"production-{line}"
+            rng = producer_rng(c.seed, producer)
+            # Line j makes the products i with i mod lines == j (the same rule quality uses).
+            made = [product_id(i) for i in range(c.product_count) if i % len(lines) == j]
+            prod_model = ProductionModel(rng, j, made)
+            plan.append((producer, production, c.production_interval_ms / 1000, prod_model, rng))
+        for i in range(c.product_count):
+            producer = f"quality-{product_id(i)}"
+            rng = producer_rng(c.seed, producer)
+            q_model = QualityModel(rng, i, lines[i % len(lines)] if lines else None)
+            plan.append((producer, quality, c.quality_interval_ms / 1000, q_model, rng))
+        return plan
+
+    async def run(self, ctx: SourceContext) -> None:
+        """Produce forever; returns only by cancellation (or when the receiving end is closed)."""
+        async with anyio.create_task_group() as tg:
+            for producer, table, interval, model, rng in self._plan():
+                tg.start_soon(
+                    self._produce,
+                    ctx,
+                    tg.cancel_scope,
+                    producer,
+                    table,
+                    interval,
+                    model,
+                    rng,
+                    name=f"{self.name}/{producer}",
+                )
+            # The host task just waits: producers never return, so this only ends by cancellation.
+            await anyio.sleep_forever()
+
+    async def _produce(
+        self,
+        ctx: SourceContext,
+        scope: anyio.CancelScope,
+        producer: str,
+        table: str,
+        interval: float,
+        model: _RowModel,
+        rng: random.Random,
+    ) -> None:
+        """One producer: absolute deadlines, catch-up when late, one row in hand at most."""
+        clock, jitter = ctx.clock, self.config.jitter
+        sequences = _Sequences(ctx.sequences, producer)
+        # A random phase within the first interval keeps producers with equal intervals from
+        # firing in lockstep (bursty batches downstream).
+        due = clock.monotonic() + rng.uniform(0.0, interval)
+        try:
+            while True:
+                delay = due - clock.monotonic()
+                if delay > 0:
+                    await clock.sleep(delay)
+                # When late (slow wake-up, or blocked on send), every row that has come due is
+                # emitted back to back, stamped with its scheduled time: the rate never drifts.
+                sequence = await sequences.take()
+                late = max(0.0, clock.monotonic() - due)
+                at = datetime.fromtimestamp(clock.wall() - late, UTC).replace(tzinfo=None)
+                row = model.row(f"{producer}:{sequence}", at, sequence)
+                # Backpressure lands here: a full stream makes this producer wait.
+                await ctx.send.send(Envelope(table, row))
+                # Deadlines are absolute (due += …, not now + …) so sleep overshoot never adds up.
+                due += interval * (1.0 + rng.uniform(-jitter, jitter))
+        except anyio.BrokenResourceError:
+            # Nobody will ever receive again: stop the whole source rather than fail 30 tasks.
+            scope.cancel()

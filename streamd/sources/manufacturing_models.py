@@ -1,0 +1,294 @@
+"""Row builders for the synthetic plant: sensor readings, production events and quality tests.
+
+Each builder owns one producer's state and its `random.Random`; `row(event_id, at)` is pure apart
+from that state, so the same seed and the same event times give the same rows. The scheduling,
+sequence numbers and sending live in `streamd.sources.manufacturing`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from streamd.rows import Row
+
+# --- the plant catalogue -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EquipmentType:
+    """Typical running values of one kind of machine (°C, bar, mm/s RMS, rpm or units/min)."""
+
+    name: str
+    temperature: float
+    pressure: float
+    vibration: float
+    speed: float
+
+
+EQUIPMENT_TYPES: tuple[EquipmentType, ...] = (
+    EquipmentType("CNC_MACHINE", 42.0, 6.0, 2.2, 2400.0),
+    EquipmentType("CONVEYOR", 31.0, 1.2, 1.1, 45.0),
+    EquipmentType("ROBOTIC_ARM", 36.0, 5.5, 0.7, 90.0),
+    EquipmentType("PRESS", 48.0, 160.0, 3.5, 28.0),
+    EquipmentType("INJECTION_MOLDER", 215.0, 110.0, 1.4, 35.0),
+    EquipmentType("WELDING_ROBOT", 65.0, 4.0, 0.9, 60.0),
+    EquipmentType("PACKAGING_MACHINE", 29.0, 3.0, 1.6, 120.0),
+)
+"""Assigned to equipment round-robin, so a plant of any size has a mix of machines."""
+
+DOWNTIME_REASONS: tuple[tuple[str, float], ...] = (
+    ("EQUIPMENT_FAILURE", 0.22),
+    ("MATERIAL_SHORTAGE", 0.18),
+    ("CHANGEOVER", 0.15),
+    ("QUALITY_HOLD", 0.10),
+    ("PLANNED_MAINTENANCE", 0.10),
+    ("TOOLING_CHANGE", 0.10),
+    ("OPERATOR_UNAVAILABLE", 0.08),
+    ("POWER_OUTAGE", 0.03),
+    ("UNPLANNED_STOP", 0.04),
+)
+"""Reasons with rough relative frequencies (Pareto-like, as OEE reports usually show)."""
+_REASON_NAMES = [name for name, _ in DOWNTIME_REASONS]
+_REASON_WEIGHTS = [weight for _, weight in DOWNTIME_REASONS]
+
+
+@dataclass(frozen=True, slots=True)
+class QualityTest:
+    """A measurement with its nominal value, tolerance and the defect named on each side."""
+
+    name: str
+    nominal: float
+    tolerance: float
+    below: str
+    above: str
+
+
+TEST_TYPES: tuple[QualityTest, ...] = (
+    QualityTest("DIMENSIONAL", 25.0, 0.05, "UNDERSIZE", "OVERSIZE"),
+    QualityTest("WEIGHT", 250.0, 2.5, "UNDERWEIGHT", "OVERWEIGHT"),
+    QualityTest("HARDNESS", 60.0, 2.0, "SOFT_SPOT", "BRITTLE"),
+    QualityTest("TENSILE_STRENGTH", 500.0, 50.0, "WEAK_MATERIAL", "OVER_HARDENED"),
+    QualityTest("SURFACE_ROUGHNESS", 0.8, 0.4, "OVER_POLISHED", "ROUGH_FINISH"),
+    QualityTest("COATING_THICKNESS", 40.0, 6.0, "THIN_COATING", "THICK_COATING"),
+)
+
+SHIFTS = (("NIGHT", 0, 6), ("DAY", 6, 14), ("SWING", 14, 22), ("NIGHT", 22, 24))
+
+PRODUCTION_WINDOW_SECONDS = 900.0
+"""Each production event reports a fixed 15-minute window, like an MES counter snapshot, whatever
+the emission interval: a 1 ms interval must not shrink targets to fractions of a unit."""
+
+QUALITY_BATCH_SIZE = 100
+"""Tests per batch; the batch id comes from the sequence number, so it survives restarts."""
+
+
+def shift_for_hour(hour: int) -> str:
+    """The shift working at `hour` (0–23): DAY 06–14, SWING 14–22, NIGHT 22–06."""
+    for name, start, end in SHIFTS:
+        if start <= hour < end:
+            return name
+    raise ValueError(f"hour must be 0..23, got {hour}")
+
+
+def equipment_id(index: int) -> str:
+    """`EQ-0001` for index 0."""
+    return f"EQ-{index + 1:04d}"
+
+
+def line_id(index: int) -> str:
+    """`LINE-01` for index 0."""
+    return f"LINE-{index + 1:02d}"
+
+
+def product_id(index: int) -> str:
+    """`PRD-001` for index 0."""
+    return f"PRD-{index + 1:03d}"
+
+
+def timestamp(at: datetime) -> str:
+    """ISO-8601 without zone, microsecond precision: what TIMESTAMP_NTZ takes unambiguously."""
+    return at.isoformat(timespec="microseconds")
+
+
+def _with_payload(row: Row) -> Row:
+    # RAW_PAYLOAD keeps the whole event (lower-case keys) for replay and schema drift.
+    payload: dict[str, Any] = {key.lower(): value for key, value in row.items()}
+    row["RAW_PAYLOAD"] = payload
+    return row
+
+
+# --- sensor readings -----------------------------------------------------------------------------
+
+
+class SensorModel:
+    """One machine's sensors: per-unit baselines, slow mean-reverting drift, wear, noise, spikes.
+
+    Modes: RUNNING most of the time, sometimes IDLE (no load) or MAINTENANCE (which resets wear).
+    An anomaly is an injected spike on one metric: IS_ANOMALY is true exactly then, and STATUS
+    says WARNING or ERROR by severity; otherwise STATUS is the mode.
+    """
+
+    _METRICS = ("temperature", "pressure", "vibration", "speed")
+
+    def __init__(
+        self, rng: random.Random, index: int, line: str | None, anomaly_rate: float
+    ) -> None:
+        self.rng = rng
+        self.equipment = equipment_id(index)
+        self.kind = EQUIPMENT_TYPES[index % len(EQUIPMENT_TYPES)]
+        self.line = line
+        self.anomaly_rate = anomaly_rate
+        # Machines of one type differ a little from each other.
+        self.base = {m: getattr(self.kind, m) * rng.gauss(1.0, 0.03) for m in self._METRICS}
+        self.drift = dict.fromkeys(self._METRICS, 0.0)
+        self.wear = 0.0
+        self.mode = "RUNNING"
+        self.mode_left = 0
+
+    def _step_mode(self) -> None:
+        rng = self.rng
+        if self.mode_left > 0:
+            self.mode_left -= 1
+            if self.mode_left == 0:
+                self.mode = "RUNNING"
+            return
+        draw = rng.random()
+        if draw < 0.0005:
+            self.mode, self.mode_left, self.wear = "MAINTENANCE", rng.randint(30, 300), 0.0
+        elif draw < 0.0025:
+            self.mode, self.mode_left = "IDLE", rng.randint(5, 60)
+
+    def row(self, event_id: str, at: datetime, sequence: int) -> Row:
+        """The next reading."""
+        rng = self.rng
+        self._step_mode()
+        # Ornstein–Uhlenbeck drift: wanders a percent or two, never runs away.
+        for m in self._METRICS:
+            self.drift[m] = self.drift[m] * 0.99 + rng.gauss(0.0, 0.002)
+        self.wear = min(self.wear + rng.uniform(0.0, 2e-5), 0.5)
+        load = 1.0 if self.mode == "RUNNING" else 0.0
+        value = {m: self.base[m] * (1.0 + self.drift[m]) for m in self._METRICS}
+        value["temperature"] *= 0.75 + 0.25 * load  # cools towards ambient without load
+        value["pressure"] *= 0.4 + 0.6 * load
+        value["vibration"] *= (0.05 + 0.95 * load) * (1.0 + self.wear)
+        value["speed"] *= load
+        for m, noise in (("temperature", 0.01), ("pressure", 0.02), ("vibration", 0.08)):
+            value[m] *= rng.gauss(1.0, noise)
+        value["speed"] *= rng.gauss(1.0, 0.01)
+        status = self.mode
+        anomaly = rng.random() < self.anomaly_rate
+        if anomaly:
+            metric = rng.choice(self._METRICS)
+            severity = rng.uniform(1.3, 2.5)
+            # A speed anomaly is a stall (drop); the others are spikes.
+            value[metric] *= 1.0 / severity if metric == "speed" else severity
+            status = "ERROR" if severity >= 1.9 else "WARNING"
+        return _with_payload(
+            {
+                "EVENT_ID": event_id,
+                "EVENT_TIMESTAMP": timestamp(at),
+                "EQUIPMENT_ID": self.equipment,
+                "EQUIPMENT_TYPE": self.kind.name,
+                "LINE_ID": self.line,
+                "TEMPERATURE": round(value["temperature"], 2),
+                "PRESSURE": round(max(value["pressure"], 0.0), 3),
+                "VIBRATION": round(max(value["vibration"], 0.0), 3),
+                "SPEED": round(max(value["speed"], 0.0), 1),
+                "STATUS": status,
+                "IS_ANOMALY": anomaly,
+            }
+        )
+
+
+# --- production events ---------------------------------------------------------------------------
+
+
+class ProductionModel:
+    """One line's production reports: target from the nominal cycle, output net of downtime."""
+
+    def __init__(self, rng: random.Random, index: int, products: list[str]) -> None:
+        self.rng = rng
+        self.line = line_id(index)
+        self.products = products
+        self.product = rng.choice(products) if products else None
+        self.cycle = rng.uniform(20.0, 60.0)  # nominal seconds per unit on this line
+        self.target = round(PRODUCTION_WINDOW_SECONDS / self.cycle)
+
+    def row(self, event_id: str, at: datetime, sequence: int) -> Row:
+        """The next production report."""
+        rng = self.rng
+        reason: str | None = None
+        downtime = 0.0
+        if len(self.products) > 1 and rng.random() < 0.02:
+            self.product = rng.choice([p for p in self.products if p != self.product])
+            reason, downtime = "CHANGEOVER", rng.uniform(5.0, 12.0)
+        elif rng.random() < 0.12:
+            reason = rng.choices(_REASON_NAMES, _REASON_WEIGHTS)[0]
+            downtime = rng.expovariate(1 / 4.0) + 0.5
+        window_minutes = PRODUCTION_WINDOW_SECONDS / 60
+        downtime = round(min(downtime, window_minutes), 1)
+        cycle = self.cycle * max(0.85, rng.gauss(1.03, 0.04))  # lines run a bit slower than nominal
+        produced = math.floor(max(0.0, PRODUCTION_WINDOW_SECONDS - downtime * 60) / cycle)
+        return _with_payload(
+            {
+                "EVENT_ID": event_id,
+                "EVENT_TIMESTAMP": timestamp(at),
+                "LINE_ID": self.line,
+                "PRODUCT_ID": self.product,
+                "SHIFT": shift_for_hour(at.hour),
+                "UNITS_PRODUCED": produced,
+                "UNITS_TARGET": self.target,
+                "CYCLE_TIME_SECONDS": round(cycle, 2),
+                "DOWNTIME_MINUTES": downtime,
+                "DOWNTIME_REASON": reason,
+            }
+        )
+
+
+# --- quality tests -------------------------------------------------------------------------------
+
+
+class QualityModel:
+    """One product's quality tests: a few test types, each with product-specific spec limits."""
+
+    def __init__(self, rng: random.Random, index: int, line: str | None) -> None:
+        self.rng = rng
+        self.product = product_id(index)
+        self.line = line
+        self.tests: list[tuple[QualityTest, float, float, float]] = []
+        for test in rng.sample(TEST_TYPES, 3):
+            nominal = test.nominal * rng.uniform(0.8, 1.2)
+            tolerance = test.tolerance * nominal / test.nominal
+            lower = round(nominal - tolerance, 4)
+            upper = round(nominal + tolerance, 4)
+            # Process spread: the limits sit ~2.3 sigma out, so about 2 % of tests fail.
+            self.tests.append((test, nominal, lower, upper))
+
+    def row(self, event_id: str, at: datetime, sequence: int) -> Row:
+        """The next test result; `sequence` picks the batch so batch ids survive restarts."""
+        rng = self.rng
+        test, nominal, lower, upper = rng.choice(self.tests)
+        sigma = (upper - lower) / 2 / 2.3
+        # Round before comparing so PASSED agrees with the stored numbers exactly.
+        measured = round(rng.gauss(nominal, sigma), 4)
+        passed = lower <= measured <= upper
+        defect = None if passed else (test.below if measured < lower else test.above)
+        return _with_payload(
+            {
+                "EVENT_ID": event_id,
+                "EVENT_TIMESTAMP": timestamp(at),
+                "PRODUCT_ID": self.product,
+                "LINE_ID": self.line,
+                "BATCH_ID": f"B-{self.product}-{sequence // QUALITY_BATCH_SIZE:06d}",
+                "TEST_TYPE": test.name,
+                "MEASURED_VALUE": measured,
+                "SPEC_LOWER": lower,
+                "SPEC_UPPER": upper,
+                "PASSED": passed,
+                "DEFECT_TYPE": defect,
+            }
+        )

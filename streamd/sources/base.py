@@ -36,8 +36,8 @@ class SequenceAllocator(Protocol):
 class Source(Protocol):
     """A producer of rows.
 
-    `run` pushes envelopes into `ctx.send` and returns when its input is exhausted. Cancellation means
-    stop now. A source never buffers beyond the stream and never imports `streamd.snowflake`.
+    `run` pushes envelopes into `ctx.send` and returns when its input is exhausted. Cancellation
+    means stop now. A source never buffers beyond the stream and never imports `streamd.snowflake`.
     """
 
     name: str

@@ -84,12 +84,22 @@ def build_sources(config: Config) -> list[Source]:
 class Daemon:
     """The running pipeline: sources → router → lanes → batchers → channel writers."""
 
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        sources: list[Source] | None = None,
+        tables: list[str] | None = None,
+    ) -> None:
+        """Build from `config`; tests and benchmarks may inject their own sources and tables."""
         self.config = config
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
-        self.sources = build_sources(config)
-        self.lanes: dict[str, Lane] = open_lanes(config.tables(), config.delivery.lane_capacity)
+        self.sources = sources if sources is not None else build_sources(config)
+        self.lanes: dict[str, Lane] = open_lanes(
+            tables if tables is not None else config.tables(), config.delivery.lane_capacity
+        )
         self.writers: dict[str, ChannelWriter] = {}
         self.started_at = time.time()
         self.target_url = ""
@@ -258,6 +268,9 @@ class Daemon:
                 async with anyio.create_task_group() as tg:
                     for source in self.sources:
                         tg.start_soon(self._run_source, source, send.clone(), sequences)
+                # Every source reached the end of its input: drain and stop like on SIGTERM.
+                self._log.info("sources_finished")
+                self.stop()
 
     async def _run_source(
         self, source: Source, send: ObjectSendStream[Envelope], sequences: FileSequences

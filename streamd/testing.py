@@ -1,8 +1,11 @@
-"""Fakes shipped with the package for tests: a manual clock and an in-memory sequence allocator."""
+"""Fakes shipped with the package for tests and benchmarks: clock, sequences, a finite source."""
 
 from __future__ import annotations
 
 import anyio
+
+from streamd.rows import Envelope, Row
+from streamd.sources.base import SourceContext
 
 
 class ManualClock:
@@ -52,3 +55,19 @@ class MemorySequences:
         first = self.next.get(producer, 0)
         self.next[producer] = first + self.block
         return range(first, first + self.block)
+
+
+class ListSource:
+    """A finite source that pushes pre-built rows for one table as fast as the pipeline takes them."""
+
+    kind = "list"
+
+    def __init__(self, name: str, table: str, rows: list[Row]) -> None:
+        self.name = name
+        self.table = table
+        self.rows = rows
+
+    async def run(self, ctx: SourceContext) -> None:
+        """Send every row, then return (end of input)."""
+        for row in self.rows:
+            await ctx.send.send(Envelope(self.table, row))

@@ -1,0 +1,117 @@
+"""Throughput of the delivery path: rows/s, MB/s and client CPU per million rows, vs bare orjson.
+
+The stand-in runs in a separate process so the CPU figure is the daemon's own. Prints figures and
+the command line. Usage: python bench/throughput.py [--rows N] [--shape sensor|wide]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from streamd.config import Config
+from streamd.daemon import Daemon
+from streamd.keys import generate_key_pair
+from streamd.testing import ListSource
+
+SENSOR_TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
+
+
+def sensor_rows(n: int) -> list[dict[str, Any]]:
+    """Rows shaped like the manufacturing sensor rows (12 columns, nested payload)."""
+    start = datetime(2026, 11, 23, tzinfo=UTC).replace(tzinfo=None)
+    rows = []
+    for i in range(n):
+        ts = (start + timedelta(milliseconds=i)).isoformat(timespec="microseconds")
+        row = {
+            "EVENT_ID": f"sensor-EQ-{i % 20 + 1:04d}:{i}",
+            "EVENT_TIMESTAMP": ts,
+            "EQUIPMENT_ID": f"EQ-{i % 20 + 1:04d}",
+            "EQUIPMENT_TYPE": "CNC_MACHINE",
+            "LINE_ID": f"LINE-0{i % 4 + 1}",
+            "TEMPERATURE": 71.5 + (i % 97) / 10,
+            "PRESSURE": 101.3 + (i % 13) / 7,
+            "VIBRATION": 0.42 + (i % 11) / 100,
+            "SPEED": 1500.0 + i % 50,
+            "STATUS": "RUNNING",
+            "IS_ANOMALY": i % 100 == 0,
+        }
+        row["RAW_PAYLOAD"] = {k.lower(): v for k, v in row.items()}
+        rows.append(row)
+    return rows
+
+
+def start_standin(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    """`streamd standin serve` in its own process; returns it and its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamd", "standin", "serve", "--data-dir", str(data_dir), "--commit-delay-ms", "200"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            return proc, found.group(1)
+    raise SystemExit("stand-in did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=300_000)
+    args = parser.parse_args()
+    rows = sensor_rows(args.rows)
+
+    t0 = time.process_time()
+    body = b"\n".join(orjson.dumps(r) for r in rows)
+    bare_cpu = time.process_time() - t0
+    mb = len(body) / 1e6
+
+    private_pem, _ = generate_key_pair()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_standin(Path(tmp) / "standin")
+        try:
+            config = Config.model_validate(
+                {
+                    "state_dir": str(Path(tmp) / "state"),
+                    "target": {"kind": "snowflake", "url": url, "private_key": private_pem.decode()},
+                    "delivery": {"linger_ms": 50, "status_poll_ms": 100, "drain_timeout_s": 600},
+                    "admin": {"enabled": False},
+                    "log": {"level": "warning"},
+                }
+            )
+            from streamd.logs import configure
+
+            configure("json", "warning")
+            daemon = Daemon(config, sources=[ListSource("bench", SENSOR_TABLE, rows)], tables=[SENSOR_TABLE])
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            summary = anyio.run(daemon.run)
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    committed = summary.tables[SENSOR_TABLE].committed
+    assert committed == len(rows), f"only {committed} of {len(rows)} rows committed"
+    per_m = 1e6 / len(rows)
+    print(f"command: {' '.join([sys.executable, *sys.argv])}")
+    print(f"rows delivered (committed): {committed:,}  NDJSON: {mb:.1f} MB  ({len(body) / len(rows):.0f} B/row)")
+    print(f"wall: {wall:.2f} s  -> {committed / wall:,.0f} rows/s, {mb / wall:.1f} MB/s (stand-in commit included)")
+    print(f"client CPU: {cpu:.2f} s  -> {cpu * per_m:.2f} CPU s per million rows")
+    print(f"bare orjson NDJSON: {bare_cpu:.2f} s  -> {bare_cpu * per_m:.2f} CPU s per million rows")
+    print(f"ratio delivered / bare serialisation: {cpu / bare_cpu:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""The Snowpipe Streaming REST endpoints (reference §2.3–§2.9), paths exactly as documented.
+
+Paths are split on the **raw** path before percent-decoding: the SDK sends `/` inside a channel name
+as `%2F` (official-sdk-wire §3), which a decoded path would turn into an extra segment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from streamd.standin.auth import Authenticator, AuthError
+from streamd.standin.state import ChannelId, StandinState, StreamingError
+from streamd.standin.storage import ChannelRow
+
+MAX_APPEND_BYTES = 4 * 1024 * 1024
+"""4 MB per append as sent on the wire, i.e. before decompression (§2.2, §2.13)."""
+
+
+def json_response(body: object, status: int = 200) -> Response:
+    """A JSON response serialised with orjson."""
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """The documented error body `{"code", "message"}` (§2.10)."""
+    return json_response({"code": code, "message": message}, status)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamingApi:
+    """Handlers bound to the live state, the authenticator and the advertised ingest host."""
+
+    state: StandinState
+    auth: Authenticator
+    hostname: str
+
+    def routes(self) -> list[Route]:
+        """Starlette routes for the control-host and ingest-host streaming calls."""
+        return [
+            Route("/oauth/token", self.oauth_token, methods=["POST"]),
+            Route(
+                "/v2/streaming/{rest:path}",
+                self.dispatch,
+                methods=["GET", "PUT", "POST", "DELETE"],
+            ),
+        ]
+
+    async def oauth_token(self, request: Request) -> Response:
+        """Exchange Scoped Token (§2.4): form body in, plain-text token out (what clients parse)."""
+        try:
+            subject = self.auth.check_control(request.headers.get("authorization"))
+        except AuthError as err:
+            return error_response(401, "390303", f"Invalid JWT token: {err}")
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        grant = form.get("grant_type", [""])[0]
+        if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return error_response(
+                400, "ERR_INVALID_GRANT_TYPE", f"unsupported grant_type {grant!r}"
+            )
+        scope = form.get("scope", [""])[0]
+        # Plain text, not {"token": …}: the SDK rejects JSON here (official-sdk-wire §3, row 2).
+        return PlainTextResponse(self.auth.issue_scoped_token(subject, scope))
+
+    async def dispatch(self, request: Request) -> Response:
+        """Route one /v2/streaming call by method and raw path segments."""
+        raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        raw_path = raw.decode("latin-1").split("?", 1)[0]
+        parts = raw_path.removeprefix("/v2/streaming/").split("/")
+        try:
+            return await self._dispatch(request, parts)
+        except AuthError as err:
+            return error_response(401, "390303", f"Authentication failed: {err}")
+        except StreamingError as err:
+            return error_response(err.status, err.code, err.message)
+
+    async def _dispatch(self, request: Request, parts: list[str]) -> Response:
+        method = request.method
+        if method == "GET" and parts == ["hostname"]:
+            self.auth.check_control(request.headers.get("authorization"))
+            # Plain text, bare host, no port: the SDK appends the control URL's port (wire §3).
+            return PlainTextResponse(self.hostname)
+        names = _names(parts)
+        if names is not None:
+            kind, db, schema, pipe, channel = names
+            if kind == "channel" and method in ("PUT", "DELETE"):
+                self.auth.check_ingest(request.headers.get("authorization"))
+                cid = ChannelId(db.upper(), schema.upper(), pipe.upper(), channel.upper())
+                body = await _json_body(request)
+                fail = bool(body.get("fail_on_uncommitted_rows", False))
+                if method == "PUT":
+                    offset = body.get("offset_token")
+                    token, row = await self.state.open_channel(
+                        cid, None if offset is None else str(offset), fail
+                    )
+                    return json_response(
+                        {"next_continuation_token": token, "channel_status": _status(cid, row)}
+                    )
+                await self.state.drop_channel(cid, fail)
+                return json_response({})  # the SDK needs a JSON object (wire §3, row 8)
+            if kind == "status" and method == "POST":
+                self.auth.check_ingest(request.headers.get("authorization"))
+                return await self._bulk_status(request, db, schema, pipe)
+            if kind == "rows" and method == "POST":
+                self.auth.check_ingest(request.headers.get("authorization"))
+                cid = ChannelId(db.upper(), schema.upper(), pipe.upper(), channel.upper())
+                return await self._append(request, cid)
+        return error_response(
+            404, "ERR_NOT_FOUND", f"no such endpoint: {method} {request.url.path}"
+        )
+
+    async def _append(self, request: Request, cid: ChannelId) -> Response:
+        query = request.query_params
+        token = query.get("continuationToken")
+        if not token:
+            raise StreamingError(
+                400, "ERR_MISSING_CONTINUATION_TOKEN", "continuationToken is required"
+            )
+        body = await _read_limited(request)
+        # endOffsetToken is what becomes last_committed_offset_token; the older single
+        # `offsetToken` (§2.6 [DOC-OLD]) is accepted in its place.
+        end = query.get("endOffsetToken") or query.get("offsetToken")
+        start = query.get("startOffsetToken") or query.get("offsetToken")
+        next_token = await self.state.append(
+            cid, token, body, request.headers.get("content-encoding"), start, end
+        )
+        return json_response({"next_continuation_token": next_token})
+
+    async def _bulk_status(self, request: Request, db: str, schema: str, pipe: str) -> Response:
+        body = await _json_body(request)
+        names = body.get("channel_names")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise StreamingError(
+                400, "ERR_INVALID_REQUEST", "channel_names must be a list of strings"
+            )
+        rows = await self.state.channel_statuses(db, schema, pipe, names)
+        cid = ChannelId(db.upper(), schema.upper(), pipe.upper(), "")
+        statuses = {
+            name: _status(cid._replace(channel=row.channel_name), row) for name, row in rows.items()
+        }
+        return json_response({"channel_statuses": statuses})
+
+
+def _names(parts: list[str]) -> tuple[str, str, str, str, str] | None:
+    """(kind, db, schema, pipe, channel) of a channel, status or rows path, decoded."""
+    if len(parts) == 8 and parts[0::2] == ["databases", "schemas", "pipes", "channels"]:
+        return ("channel", *(unquote(p) for p in parts[1::2]))  # type: ignore[return-value]
+    if len(parts) == 6 and parts[0::2] == ["databases", "schemas", "pipes"]:
+        pipe, sep, action = parts[5].rpartition(":")
+        if sep and action == "bulk-channel-status":
+            return ("status", unquote(parts[1]), unquote(parts[3]), unquote(pipe), "")
+        return None
+    if (
+        len(parts) == 10
+        and parts[0] == "data"
+        and parts[1:9:2] == ["databases", "schemas", "pipes", "channels"]
+        and parts[9] == "rows"
+    ):
+        return ("rows", *(unquote(p) for p in parts[2:9:2]))  # type: ignore[return-value]
+    return None
+
+
+def _status(cid: ChannelId, row: ChannelRow) -> dict[str, Any]:
+    """A channel status object carrying every documented spelling (§2.5, §2.8, wire §4.2)."""
+    return {
+        "database_name": cid.db,
+        "schema_name": cid.schema,
+        "pipe_name": cid.pipe,
+        "channel_name": row.channel_name,
+        "channel_status_code": "SUCCESS",
+        "last_committed_offset_token": row.committed_offset_token,
+        "created_on_ms": row.created_on_ms,
+        "rows_inserted": row.rows_inserted,
+        "rows_parsed": row.rows_parsed,
+        "rows_error_count": row.rows_error_count,
+        "rows_errors": row.rows_error_count,
+        "last_error_offset_upper_bound": row.last_error_offset_upper_bound,
+        "last_error_message": row.last_error_message,
+        # Documented both as a timestamp and as "Long, ms"; epoch ms under both names.
+        "last_error_timestamp": row.last_error_timestamp_ms,
+        "last_error_timestamp_ms": row.last_error_timestamp_ms,
+        "snowflake_avg_processing_latency_ms": row.avg_latency_ms,
+    }
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise StreamingError(400, "ERR_INVALID_REQUEST", f"body is not JSON: {err}") from err
+    if not isinstance(body, dict):
+        raise StreamingError(400, "ERR_INVALID_REQUEST", "body must be a JSON object")
+    return body
+
+
+async def _read_limited(request: Request) -> bytes:
+    # The status and code for an oversize body are not documented (§2.2); 413 with
+    # ERR_PAYLOAD_TOO_LARGE is the stand-in's choice. Checked before decompression (on the wire).
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_APPEND_BYTES:
+        raise _too_large(int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_APPEND_BYTES:
+            raise _too_large(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int) -> StreamingError:
+    return StreamingError(
+        413,
+        "ERR_PAYLOAD_TOO_LARGE",
+        f"request body of {size} bytes exceeds the 4 MB (4194304 bytes) limit on the wire",
+    )

@@ -1,0 +1,326 @@
+"""Channels and pipes: sequencers, pending batches and the group-commit scheduler.
+
+A 200 on append only means "received": batches wait `commit_delay_s` in memory and are then
+group-committed per database (§2.6, §2.18). Reopening a channel bumps its client sequencer and
+discards what it had not committed yet; the old opener's tokens go stale (§2.5, §2.11).
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import anyio
+
+from streamd.standin.ddl import TableSpec
+from streamd.standin.ingest import BodyError, ParsedRows, decode_body, parse_rows
+from streamd.standin.storage import ChannelRow, Commit, Storage
+from streamd.standin.tokens import TokenClaims, TokenError, decode_token, encode_token
+
+DEFAULT_PIPE_SUFFIX = "-STREAMING"
+
+
+class StreamingError(Exception):
+    """A request the streaming API refuses; rendered as `{"code": …, "message": …}` (§2.10)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class ChannelId(NamedTuple):
+    """A channel's identity, upper-cased like unquoted identifiers (§2.5: path names are
+    case-insensitive)."""
+
+    db: str
+    schema: str
+    pipe: str
+    channel: str
+
+
+@dataclass(slots=True)
+class LiveChannel:
+    """What appends check against: the current opener and the next expected row sequencer."""
+
+    client_seq: int
+    row_seq: int
+    uncommitted: int = 0
+    """Batches appended and not yet committed or discarded (pending or being committed)."""
+
+
+@dataclass(slots=True)
+class Pending:
+    """A batch waiting for its commit time."""
+
+    channel: ChannelId
+    commit: Commit
+    due: float
+
+
+class StandinState:
+    """The live streaming state of one stand-in process."""
+
+    def __init__(self, storage: Storage, tables: list[TableSpec], commit_delay_s: float) -> None:
+        self.storage = storage
+        self.commit_delay_s = commit_delay_s
+        self._secret = secrets.token_bytes(32)
+        self._tables = {(t.database, t.schema, t.name): t for t in tables}
+        self._channels: dict[ChannelId, LiveChannel] = {}
+        self._queue: deque[Pending] = deque()
+        self._wake = anyio.Event()
+
+    # ---- pipes ---------------------------------------------------------------------------
+
+    async def resolve_pipe(self, db: str, schema: str, pipe: str) -> TableSpec:
+        """The table behind a pipe; 404 naming the pipe when any part of it does not exist."""
+        db, schema, pipe = db.upper(), schema.upper(), pipe.upper()
+        if pipe.endswith(DEFAULT_PIPE_SUFFIX) and db in self.storage.databases:
+            # Default pipe <TABLE>-STREAMING exists implicitly for every table (§2.15).
+            name = pipe[: -len(DEFAULT_PIPE_SUFFIX)]
+            spec = self._tables.get((db, schema, name))
+            if spec is None:
+                spec = await self.storage.read(
+                    functools.partial(
+                        self.storage.table_spec_sync, db=db, schema=schema, table=name
+                    )
+                )
+                if spec is not None:
+                    self._tables[(db, schema, name)] = spec
+            if spec is not None:
+                return spec
+        raise StreamingError(
+            404,
+            "ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED",
+            f"Pipe '{db}.{schema}.{pipe}' does not exist or not authorized "
+            "(the stand-in serves default pipes <TABLE>-STREAMING of existing tables)",
+        )
+
+    def forget_tables(self) -> None:
+        """Drop cached table specs learned from DuckDB (after DDL through the SQL API)."""
+        self._tables = {k: v for k, v in self._tables.items() if k[0] in self.storage.databases}
+
+    def add_tables(self, tables: list[TableSpec]) -> None:
+        """Remember Snowflake-declared table specs (from DDL run after start-up)."""
+        self._tables.update({(t.database, t.schema, t.name): t for t in tables})
+
+    # ---- channel calls -------------------------------------------------------------------
+
+    async def open_channel(
+        self, cid: ChannelId, offset_token: str | None, fail_on_uncommitted: bool
+    ) -> tuple[str, ChannelRow]:
+        """Open Channel (§2.5): create or bump the client sequencer; returns token and status."""
+        await self.resolve_pipe(cid.db, cid.schema, cid.pipe)
+        live = self._channels.get(cid)
+        if live is not None and live.uncommitted and fail_on_uncommitted:
+            raise _uncommitted(cid)
+        self._discard(cid)
+        row = await self.storage.write(
+            functools.partial(
+                self.storage.open_channel_sync,
+                db=cid.db,
+                schema=cid.schema,
+                pipe=cid.pipe,
+                channel=cid.channel,
+                offset=offset_token,
+            )
+        )
+        live = self._channels.get(cid)
+        if live is None or row.client_seq > live.client_seq:
+            self._channels[cid] = live = LiveChannel(row.client_seq, 0)
+        # An old opener may have appended while the bump was being written: drop that too.
+        self._discard(cid)
+        token = self._token(cid, row.client_seq, 0)
+        return token, row
+
+    async def append(
+        self,
+        cid: ChannelId,
+        continuation_token: str,
+        body: bytes,
+        content_encoding: str | None,
+        start_offset: str | None,
+        end_offset: str | None,
+    ) -> str:
+        """Append Rows (§2.6): check the token chain, parse, queue for commit; next token."""
+        self._check_token(cid, continuation_token)  # reject early, before parsing the body
+        spec = await self.resolve_pipe(cid.db, cid.schema, cid.pipe)
+        rows = await anyio.to_thread.run_sync(_parse, spec, body, content_encoding)
+        # Checked again: the channel may have been reopened while the body was parsed.
+        live = self._check_token(cid, continuation_token)
+        commit = Commit(
+            table=spec,
+            pipe=cid.pipe,
+            channel=cid.channel,
+            rows=rows,
+            start_offset=start_offset,
+            end_offset=end_offset,
+            client_seq=live.client_seq,
+            row_seq=live.row_seq + 1,
+            appended_at=time.monotonic(),
+        )
+        live.row_seq += 1
+        live.uncommitted += 1
+        self._queue.append(Pending(cid, commit, time.monotonic() + self.commit_delay_s))
+        self._wake.set()
+        return self._token(cid, live.client_seq, live.row_seq)
+
+    async def drop_channel(self, cid: ChannelId, fail_on_uncommitted: bool) -> None:
+        """Drop Channel (§2.9): forget the channel, its offset token and its pending data."""
+        await self.resolve_pipe(cid.db, cid.schema, cid.pipe)
+        live = self._channels.get(cid)
+        if live is not None and live.uncommitted and fail_on_uncommitted:
+            raise _uncommitted(cid)
+        self._discard(cid)
+        self._channels.pop(cid, None)
+        await self.storage.write(
+            functools.partial(
+                self.storage.drop_channel_sync,
+                db=cid.db,
+                schema=cid.schema,
+                pipe=cid.pipe,
+                channel=cid.channel,
+            )
+        )
+
+    async def channel_statuses(
+        self, db: str, schema: str, pipe: str, names: list[str]
+    ) -> dict[str, ChannelRow]:
+        """Bulk Get Channel Status (§2.8), keyed by the requested spelling; unknown names absent."""
+        await self.resolve_pipe(db, schema, pipe)
+        db, schema, pipe = db.upper(), schema.upper(), pipe.upper()
+        # Stored names are upper-cased (path names are case-insensitive, §2.5), so the
+        # "case-sensitive" body names are matched after upper-casing too: tolerant where the docs
+        # contradict each other.
+        wanted = sorted({n.upper() for n in names})
+        rows = await self.storage.read(
+            functools.partial(
+                self.storage.read_channels_sync, db=db, schema=schema, pipe=pipe, channels=wanted
+            )
+        )
+        return {n: rows[n.upper()] for n in names if n.upper() in rows}
+
+    def uncommitted_batches(self) -> int:
+        """Batches appended but not yet committed (for tests and inspection)."""
+        return sum(c.uncommitted for c in self._channels.values())
+
+    # ---- commit scheduler ----------------------------------------------------------------
+
+    async def run_commits(self) -> None:
+        """Commit batches `commit_delay_s` after their append, forever; cancel to stop."""
+        while True:
+            if not self._queue:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                continue
+            delay = self._queue[0].due - time.monotonic()
+            if delay > 0:
+                # Appends only add later deadlines (constant delay), so the head's deadline is the
+                # next thing to wait for; reopen may remove the head, which just re-enters the loop.
+                await anyio.sleep(delay)
+                continue
+            await self._commit_due(time.monotonic())
+
+    async def flush(self) -> None:
+        """Commit everything pending now (graceful shutdown, tests)."""
+        while self._queue:
+            await self._commit_due(float("inf"))
+
+    async def _commit_due(self, now: float) -> None:
+        due: list[Pending] = []
+        while self._queue and self._queue[0].due <= now:
+            due.append(self._queue.popleft())
+        by_db: dict[str, list[Pending]] = {}
+        for p in due:
+            by_db.setdefault(p.channel.db, []).append(p)
+        for db, group in by_db.items():
+            try:
+                await self.storage.write(
+                    functools.partial(
+                        self.storage.commit_sync, db=db, commits=[p.commit for p in group]
+                    )
+                )
+            finally:
+                for p in group:
+                    self._settled(p)
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _check_token(self, cid: ChannelId, token: str) -> LiveChannel:
+        try:
+            claims = decode_token(self._secret, token)
+        except TokenError as err:
+            # Undocumented case; ERR_CHANNEL_MUST_BE_REOPENED (§2.10) is the documented code whose
+            # remedy (reopen, get a fresh token) fixes it. Tokens from an earlier stand-in process
+            # land here too, since the signing secret is per process.
+            raise StreamingError(
+                400, "ERR_CHANNEL_MUST_BE_REOPENED", f"Invalid continuation token: {err}"
+            ) from err
+        if (claims.db, claims.schema, claims.pipe, claims.channel) != tuple(cid):
+            raise StreamingError(
+                400,
+                "ERR_CHANNEL_MUST_BE_REOPENED",
+                f"Continuation token belongs to channel {claims.channel} of "
+                f"{claims.db}.{claims.schema}.{claims.pipe}, not to {cid.channel}",
+            )
+        live = self._channels.get(cid)
+        if live is None:
+            raise StreamingError(
+                400,
+                "ERR_CHANNEL_DOES_NOT_EXIST_OR_IS_NOT_AUTHORIZED",  # seen in the wild, §2.10
+                f"Channel {cid.channel} on pipe {cid.db}.{cid.schema}.{cid.pipe} does not exist",
+            )
+        if claims.client_seq != live.client_seq:
+            raise StreamingError(
+                400,
+                "STALE_CONTINUATION_TOKEN_SEQUENCER",
+                "Channel sequencer in the continuation token is stale. Please reopen the channel",
+            )
+        if claims.row_seq != live.row_seq:
+            # A reused token (retry after a timeout) lands here too: the docs leave that case open,
+            # and reopen + replay from the committed offset is the exactly-once answer (§2.6).
+            raise StreamingError(
+                400,
+                "ERR_CHANNEL_MUST_BE_REOPENED_DUE_TO_ROW_SEQ_GAP",
+                f"Row sequencer {claims.row_seq} in the continuation token does not match the "
+                f"channel's {live.row_seq}. Please reopen the channel",
+            )
+        return live
+
+    def _token(self, cid: ChannelId, client_seq: int, row_seq: int) -> str:
+        claims = TokenClaims(cid.db, cid.schema, cid.pipe, cid.channel, client_seq, row_seq)
+        return encode_token(self._secret, claims)
+
+    def _discard(self, cid: ChannelId) -> None:
+        kept: deque[Pending] = deque()
+        for p in self._queue:
+            if p.channel == cid:
+                self._settled(p)
+            else:
+                kept.append(p)
+        self._queue = kept
+
+    def _settled(self, pending: Pending) -> None:
+        live = self._channels.get(pending.channel)
+        if live is not None and live.client_seq == pending.commit.client_seq:
+            live.uncommitted -= 1
+
+
+def _parse(spec: TableSpec, body: bytes, content_encoding: str | None) -> ParsedRows:
+    try:
+        return parse_rows(spec, decode_body(body, content_encoding))
+    except BodyError as err:
+        raise StreamingError(400, err.code, err.message) from err
+
+
+def _uncommitted(cid: ChannelId) -> StreamingError:
+    return StreamingError(
+        409,
+        "ERR_CHANNEL_HAS_UNCOMMITTED_DATA",
+        f"Channel {cid.channel} has uncommitted data and fail_on_uncommitted_rows is true",
+    )

@@ -48,7 +48,11 @@ async def serve_asgi(
     *,
     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `app` on `sock` until cancelled; reports `http://host:port` once accepting."""
+    """Serve `app` on `sock` until cancelled; reports `http://host:port` once accepting.
+
+    Cancellation reaches uvicorn as `should_exit`, so it closes its listener and connections
+    instead of being torn down mid-request; the socket is closed on the way out.
+    """
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
@@ -58,11 +62,26 @@ async def serve_asgi(
         timeout_graceful_shutdown=1,
     )
     server = _EmbeddedServer(config)
+    done = anyio.Event()
+
+    async def run() -> None:
+        try:
+            with anyio.CancelScope(shield=True):
+                await server.serve([sock])
+        finally:
+            sock.close()
+            done.set()
+            server.started_event.set()  # wake the waiter below if startup itself failed
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
+        tg.start_soon(run)
         await server.started_event.wait()
+        if done.is_set():
+            raise OSError(f"HTTP server on {host}:{port} stopped during start-up")
         task_status.started(f"http://{host}:{port}")
         try:
-            await anyio.sleep_forever()
+            await done.wait()
         finally:
-            server.should_exit = True
+            with anyio.CancelScope(shield=True):
+                server.should_exit = True
+                await done.wait()

@@ -20,7 +20,7 @@ class Clock(Protocol):
         ...
 
     async def sleep(self, seconds: float) -> None:
-        """Wait `seconds` on this clock."""
+        """Wait `seconds` on this clock; zero or less just yields."""
         ...
 
 
@@ -34,4 +34,4 @@ class SystemClock:
         return time.time()
 
     async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
+        await anyio.sleep(max(0.0, seconds))

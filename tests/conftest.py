@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.abc
 import anyio.from_thread
 import pytest
 
@@ -27,7 +30,7 @@ class StandinFactory:
     def __init__(self, portal: anyio.from_thread.BlockingPortal, tmp_path: Path) -> None:
         self._portal = portal
         self._tmp_path = tmp_path
-        self._running: list[tuple[concurrent.futures.Future[Any], Standin]] = []
+        self._running: list[tuple[_Running, Standin]] = []
 
     def __call__(self, **overrides: Any) -> Standin:
         """Start one with `StandinSettings` defaults for tests, overridden by `overrides`."""
@@ -37,8 +40,11 @@ class StandinFactory:
             "commit_delay_s": 0.2,
             **overrides,
         }
-        future, standin = self._portal.start_task(serve, StandinSettings(**values))
-        self._running.append((future, standin))
+        done = threading.Event()
+        future, standin = self._portal.start_task(
+            _serve_then_signal, StandinSettings(**values), done
+        )
+        self._running.append((_Running(future, done), standin))
         return standin
 
     def stop(self, standin: Standin) -> None:
@@ -46,18 +52,39 @@ class StandinFactory:
         for entry in list(self._running):
             if entry[1] is standin:
                 self._running.remove(entry)
-                _cancel_and_wait(entry[0])
+                entry[0].stop()
 
     def stop_all(self) -> None:
         """Stop every stand-in still running, newest first."""
         while self._running:
-            _cancel_and_wait(self._running.pop()[0])
+            self._running.pop()[0].stop()
 
 
-def _cancel_and_wait(future: concurrent.futures.Future[Any]) -> None:
-    future.cancel()
-    with contextlib.suppress(concurrent.futures.CancelledError):
-        future.result(timeout=30)
+class _Running:
+    def __init__(self, future: concurrent.futures.Future[Any], done: threading.Event) -> None:
+        self.future = future
+        self.done = done
+
+    def stop(self) -> None:
+        # Cancelling a portal future returns at once; `done` is set only after serve()'s own
+        # shutdown (flush, checkpoint, close) has finished, which a restart depends on.
+        self.future.cancel()
+        if not self.done.wait(timeout=30):
+            raise TimeoutError("stand-in did not shut down within 30 s")
+        with contextlib.suppress(concurrent.futures.CancelledError):
+            self.future.result(timeout=1)
+
+
+async def _serve_then_signal(
+    settings: StandinSettings,
+    done: threading.Event,
+    *,
+    task_status: anyio.abc.TaskStatus[Standin] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    try:
+        await serve(settings, task_status=task_status)
+    finally:
+        done.set()
 
 
 @pytest.fixture

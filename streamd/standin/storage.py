@@ -131,6 +131,10 @@ class Storage:
             # A failed checkpoint is harmless: the WAL is replayed at the next open.
             with contextlib.suppress(duckdb.Error):
                 _exec(self._writer, f"CHECKPOINT {quote(name)}")
+            # Detach explicitly so the file lock is gone when close() returns, even while Python
+            # still holds stray cursor objects (a restart in the same process re-attaches it).
+            with contextlib.suppress(duckdb.Error):
+                _exec(self._writer, f"DETACH {quote(name)}")
         self._writer.close()
         self._con.close()
 

@@ -54,7 +54,17 @@ def sensor_rows(n: int) -> list[dict[str, Any]]:
 def start_standin(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     """`streamd standin serve` in its own process; returns it and its URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamd", "standin", "serve", "--data-dir", str(data_dir), "--commit-delay-ms", "200"],
+        [
+            sys.executable,
+            "-m",
+            "streamd",
+            "standin",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--commit-delay-ms",
+            "200",
+        ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -85,7 +95,11 @@ def main() -> None:
             config = Config.model_validate(
                 {
                     "state_dir": str(Path(tmp) / "state"),
-                    "target": {"kind": "snowflake", "url": url, "private_key": private_pem.decode()},
+                    "target": {
+                        "kind": "snowflake",
+                        "url": url,
+                        "private_key": private_pem.decode(),
+                    },
                     "delivery": {"linger_ms": 50, "status_poll_ms": 100, "drain_timeout_s": 600},
                     "admin": {"enabled": False},
                     "log": {"level": "warning"},
@@ -94,7 +108,9 @@ def main() -> None:
             from streamd.logs import configure
 
             configure("json", "warning")
-            daemon = Daemon(config, sources=[ListSource("bench", SENSOR_TABLE, rows)], tables=[SENSOR_TABLE])
+            daemon = Daemon(
+                config, sources=[ListSource("bench", SENSOR_TABLE, rows)], tables=[SENSOR_TABLE]
+            )
             wall0, cpu0 = time.perf_counter(), time.process_time()
             summary = anyio.run(daemon.run)
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -106,8 +122,12 @@ def main() -> None:
     assert committed == len(rows), f"only {committed} of {len(rows)} rows committed"
     per_m = 1e6 / len(rows)
     print(f"command: {' '.join([sys.executable, *sys.argv])}")
-    print(f"rows delivered (committed): {committed:,}  NDJSON: {mb:.1f} MB  ({len(body) / len(rows):.0f} B/row)")
-    print(f"wall: {wall:.2f} s  -> {committed / wall:,.0f} rows/s, {mb / wall:.1f} MB/s (stand-in commit included)")
+    print(
+        f"rows delivered (committed): {committed:,}  NDJSON: {mb:.1f} MB  ({len(body) / len(rows):.0f} B/row)"
+    )
+    print(
+        f"wall: {wall:.2f} s  -> {committed / wall:,.0f} rows/s, {mb / wall:.1f} MB/s (stand-in commit included)"
+    )
     print(f"client CPU: {cpu:.2f} s  -> {cpu * per_m:.2f} CPU s per million rows")
     print(f"bare orjson NDJSON: {bare_cpu:.2f} s  -> {bare_cpu * per_m:.2f} CPU s per million rows")
     print(f"ratio delivered / bare serialisation: {cpu / bare_cpu:.1f}x")

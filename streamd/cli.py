@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,7 +101,9 @@ def run(
 def config_check(config: ConfigOpt = None) -> None:
     """Validate a config file; print every problem as PATH:LINE: key: message and exit 2."""
     cfg = _load(config)
-    typer.echo(f"ok: {len(cfg.sources)} sources, {len(cfg.tables())} tables, target {cfg.target.kind}")
+    typer.echo(
+        f"ok: {len(cfg.sources)} sources, {len(cfg.tables())} tables, target {cfg.target.kind}"
+    )
 
 
 @app.command()
@@ -172,7 +175,7 @@ def standin_serve(
         async with anyio.create_task_group() as tg:
             standin = await tg.start(serve, settings)
             typer.echo(f"stand-in listening on {standin.url}", err=True)
-            with anyio.open_signal_receiver(2, 15) as signals:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
                     tg.cancel_scope.cancel()
 

@@ -160,7 +160,9 @@ class Config(BaseModel):
 
     @field_validator("sources")
     @classmethod
-    def _unique_names(cls, value: list[ManufacturingSourceConfig]) -> list[ManufacturingSourceConfig]:
+    def _unique_names(
+        cls, value: list[ManufacturingSourceConfig]
+    ) -> list[ManufacturingSourceConfig]:
         names = [s.name for s in value]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

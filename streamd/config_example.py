@@ -22,7 +22,9 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _fields(model: type[BaseModel], instance: BaseModel, lines: list[str], commented: bool) -> list[str]:
+def _fields(
+    model: type[BaseModel], instance: BaseModel, lines: list[str], commented: bool
+) -> list[str]:
     nested: list[str] = []
     for name, field in model.model_fields.items():
         key = field.alias or name

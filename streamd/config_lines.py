@@ -54,9 +54,7 @@ def _resolve(parts: list[str], counters: dict[tuple[str | int, ...], int]) -> tu
     return tuple(resolved)
 
 
-def locate(
-    loc: Sequence[str | int], lines: dict[tuple[str | int, ...], int]
-) -> tuple[str, int]:
+def locate(loc: Sequence[str | int], lines: dict[tuple[str | int, ...], int]) -> tuple[str, int]:
     """The dotted key for a pydantic error location and the best line for it."""
     # Discriminated unions add the tag (e.g. "manufacturing") to the location; it is not a key.
     path = tuple(part for i, part in enumerate(loc) if not _is_union_tag(loc, i))

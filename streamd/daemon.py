@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from streamd import __version__
 from streamd.admin import bind as bind_admin
@@ -120,7 +121,9 @@ class Daemon:
             "uptime_s": round(time.time() - self.started_at, 1),
             "stopping": self.stopping,
             "target": {"kind": self.config.target.kind, "url": self.target_url},
-            "sources": [{"name": s.name, "kind": getattr(s, "kind", type(s).__name__)} for s in self.sources],
+            "sources": [
+                {"name": s.name, "kind": getattr(s, "kind", type(s).__name__)} for s in self.sources
+            ],
             "lanes": [
                 {
                     "table": lane.table,
@@ -177,7 +180,7 @@ class Daemon:
             else:
                 if cfg.target.private_key is None:
                     raise ConfigError(
-                        "target.private_key: required for kind = \"snowflake\"; set it to file:/path/rsa_key.p8"
+                        'target.private_key: required for kind = "snowflake"; set it to file:/path/rsa_key.p8'
                     )
                 private_pem = cfg.target.private_key.get_secret_value().encode()
                 pw = cfg.target.private_key_passphrase
@@ -185,7 +188,9 @@ class Daemon:
                 self.target_url = cfg.target.control_url()
             key = load_private_key(private_pem, passphrase, source="target.private_key")
             timeout = httpx.Timeout(cfg.delivery.request_timeout_s, connect=10)
-            async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
+            async with httpx.AsyncClient(
+                timeout=timeout, headers={"User-Agent": USER_AGENT}
+            ) as http:
                 key_auth = KeyPairAuth(key, cfg.target.account, cfg.target.user, self.clock)
                 auth = StreamingAuth(http, key_auth, self.target_url, self.clock)
                 client = StreamingClient(
@@ -261,7 +266,9 @@ class Daemon:
                 fix="rows not yet committed stay uncommitted; raise delivery.drain_timeout_s",
             )
 
-    async def _run_sources(self, send: ObjectSendStream[Envelope], scope: anyio.CancelScope) -> None:
+    async def _run_sources(
+        self, send: MemoryObjectSendStream[Envelope], scope: anyio.CancelScope
+    ) -> None:
         sequences = FileSequences(self.config.state_dir / "sequences.json")
         async with send:
             with scope:

@@ -59,7 +59,9 @@ def render(status: dict[str, Any], width: int = 80) -> str:
             f"{lane['producers_waiting']:>5}"
         )
     out.append("")
-    out.append(f"{'CHANNEL':<30} {'COMMITTED':>12} {'INFLIGHT':>9} {'INSERTED':>10} {'ERR':>5} {'LAG s':>6}")
+    out.append(
+        f"{'CHANNEL':<30} {'COMMITTED':>12} {'INFLIGHT':>9} {'INSERTED':>10} {'ERR':>5} {'LAG s':>6}"
+    )
     for ch in status.get("channels", []):
         committed = ch.get("committed_offset_token")
         out.append(

@@ -26,7 +26,9 @@ _SECRET_VALUE = re.compile(
     re.S,
 )
 # Offset and continuation tokens are positions, not credentials; operators need them in logs.
-_NOT_SECRET = frozenset({"offset_token", "committed_offset_token", "start_offset_token", "end_offset_token"})
+_NOT_SECRET = frozenset(
+    {"offset_token", "committed_offset_token", "start_offset_token", "end_offset_token"}
+)
 
 
 def _redact_value(value: Any) -> Any:

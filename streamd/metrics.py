@@ -18,14 +18,18 @@ class Metrics:
             "streamd_rows_produced", "Rows sources handed to the pipeline", ["table"], registry=r
         )
         self.rows_appended = Counter(
-            "streamd_rows_appended", "Rows acknowledged by an append (not yet committed)", ["table"],
+            "streamd_rows_appended",
+            "Rows acknowledged by an append (not yet committed)",
+            ["table"],
             registry=r,
         )
         self.rows_committed = Counter(
             "streamd_rows_committed", "Rows Snowflake reports committed", ["table"], registry=r
         )
         self.rows_rejected = Counter(
-            "streamd_rows_rejected", "Rows dead-lettered instead of delivered", ["table", "rule"],
+            "streamd_rows_rejected",
+            "Rows dead-lettered instead of delivered",
+            ["table", "rule"],
             registry=r,
         )
         self.rows_errored = Counter(
@@ -35,19 +39,28 @@ class Metrics:
             "streamd_bytes_appended", "Uncompressed NDJSON bytes appended", ["table"], registry=r
         )
         self.retries = Counter(
-            "streamd_retries", "Requests retried after a transient error", ["table", "reason"],
+            "streamd_retries",
+            "Requests retried after a transient error",
+            ["table", "reason"],
             registry=r,
         )
         self.reopens = Counter(
-            "streamd_channel_reopens", "Channels reopened and replayed", ["table", "reason"],
+            "streamd_channel_reopens",
+            "Channels reopened and replayed",
+            ["table", "reason"],
             registry=r,
         )
-        self.lane_depth = Gauge("streamd_lane_depth_rows", "Rows waiting in a lane", ["table"], registry=r)
+        self.lane_depth = Gauge(
+            "streamd_lane_depth_rows", "Rows waiting in a lane", ["table"], registry=r
+        )
         self.commit_lag = Gauge(
             "streamd_commit_lag_seconds", "Age of the oldest uncommitted row", ["table"], registry=r
         )
         self.request_seconds = Histogram(
-            "streamd_request_seconds", "Snowflake request latency", ["call"], registry=r,
+            "streamd_request_seconds",
+            "Snowflake request latency",
+            ["call"],
+            registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 

@@ -32,13 +32,15 @@ async def run_statement(config: Config, statement: str) -> tuple[list[str], list
         if config.target.private_key is None:
             from streamd.errors import ConfigError
 
-            raise ConfigError("target.private_key: required for kind = \"snowflake\"")
+            raise ConfigError('target.private_key: required for kind = "snowflake"')
         pem = config.target.private_key.get_secret_value().encode()
         pw = config.target.private_key_passphrase
         passphrase = pw.get_secret_value().encode() if pw else None
     clock = SystemClock()
     key = load_private_key(pem, passphrase, source="target.private_key")
     async with httpx.AsyncClient(timeout=60) as http:
-        client = SqlApiClient(http, KeyPairAuth(key, config.target.account, config.target.user, clock), url, clock)
+        client = SqlApiClient(
+            http, KeyPairAuth(key, config.target.account, config.target.user, clock), url, clock
+        )
         result = await client.execute(statement, role=config.target.role)
     return result.columns, [list(r) for r in result.rows]

@@ -11,7 +11,8 @@ from typing import Protocol
 
 import anyio
 import orjson
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from streamd.clock import Clock
 from streamd.rows import Batch, Row
@@ -70,7 +71,7 @@ class Batcher:
     def __repr__(self) -> str:
         return f"<Batcher {self.table} pending={len(self._lines)} rows/{self._bytes} bytes>"
 
-    async def run(self, rows: ObjectReceiveStream[Row], out: ObjectSendStream[Batch]) -> None:
+    async def run(self, rows: MemoryObjectReceiveStream[Row], out: ObjectSendStream[Batch]) -> None:
         """Batch until `rows` ends, then flush what is left and close `out`."""
         async with out, anyio.create_task_group() as tg:
             tg.start_soon(self._linger, out)
@@ -131,4 +132,3 @@ class Batcher:
             # Only flush the batch we were timing; a size flush may have replaced it meanwhile.
             if self._has_rows is has_rows and self._lines:
                 await self._flush(out)
-

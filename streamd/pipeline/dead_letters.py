@@ -22,16 +22,28 @@ class DeadLetters:
         self._lock = anyio.Lock()
         self._log = get_logger()
 
-    async def put(self, table: str, row: Row, *, rule: str, detail: str, position: str | None = None) -> None:
+    async def put(
+        self, table: str, row: Row, *, rule: str, detail: str, position: str | None = None
+    ) -> None:
         """Record one rejected row with the rule it broke."""
-        record: dict[str, Any] = {"table": table, "rule": rule, "detail": detail, "position": position, "row": row}
+        record: dict[str, Any] = {
+            "table": table,
+            "rule": rule,
+            "detail": detail,
+            "position": position,
+            "row": row,
+        }
         line = orjson.dumps(record, default=str) + b"\n"
         path = self.directory / f"{table}.ndjson"
         async with self._lock:
             await anyio.to_thread.run_sync(_append, path, line)
         self._metrics.rows_rejected.labels(table, rule).inc()
         self._log.error(
-            "row_rejected", table=table, rule=rule, detail=detail, event_id=row.get("EVENT_ID"),
+            "row_rejected",
+            table=table,
+            rule=rule,
+            detail=detail,
+            event_id=row.get("EVENT_ID"),
             dead_letter_file=str(path),
         )
 

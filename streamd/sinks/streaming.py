@@ -25,7 +25,9 @@ from streamd.snowflake.streaming import ChannelStatus, StreamingClient
 
 # A stale sequencer means someone else reopened our channel: we never reuse a token across our own
 # reopens, so the only other opener is another daemon with the same identity (reference §2.5, §2.11).
-_FENCING_CODES = frozenset({"STALE_CONTINUATION_TOKEN_SEQUENCER", "ERR_CHANNEL_HAS_INVALID_CLIENT_SEQUENCER"})
+_FENCING_CODES = frozenset(
+    {"STALE_CONTINUATION_TOKEN_SEQUENCER", "ERR_CHANNEL_HAS_INVALID_CLIENT_SEQUENCER"}
+)
 
 
 class _RetryAfterOrBackoff:
@@ -98,7 +100,9 @@ class ChannelWriter:
             "channel": self.key.channel,
             "pipe": self.key.pipe,
             "open": self.is_open,
-            "committed_offset_token": None if self.committed is None else format_offset(self.committed),
+            "committed_offset_token": None
+            if self.committed is None
+            else format_offset(self.committed),
             "next_offset": self._next_offset,
             "inflight_batches": len(self._inflight),
             "inflight_rows": self.inflight_rows,
@@ -264,12 +268,14 @@ class ChannelWriter:
             )
         self._errors_seen = status.rows_error_count
         done = 0
-        while self._inflight and self.committed is not None and self._inflight[0].last_offset <= self.committed:
+        while (
+            self._inflight
+            and self.committed is not None
+            and self._inflight[0].last_offset <= self.committed
+        ):
             batch = self._inflight.popleft()
             done += batch.rows
-            self._log.info(
-                "batch_committed", rows=batch.rows, offset_token=batch.end_token
-            )
+            self._log.info("batch_committed", rows=batch.rows, offset_token=batch.end_token)
         if done:
             self._metrics.rows_committed.labels(self.table).inc(done)
             self._signal_progress()

@@ -83,7 +83,18 @@ def test_cli_run_then_sql(tmp_path: Path) -> None:
     config_path.write_text(_config_text(tmp_path / "state", interval_ms=50))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     run = subprocess.run(
-        [sys.executable, "-m", "streamd", "run", "--config", str(config_path), "--duration", "3", "--log-format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "streamd",
+            "run",
+            "--config",
+            str(config_path),
+            "--duration",
+            "3",
+            "--log-format",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=90,
@@ -98,7 +109,12 @@ def test_cli_run_then_sql(tmp_path: Path) -> None:
 
     sql = subprocess.run(
         [
-            sys.executable, "-m", "streamd", "sql", "--config", str(config_path),
+            sys.executable,
+            "-m",
+            "streamd",
+            "sql",
+            "--config",
+            str(config_path),
             "select count(*), count(distinct EVENT_ID) from MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW",
         ],
         capture_output=True,

@@ -31,7 +31,9 @@ def test_embedded_default_is_local_manufacturing() -> None:
 def test_unknown_key_names_line_and_key() -> None:
     """An unknown key is rejected with its line number and dotted path."""
     text = "state_dir = 'x'\n\n[delivery]\nlinger_ms = 5\nlingr_ms = 10\n"
-    assert _problems(text) == ["streamd.toml:5: delivery.lingr_ms: unknown key; remove it or check its spelling"]
+    assert _problems(text) == [
+        "streamd.toml:5: delivery.lingr_ms: unknown key; remove it or check its spelling"
+    ]
 
 
 def test_every_problem_is_reported_with_its_line() -> None:
@@ -96,5 +98,11 @@ def test_example_file_is_generated_from_the_model() -> None:
     assert (REPO / "config/streamd.example.toml").read_text() == text
     cfg = parse(text, path="example")
     assert cfg.delivery == Config().delivery
-    for key in ("channel_prefix", "linger_ms", "drain_timeout_s", "equipment_count", "commit_delay_ms"):
+    for key in (
+        "channel_prefix",
+        "linger_ms",
+        "drain_timeout_s",
+        "equipment_count",
+        "commit_delay_ms",
+    ):
         assert f"{key} = " in text

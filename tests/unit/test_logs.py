@@ -31,7 +31,9 @@ def test_secret_keys_are_redacted() -> None:
 def test_secret_values_are_redacted_anywhere() -> None:
     """A PEM block or a JWT inside any string, even nested, is replaced."""
     pem = "-----BEGIN PRIVATE KEY-----\nMIIEv\n-----END PRIVATE KEY-----"
-    event = redact_secrets(None, "error", {"event": "x", "detail": f"bad {JWT} here", "nested": {"k": [pem]}})
+    event = redact_secrets(
+        None, "error", {"event": "x", "detail": f"bad {JWT} here", "nested": {"k": [pem]}}
+    )
     assert JWT not in event["detail"]
     assert REDACTED in event["detail"]
     assert event["nested"] == {"k": [REDACTED]}

@@ -30,7 +30,9 @@ def test_policy_limits() -> None:
     assert policy.is_due(10.0, 10.5)
 
 
-async def _run(policy: BatchPolicy, rows: list[Row], clock: ManualClock, advance: float = 0.0) -> tuple[list[Batch], _Rejected]:
+async def _run(
+    policy: BatchPolicy, rows: list[Row], clock: ManualClock, advance: float = 0.0
+) -> tuple[list[Batch], _Rejected]:
     rejected = _Rejected()
     batcher = Batcher("T", policy, clock, on_oversize=rejected)
     row_send, row_receive = anyio.create_memory_object_stream[Row](100)
@@ -59,7 +61,9 @@ async def test_cuts_by_row_count() -> None:
     """Seven rows with max_rows=3 give batches of 3, 3 and 1 (the last at end of input)."""
     batches, _ = await _run(BatchPolicy(3, 10_000, 60), [{"i": i} for i in range(7)], ManualClock())
     assert [b.rows for b in batches] == [3, 3, 1]
-    assert b"".join(b.body for b in batches).splitlines() == [orjson.dumps({"i": i}) for i in range(7)]
+    assert b"".join(b.body for b in batches).splitlines() == [
+        orjson.dumps({"i": i}) for i in range(7)
+    ]
     assert all(b.body.endswith(b"\n") for b in batches)
 
 

@@ -109,6 +109,8 @@ class DeliveryConfig(BaseModel):
     """Content-Encoding of append bodies."""
     request_timeout_s: float = Field(default=30, gt=0)
     """Per-request HTTP timeout."""
+    startup_timeout_s: float = Field(default=60, gt=0)
+    """How long to keep trying to open the channels at start-up before giving up with an error."""
     drain_timeout_s: float = Field(default=30, gt=0)
     """On shutdown, how long to wait for in-flight rows to commit."""
 
@@ -201,13 +203,14 @@ def parse(text: str, *, path: str) -> Config:
         return Config.model_validate(data)
     except ValidationError as exc:
         lines = key_lines(text)
-        problems = []
+        located = []
         for err in exc.errors(include_url=False):
             dotted, line = locate(err["loc"], lines)
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown key; remove it or check its spelling"
-            problems.append(f"{path}:{line}: {dotted}: {message}")
+            located.append((line, f"{path}:{line}: {dotted}: {message}"))
+        problems = [text for _, text in sorted(located, key=lambda item: item[0])]
         raise ConfigError(problems[0], problems) from None
 
 

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -24,7 +25,7 @@ from streamd.admin import build_app
 from streamd.asgi_server import serve_asgi
 from streamd.clock import Clock, SystemClock
 from streamd.config import Config, embedded_path
-from streamd.errors import ConfigError
+from streamd.errors import ConfigError, FatalError
 from streamd.keys import local_key_pair
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
@@ -82,6 +83,14 @@ def build_sources(config: Config) -> list[Source]:
     return [ManufacturingSource(s) for s in config.sources]
 
 
+async def _forget_on_exit(path: Path) -> None:
+    """Remove the admin URL file when the daemon stops, so `inspect` does not chase a dead port."""
+    try:
+        await anyio.sleep_forever()
+    finally:
+        path.unlink(missing_ok=True)
+
+
 class Daemon:
     """The running pipeline: sources → router → lanes → batchers → channel writers."""
 
@@ -108,6 +117,8 @@ class Daemon:
         self.stopping = False
         self._log = get_logger()
         self._stop = anyio.Event()
+        self._abort = anyio.CancelScope()
+        self._pipeline_running = False
 
     def stop(self) -> None:
         """Ask the daemon to drain and exit."""
@@ -156,6 +167,21 @@ class Daemon:
 
     async def run(self, *, duration: float | None = None) -> RunSummary:
         """Run until stopped (signal, `stop()` or `duration`), drain, and return the summary."""
+        with self._abort:
+            await self._run(duration)
+        if self._abort.cancelled_caught:
+            self._log.warning(
+                "daemon_aborted", reason="signal before start-up finished or during drain"
+            )
+        summary = self.summary()
+        self._log.info(
+            "daemon_stopped",
+            tables={t: vars(s) for t, s in summary.tables.items()},
+            uncommitted=summary.uncommitted,
+        )
+        return summary
+
+    async def _run(self, duration: float | None) -> None:
         cfg = self.config
         state_dir = cfg.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -196,11 +222,20 @@ class Daemon:
                 client = StreamingClient(
                     http, auth, compression=cfg.delivery.compression, user_agent=USER_AGENT
                 )
-                await self._open_channels(client)
+                with anyio.move_on_after(cfg.delivery.startup_timeout_s) as opening:
+                    await self._open_channels(client)
+                if opening.cancelled_caught:
+                    last = next((w.last_error for w in self.writers.values() if w.last_error), None)
+                    raise FatalError(
+                        f"could not open channels at {self.target_url} within "
+                        f"{cfg.delivery.startup_timeout_s:g} s (last error: {last}); check target.url, "
+                        "the network, or raise delivery.startup_timeout_s"
+                    )
                 if admin_sock is not None:
                     app = build_app(self.status, self.metrics)
                     self.admin_url = await root.start(serve_asgi, app, admin_sock)
                     (state_dir / "admin.url").write_text(self.admin_url)
+                    root.start_soon(_forget_on_exit, state_dir / "admin.url")
                 self._log.info(
                     "daemon_started",
                     target=cfg.target.kind,
@@ -211,13 +246,6 @@ class Daemon:
                 )
                 await self._run_pipeline(duration)
             root.cancel_scope.cancel()
-        summary = self.summary()
-        self._log.info(
-            "daemon_stopped",
-            tables={t: vars(s) for t, s in summary.tables.items()},
-            uncommitted=summary.uncommitted,
-        )
-        return summary
 
     async def _open_channels(self, client: StreamingClient) -> None:
         d = self.config.delivery
@@ -233,8 +261,8 @@ class Daemon:
                 max_inflight_batches=d.max_inflight_batches,
                 status_poll_s=d.status_poll_ms / 1000,
             )
-            await writer.open()
             self.writers[table] = writer
+            await writer.open()
 
     async def _run_pipeline(self, duration: float | None) -> None:
         d = self.config.delivery
@@ -245,6 +273,7 @@ class Daemon:
         )
         sources_scope = anyio.CancelScope()
         with anyio.CancelScope() as drain_scope:
+            self._pipeline_running = True
             async with anyio.create_task_group() as tg:
                 for table, lane in self.lanes.items():
                     batch_send, batch_receive = anyio.create_memory_object_stream[Batch](1)
@@ -290,5 +319,11 @@ class Daemon:
             return  # signals reach only the main thread; embedded runs are stopped with stop()
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                self._log.info("signal_received", signal=signal.Signals(signum).name)
-                self.stop()
+                name = signal.Signals(signum).name
+                if self._pipeline_running and not self._stop.is_set():
+                    self._log.info("signal_received", signal=name, action="drain")
+                    self.stop()
+                else:
+                    # Still starting (nothing to drain yet) or a second signal during the drain.
+                    self._log.warning("signal_received", signal=name, action="abort")
+                    self._abort.cancel()

@@ -74,6 +74,7 @@ class ChannelWriter:
         self.status: ChannelStatus | None = None
         self.is_open = False
         self._errors_seen = 0
+        self.last_error: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -229,6 +230,7 @@ class ChannelWriter:
     def _on_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         reason = (exc.code or str(exc.status)) if isinstance(exc, RetryableError) else "unknown"
+        self.last_error = str(exc)
         self._metrics.retries.labels(self.table, reason).inc()
         self._log.warning("request_retried", reason=reason, attempt=state.attempt_number)
 

@@ -54,7 +54,7 @@ NOT_FOUND_CODES: frozenset[str] = frozenset(
 _MESSAGE_LIMIT = 300
 
 _FIX_NOT_FOUND = (
-    "create the table (or pipe) or fix its name under `tables.<T>` in the config, "
+    "create the table (or pipe) or fix the table name in the source's config, "
     "and check the role has USAGE on the database and schema and INSERT on the table"
 )
 _FIXES: dict[type[DeliveryError], str] = {

@@ -24,8 +24,8 @@ _PATH = "databases/manufacturing_demo/schemas/raw_data/pipes/SENSOR_DATA_RAW-STR
 PIPE = f"/v2/streaming/{_PATH}"
 ROWS = f"/v2/streaming/data/{_PATH}"
 TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
-SELECT_IDS = f"SELECT event_id FROM {TABLE} ORDER BY event_id"  # noqa: S608 - constant
-COUNT_ROWS = f"SELECT count(*) FROM {TABLE}"  # noqa: S608 - constant
+SELECT_IDS = f"SELECT event_id FROM {TABLE} ORDER BY event_id"
+COUNT_ROWS = f"SELECT count(*) FROM {TABLE}"
 
 
 def row(event_id: str, **extra: Any) -> dict[str, Any]:

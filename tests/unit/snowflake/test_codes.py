@@ -95,7 +95,7 @@ def test_message_is_one_line_naming_object_status_code_and_server_text() -> None
     [
         (403, None, "INSERT grant"),
         (401, None, "RSA_PUBLIC_KEY"),
-        (404, None, "`tables.<T>`"),
+        (404, None, "the table name in the source's config"),
         (400, "ERR_TABLE_DOES_NOT_EXIST_NOT_AUTHORIZED", "create the table"),
         (413, None, "smaller batches"),
         (400, "ERR_PIPE_KIND_NOT_SUPPORTED", "not a streaming pipe"),

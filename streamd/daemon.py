@@ -88,7 +88,8 @@ async def _forget_on_exit(path: Path) -> None:
     try:
         await anyio.sleep_forever()
     finally:
-        path.unlink(missing_ok=True)
+        with anyio.CancelScope(shield=True):
+            await anyio.Path(path).unlink(missing_ok=True)
 
 
 class Daemon:
@@ -119,6 +120,8 @@ class Daemon:
         self._stop = anyio.Event()
         self._abort = anyio.CancelScope()
         self._pipeline_running = False
+        self.ready = anyio.Event()
+        """Set once channels are open and the pipeline runs (what READY=1 will mean to systemd)."""
 
     def stop(self) -> None:
         """Ask the daemon to drain and exit."""
@@ -274,6 +277,7 @@ class Daemon:
         sources_scope = anyio.CancelScope()
         with anyio.CancelScope() as drain_scope:
             self._pipeline_running = True
+            self.ready.set()
             async with anyio.create_task_group() as tg:
                 for table, lane in self.lanes.items():
                     batch_send, batch_receive = anyio.create_memory_object_stream[Batch](1)

@@ -122,13 +122,8 @@ async def test_inspect_shows_live_lanes_and_channels(tmp_path: Path) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(daemon.run)
         with anyio.fail_after(30):
-            while (
-                not (tmp_path / "admin.url").exists()
-                or not daemon.summary()
-                .tables["MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"]
-                .committed
-            ):
-                await anyio.sleep(0.05)
+            await daemon.ready.wait()
+        await anyio.sleep(1.5)  # a few batches commit (commit delay 0.1 s, linger 0.02 s)
         status = await anyio.to_thread.run_sync(fetch_status, config)
         daemon.stop()
     assert {lane["table"].split(".")[-1] for lane in status["lanes"]} == {

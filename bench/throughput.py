@@ -20,7 +20,7 @@ import anyio
 import orjson
 
 from streamd.config import Config
-from streamd.daemon import Daemon
+from streamd.daemon import Daemon, RunSummary
 from streamd.keys import generate_key_pair
 from streamd.testing import ListSource
 
@@ -108,11 +108,15 @@ def main() -> None:
             from streamd.logs import configure
 
             configure("json", "warning")
-            daemon = Daemon(
-                config, sources=[ListSource("bench", SENSOR_TABLE, rows)], tables=[SENSOR_TABLE]
-            )
+
+            async def deliver() -> RunSummary:
+                daemon = Daemon(
+                    config, sources=[ListSource("bench", SENSOR_TABLE, rows)], tables=[SENSOR_TABLE]
+                )
+                return await daemon.run()
+
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            summary = anyio.run(daemon.run)
+            summary = anyio.run(deliver)
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         finally:
             proc.terminate()

@@ -33,7 +33,7 @@ from streamd.pipeline.batcher import Batcher, BatchPolicy
 from streamd.pipeline.dead_letters import DeadLetters
 from streamd.pipeline.lanes import Lane, open_lanes
 from streamd.pipeline.router import route
-from streamd.rows import Batch, ChannelKey, Envelope
+from streamd.rows import ChannelKey, Envelope
 from streamd.sinks.streaming import ChannelWriter
 from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
 from streamd.snowflake.streaming import StreamingClient
@@ -280,10 +280,9 @@ class Daemon:
             self.ready.set()
             async with anyio.create_task_group() as tg:
                 for table, lane in self.lanes.items():
-                    batch_send, batch_receive = anyio.create_memory_object_stream[Batch](1)
                     batcher = Batcher(table, policy, self.clock, on_oversize=dead.oversize)
-                    tg.start_soon(batcher.run, lane.receive, batch_send)
-                    tg.start_soon(self.writers[table].run, batch_receive)
+                    tg.start_soon(batcher.fill, lane.receive)
+                    tg.start_soon(self.writers[table].run, batcher)
                 tg.start_soon(route, envelopes_receive, self.lanes, self.metrics)
                 tg.start_soon(self._run_sources, envelopes_send, sources_scope)
                 with anyio.move_on_after(duration):

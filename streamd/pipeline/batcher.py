@@ -11,7 +11,6 @@ from typing import Protocol
 
 import anyio
 import orjson
-from anyio.abc import ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from streamd.clock import Clock
@@ -48,7 +47,13 @@ class OversizeHook(Protocol):
 
 
 class Batcher:
-    """Reads rows from a lane and sends `Batch`es downstream, in order, honouring the policy."""
+    """Accumulates a lane's rows into one pending batch that the writer takes when it is ready.
+
+    The writer pulls (`next_batch`), so a batch is cut when the writer can send it: while an
+    append is in flight the pending batch keeps growing up to the policy's limits, instead of being
+    cut at linger and then waiting, already small, behind the request. When the pending batch is
+    full, `fill` stops reading the lane, and backpressure reaches the sources.
+    """
 
     def __init__(
         self,
@@ -65,54 +70,79 @@ class Batcher:
         self._lines: list[bytes] = []
         self._bytes = 0
         self._first_at = 0.0
-        self._has_rows = anyio.Event()
-        self._send_lock = anyio.Lock()
+        self._ended = False
+        self._changed = anyio.Event()
+        self._taken = anyio.Event()
 
     def __repr__(self) -> str:
         return f"<Batcher {self.table} pending={len(self._lines)} rows/{self._bytes} bytes>"
 
-    async def run(self, rows: MemoryObjectReceiveStream[Row], out: ObjectSendStream[Batch]) -> None:
-        """Batch until `rows` ends, then flush what is left and close `out`."""
-        async with out, anyio.create_task_group() as tg:
-            tg.start_soon(self._linger, out)
-            async with rows:
-                async for row in rows:
-                    await self._add(row, out)
-                    # Drain whatever else is already queued without an await per row.
-                    while True:
-                        try:
-                            row = rows.receive_nowait()
-                        except (anyio.WouldBlock, anyio.EndOfStream):
-                            break
-                        await self._add(row, out)
-            await self._flush(out)
-            tg.cancel_scope.cancel()
+    @property
+    def pending_rows(self) -> int:
+        """Rows encoded and waiting in the pending batch."""
+        return len(self._lines)
 
-    async def _add(self, row: Row, out: ObjectSendStream[Batch]) -> None:
+    async def fill(self, rows: MemoryObjectReceiveStream[Row]) -> None:
+        """Read the lane until it ends; `next_batch` then returns what is left, then None."""
+        async with rows:
+            async for row in rows:
+                await self._add(row)
+                # Drain whatever else is already queued without an await per row.
+                while True:
+                    try:
+                        row = rows.receive_nowait()
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                    await self._add(row)
+        self._ended = True
+        self._notify()
+
+    async def next_batch(self) -> Batch | None:
+        """The next batch once it is full or due (linger), or None when the lane has ended."""
+        while True:
+            changed = self._changed
+            if self._lines:
+                now = self._clock.monotonic()
+                if (
+                    self._ended
+                    or self.policy.is_full(len(self._lines), self._bytes)
+                    or self.policy.is_due(self._first_at, now)
+                ):
+                    return self._take()
+                await self._wait(changed, self._first_at + self.policy.linger_s - now)
+            elif self._ended:
+                return None
+            else:
+                await changed.wait()
+
+    async def _add(self, row: Row) -> None:
         line = orjson.dumps(row)
         if len(line) + 1 > self.policy.max_bytes:
             await self._on_oversize(self.table, row, len(line))
             return
-        if not self.policy.fits(len(self._lines), self._bytes, len(line)):
-            await self._flush(out)
+        while not self.policy.fits(len(self._lines), self._bytes, len(line)):
+            taken = self._taken
+            self._notify()
+            await taken.wait()
         if not self._lines:
             self._first_at = self._clock.monotonic()
-            self._has_rows.set()
+            self._notify()
         self._lines.append(line)
         self._bytes += len(line) + 1
         if self.policy.is_full(len(self._lines), self._bytes):
-            await self._flush(out)
+            self._notify()
 
-    async def _flush(self, out: ObjectSendStream[Batch]) -> None:
-        if not self._lines:
-            return
-        # Take the rows synchronously so a concurrent flush can never send them twice; the lock
-        # keeps batches in the order they were cut while a full downstream makes us wait.
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def _take(self) -> Batch:
         lines, first_at = self._lines, self._first_at
         self._lines, self._bytes = [], 0
-        self._has_rows = anyio.Event()
+        self._taken.set()
+        self._taken = anyio.Event()
         lines.append(b"")
-        batch = Batch(
+        return Batch(
             table=self.table,
             body=b"\n".join(lines),
             rows=len(lines) - 1,
@@ -120,15 +150,15 @@ class Batcher:
             last_offset=0,
             oldest_event_monotonic=first_at,
         )
-        async with self._send_lock:
-            await out.send(batch)
 
-    async def _linger(self, out: ObjectSendStream[Batch]) -> None:
-        while True:
-            has_rows = self._has_rows
-            await has_rows.wait()
-            first_at = self._first_at
-            await self._clock.sleep(first_at + self.policy.linger_s - self._clock.monotonic())
-            # Only flush the batch we were timing; a size flush may have replaced it meanwhile.
-            if self._has_rows is has_rows and self._lines:
-                await self._flush(out)
+    async def _wait(self, event: anyio.Event, seconds: float) -> None:
+        """Wait for `event` or `seconds` on the clock, whichever comes first (once per batch)."""
+        async with anyio.create_task_group() as tg:
+
+            async def timer() -> None:
+                await self._clock.sleep(seconds)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(timer)
+            await event.wait()
+            tg.cancel_scope.cancel()

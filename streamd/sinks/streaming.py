@@ -9,10 +9,9 @@ end offset committed, and after any reopen it replays everything past the commit
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
-from anyio.abc import ObjectReceiveStream
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_random_exponential
 
@@ -28,6 +27,14 @@ from streamd.snowflake.streaming import ChannelStatus, StreamingClient
 _FENCING_CODES = frozenset(
     {"STALE_CONTINUATION_TOKEN_SEQUENCER", "ERR_CHANNEL_HAS_INVALID_CLIENT_SEQUENCER"}
 )
+
+
+class BatchSource(Protocol):
+    """Where a writer pulls its batches from (the lane's batcher)."""
+
+    async def next_batch(self) -> Batch | None:
+        """The next batch to append, or None when the input has ended."""
+        ...
 
 
 class _RetryAfterOrBackoff:
@@ -119,25 +126,27 @@ class ChannelWriter:
         async with self._lock:
             await self._open()
 
-    async def run(self, batches: ObjectReceiveStream[Batch]) -> None:
+    async def run(self, batches: BatchSource) -> None:
         """Append every batch, then wait until all of them are committed."""
         if not self.is_open:
             await self.open()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._track_commits)
-            async with batches:
-                async for batch in batches:
-                    while len(self._inflight) >= self._window:
-                        await self._wait_progress()
-                    batch.first_offset = self._next_offset
-                    batch.last_offset = self._next_offset + batch.rows - 1
-                    self._next_offset = batch.last_offset + 1
-                    async with self._lock:
-                        # Kept before the request goes out (if its outcome is unknown it is replayed),
-                        # and only under the lock, so a concurrent recovery cannot replay it twice.
-                        self._inflight.append(batch)
-                        await self._append_or_recover(batch)
-                    self._appended.set()
+            while True:
+                while len(self._inflight) >= self._window:
+                    await self._wait_progress()
+                batch = await batches.next_batch()
+                if batch is None:
+                    break
+                batch.first_offset = self._next_offset
+                batch.last_offset = self._next_offset + batch.rows - 1
+                self._next_offset = batch.last_offset + 1
+                async with self._lock:
+                    # Kept before the request goes out (if its outcome is unknown it is replayed),
+                    # and only under the lock, so a concurrent recovery cannot replay it twice.
+                    self._inflight.append(batch)
+                    await self._append_or_recover(batch)
+                self._appended.set()
             while self._inflight:
                 await self._wait_progress()
             tg.cancel_scope.cancel()

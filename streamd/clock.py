@@ -35,3 +35,22 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(0.0, seconds))
+
+
+async def wait_event(clock: Clock, event: anyio.Event, seconds: float) -> bool:
+    """Wait for `event` at most `seconds` on `clock`; True if it was set.
+
+    Costs a task group per call, so use it per batch or per poll, never per row.
+    """
+    if event.is_set():
+        return True
+    async with anyio.create_task_group() as tg:
+
+        async def timer() -> None:
+            await clock.sleep(seconds)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(timer)
+        await event.wait()
+        tg.cancel_scope.cancel()
+    return event.is_set()

@@ -104,7 +104,15 @@ class DeliveryConfig(BaseModel):
     max_inflight_batches: int = Field(default=16, ge=1)
     """Batches appended but not yet committed, per channel, before the writer waits."""
     status_poll_ms: float = Field(default=250, ge=10)
-    """How often commit progress is read from Bulk Channel Status while rows are in flight."""
+    """How often commit progress is read (one Bulk Channel Status call per pipe) while rows are in flight."""
+    status_poll_max_ms: float = Field(default=2000, ge=10)
+    """The poll interval backs off up to this while a commit is overdue."""
+    idle_status_interval_s: float = Field(default=60, gt=0)
+    """How often idle channels are checked, so an expired or dropped channel is reopened early."""
+    pace_requests_per_s: float = Field(default=10, gt=0)
+    """Appends per second per channel at most (Snowflake's soft limit is 10)."""
+    pace_bytes_per_s: float = Field(default=20_000_000, gt=0)
+    """Uncompressed bytes per second per channel at most (Snowflake's soft limit is 20 MB/s)."""
     compression: Literal["zstd", "gzip", "none"] = "zstd"
     """Content-Encoding of append bodies."""
     request_timeout_s: float = Field(default=30, gt=0)

@@ -34,8 +34,10 @@ from streamd.pipeline.dead_letters import DeadLetters
 from streamd.pipeline.lanes import Lane, open_lanes
 from streamd.pipeline.router import route
 from streamd.rows import ChannelKey, Envelope
+from streamd.sinks.commit_tracker import CommitTracker
 from streamd.sinks.streaming import ChannelWriter
 from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
+from streamd.snowflake.pacing import ChannelPacer
 from streamd.snowflake.streaming import StreamingClient
 from streamd.sources.base import Source, SourceContext
 from streamd.sources.manufacturing import ManufacturingSource
@@ -112,6 +114,7 @@ class Daemon:
             tables if tables is not None else config.tables(), config.delivery.lane_capacity
         )
         self.writers: dict[str, ChannelWriter] = {}
+        self.trackers: dict[tuple[str, str, str], CommitTracker] = {}
         self.started_at = time.time()
         self.target_url = ""
         self.admin_url: str | None = None
@@ -254,15 +257,30 @@ class Daemon:
         d = self.config.delivery
         for table in self.lanes:
             database, schema, name = split_table(table)
-            key = ChannelKey(database, schema, f"{name}-STREAMING", f"{d.channel_prefix}_{name}")
+            pipe = f"{name}-STREAMING"
+            tracker = self.trackers.get((database, schema, pipe))
+            if tracker is None:
+                tracker = CommitTracker(
+                    client,
+                    database,
+                    schema,
+                    pipe,
+                    clock=self.clock,
+                    metrics=self.metrics,
+                    min_interval_s=d.status_poll_ms / 1000,
+                    max_interval_s=d.status_poll_max_ms / 1000,
+                    idle_interval_s=d.idle_status_interval_s,
+                )
+                self.trackers[(database, schema, pipe)] = tracker
             writer = ChannelWriter(
                 client,
-                key,
+                ChannelKey(database, schema, pipe, f"{d.channel_prefix}_{name}"),
                 table,
                 clock=self.clock,
                 metrics=self.metrics,
+                tracker=tracker,
                 max_inflight_batches=d.max_inflight_batches,
-                status_poll_s=d.status_poll_ms / 1000,
+                pacer=ChannelPacer(self.clock, d.pace_requests_per_s, d.pace_bytes_per_s),
             )
             self.writers[table] = writer
             await writer.open()
@@ -278,25 +296,36 @@ class Daemon:
         with anyio.CancelScope() as drain_scope:
             self._pipeline_running = True
             self.ready.set()
-            async with anyio.create_task_group() as tg:
-                for table, lane in self.lanes.items():
-                    batcher = Batcher(table, policy, self.clock, on_oversize=dead.oversize)
-                    tg.start_soon(batcher.fill, lane.receive)
-                    tg.start_soon(self.writers[table].run, batcher)
-                tg.start_soon(route, envelopes_receive, self.lanes, self.metrics)
-                tg.start_soon(self._run_sources, envelopes_send, sources_scope)
-                with anyio.move_on_after(duration):
-                    await self._stop.wait()
-                self.stopping = True
-                self._log.info("daemon_stopping", drain_timeout_s=d.drain_timeout_s)
-                sources_scope.cancel()
-                drain_scope.deadline = anyio.current_time() + d.drain_timeout_s
+            async with anyio.create_task_group() as outer:
+                for tracker in self.trackers.values():
+                    outer.start_soon(tracker.run)
+                outer.start_soon(self._stop_when_asked, duration, sources_scope, drain_scope)
+                # Delivery ends when every writer has seen its lane end and its rows committed.
+                async with anyio.create_task_group() as tg:
+                    for table, lane in self.lanes.items():
+                        batcher = Batcher(table, policy, self.clock, on_oversize=dead.oversize)
+                        tg.start_soon(batcher.fill, lane.receive)
+                        tg.start_soon(self.writers[table].run, batcher)
+                    tg.start_soon(route, envelopes_receive, self.lanes, self.metrics)
+                    tg.start_soon(self._run_sources, envelopes_send, sources_scope)
+                outer.cancel_scope.cancel()
         if drain_scope.cancelled_caught:
             self._log.error(
                 "drain_timed_out",
                 drain_timeout_s=d.drain_timeout_s,
                 fix="rows not yet committed stay uncommitted; raise delivery.drain_timeout_s",
             )
+
+    async def _stop_when_asked(
+        self, duration: float | None, sources: anyio.CancelScope, drain: anyio.CancelScope
+    ) -> None:
+        with anyio.move_on_after(duration):
+            await self._stop.wait()
+        self.stopping = True
+        drain_timeout = self.config.delivery.drain_timeout_s
+        self._log.info("daemon_stopping", drain_timeout_s=drain_timeout)
+        sources.cancel()
+        drain.deadline = anyio.current_time() + drain_timeout
 
     async def _run_sources(
         self, send: MemoryObjectSendStream[Envelope], scope: anyio.CancelScope

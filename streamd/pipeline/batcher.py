@@ -13,7 +13,7 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from streamd.clock import Clock
+from streamd.clock import Clock, wait_event
 from streamd.rows import Batch, Row
 
 
@@ -109,7 +109,7 @@ class Batcher:
                     or self.policy.is_due(self._first_at, now)
                 ):
                     return self._take()
-                await self._wait(changed, self._first_at + self.policy.linger_s - now)
+                await wait_event(self._clock, changed, self._first_at + self.policy.linger_s - now)
             elif self._ended:
                 return None
             else:
@@ -150,15 +150,3 @@ class Batcher:
             last_offset=0,
             oldest_event_monotonic=first_at,
         )
-
-    async def _wait(self, event: anyio.Event, seconds: float) -> None:
-        """Wait for `event` or `seconds` on the clock, whichever comes first (once per batch)."""
-        async with anyio.create_task_group() as tg:
-
-            async def timer() -> None:
-                await self._clock.sleep(seconds)
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(timer)
-            await event.wait()
-            tg.cancel_scope.cancel()

@@ -12,14 +12,15 @@ from collections import deque
 from typing import Any, Protocol
 
 import anyio
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
-from tenacity.wait import wait_random_exponential
 
 from streamd.clock import Clock
 from streamd.errors import ChannelFenced, ReopenChannel, RetryableError
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
 from streamd.rows import Batch, ChannelKey, format_offset, parse_offset
+from streamd.sinks.commit_tracker import CommitTracker
+from streamd.sinks.retry import retrying
+from streamd.snowflake.pacing import ChannelPacer
 from streamd.snowflake.streaming import ChannelStatus, StreamingClient
 
 # A stale sequencer means someone else reopened our channel: we never reuse a token across our own
@@ -37,18 +38,6 @@ class BatchSource(Protocol):
         ...
 
 
-class _RetryAfterOrBackoff:
-    """Wait what the server asked for (Retry-After), else jittered exponential backoff."""
-
-    def __init__(self) -> None:
-        self._backoff = wait_random_exponential(multiplier=0.2, max=30)
-
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        asked = exc.retry_after if isinstance(exc, RetryableError) else None
-        return asked if asked is not None else float(self._backoff(state))
-
-
 class ChannelWriter:
     """Appends one lane's batches to one channel and tracks their commit."""
 
@@ -60,8 +49,9 @@ class ChannelWriter:
         *,
         clock: Clock,
         metrics: Metrics,
+        tracker: CommitTracker,
         max_inflight_batches: int,
-        status_poll_s: float,
+        pacer: ChannelPacer | None = None,
     ) -> None:
         self.client = client
         self.key = key
@@ -69,14 +59,16 @@ class ChannelWriter:
         self._clock = clock
         self._metrics = metrics
         self._window = max_inflight_batches
-        self._poll_s = status_poll_s
+        self._tracker = tracker
+        self._pacer = pacer
+        self._reopen_requested: str | None = None
+        self._reopen_event = anyio.Event()
         self._log = get_logger(table=table, channel=key.channel)
         self._inflight: deque[Batch] = deque()
         self._token: str | None = None
         self._next_offset = 0
         self._lock = anyio.Lock()
         self._progress = anyio.Event()
-        self._appended = anyio.Event()
         self.committed: int | None = None
         self.status: ChannelStatus | None = None
         self.is_open = False
@@ -88,6 +80,16 @@ class ChannelWriter:
             f"<ChannelWriter {self.key} committed={self.committed} next={self._next_offset} "
             f"inflight={len(self._inflight)}>"
         )
+
+    @property
+    def channel_name(self) -> str:
+        """The channel's name as sent to Snowflake."""
+        return self.key.channel
+
+    @property
+    def has_inflight(self) -> bool:
+        """Whether some appended rows are not yet known committed."""
+        return bool(self._inflight)
 
     @property
     def inflight_rows(self) -> int:
@@ -130,8 +132,9 @@ class ChannelWriter:
         """Append every batch, then wait until all of them are committed."""
         if not self.is_open:
             await self.open()
+        self._tracker.register(self)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._track_commits)
+            tg.start_soon(self._watch_reopen_requests)
             while True:
                 while len(self._inflight) >= self._window:
                     await self._wait_progress()
@@ -146,7 +149,7 @@ class ChannelWriter:
                     # and only under the lock, so a concurrent recovery cannot replay it twice.
                     self._inflight.append(batch)
                     await self._append_or_recover(batch)
-                self._appended.set()
+                self._tracker.wake()
             while self._inflight:
                 await self._wait_progress()
             tg.cancel_scope.cancel()
@@ -160,7 +163,9 @@ class ChannelWriter:
         self._progress = anyio.Event()
 
     async def _open(self) -> None:
-        result = await self._retrying(lambda: self.client.open_channel(self.key))
+        result = await retrying(
+            lambda: self.client.open_channel(self.key), self._clock, self._on_retry
+        )
         self._token = result.continuation_token
         self.is_open = True
         self._apply_status(result.status)
@@ -179,6 +184,11 @@ class ChannelWriter:
             await self._recover(exc)
 
     async def _send(self, batch: Batch) -> None:
+        if self._pacer is not None:
+            waited = await self._pacer.before_append(len(batch.body))
+            if waited:
+                self._log.debug("append_paced", waited_s=round(waited, 3))
+
         async def append() -> str:
             assert self._token is not None
             with self._metrics.request_seconds.labels("append").time():
@@ -190,7 +200,7 @@ class ChannelWriter:
                     end_offset_token=batch.end_token,
                 )
 
-        self._token = await self._retrying(append)
+        self._token = await retrying(append, self._clock, self._on_retry)
         self._metrics.rows_appended.labels(self.table).inc(batch.rows)
         self._metrics.bytes_appended.labels(self.table).inc(len(batch.body))
         self._log.debug(
@@ -224,46 +234,31 @@ class ChannelWriter:
             except ReopenChannel as again:
                 cause = again
 
-    async def _retrying(self, call: Any) -> Any:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(RetryableError),
-            wait=_RetryAfterOrBackoff(),
-            sleep=self._clock.sleep,
-            reraise=True,
-            before_sleep=self._on_retry,
-        ):
-            with attempt:
-                return await call()
-        raise AssertionError("unreachable: tenacity either returns or reraises")
-
-    def _on_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        reason = (exc.code or str(exc.status)) if isinstance(exc, RetryableError) else "unknown"
+    def _on_retry(self, exc: RetryableError, attempt: int) -> None:
+        reason = exc.code or str(exc.status)
         self.last_error = str(exc)
         self._metrics.retries.labels(self.table, reason).inc()
-        self._log.warning("request_retried", reason=reason, attempt=state.attempt_number)
+        self._log.warning("request_retried", reason=reason, status=exc.status, attempt=attempt)
 
-    async def _track_commits(self) -> None:
+    def on_status(self, status: ChannelStatus | None) -> bool:
+        """Apply a Bulk Channel Status read; a missing or invalid channel gets reopened."""
+        if status is None or not status.healthy:
+            if self.is_open and self._reopen_requested is None:
+                self._reopen_requested = "channel_missing" if status is None else status.status_code
+                self._reopen_event.set()
+            return False
+        return self._apply_status(status)
+
+    async def _watch_reopen_requests(self) -> None:
         while True:
-            if not self._inflight:
-                appended = self._appended
-                await appended.wait()
-                self._appended = anyio.Event()
-            await self._clock.sleep(self._poll_s)
-            statuses = await self._retrying(
-                lambda: self.client.bulk_channel_status(
-                    self.key.database, self.key.schema, self.key.pipe, [self.key.channel]
-                )
-            )
-            status = statuses.get(self.key.channel)
-            if status is None or not status.healthy:
-                reason = "channel_missing" if status is None else status.status_code
-                async with self._lock:
-                    await self._recover(ReopenChannel(f"channel {self.key} unusable", code=reason))
-                continue
-            self._apply_status(status)
+            event = self._reopen_event
+            await event.wait()
+            self._reopen_event = anyio.Event()
+            reason, self._reopen_requested = self._reopen_requested, None
+            async with self._lock:
+                await self._recover(ReopenChannel(f"channel {self.key} unusable", code=reason))
 
-    def _apply_status(self, status: ChannelStatus) -> None:
+    def _apply_status(self, status: ChannelStatus) -> bool:
         self.status = status
         committed = parse_offset(status.last_committed_offset_token)
         if committed is not None and (self.committed is None or committed > self.committed):
@@ -291,3 +286,4 @@ class ChannelWriter:
             self._metrics.rows_committed.labels(self.table).inc(done)
             self._signal_progress()
         self._metrics.commit_lag.labels(self.table).set(self.commit_lag_s())
+        return done > 0

@@ -177,6 +177,15 @@ class Config(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"source names must be unique; rename {', '.join(dupes)}")
+        seen: dict[tuple[str, str], str] = {}
+        for source in value:
+            for table in source.tables():
+                other = seen.setdefault((table, source.id_prefix), source.name)
+                if other != source.name:
+                    raise ValueError(
+                        f"sources {other} and {source.name} would write the same EVENT_IDs to "
+                        f"{table}; give one of them a different id_prefix"
+                    )
         return value
 
     def tables(self) -> list[str]:

@@ -71,6 +71,9 @@ class ManufacturingSourceConfig(BaseModel):
     """Table receiving production events."""
     quality_table: str = "QUALITY_DATA_RAW"
     """Table receiving quality test results."""
+    id_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.\-]{0,32}$")
+    """Prepended to producer names (and so to EVENT_IDs): give each plant writing the same tables
+    its own prefix, e.g. "plant2-", so their event ids never collide."""
 
     @field_validator("database", "schema_", "sensor_table", "production_table", "quality_table")
     @classmethod
@@ -145,19 +148,19 @@ class ManufacturingSource:
         lines = [line_id(i) for i in range(c.line_count)]
         for i in range(c.equipment_count):
             line = lines[i % len(lines)] if lines else None
-            producer = f"sensor-{equipment_id(i)}"
+            producer = f"{c.id_prefix}sensor-{equipment_id(i)}"
             rng = producer_rng(c.seed, producer)
             model = SensorModel(rng, i, line, c.anomaly_rate)
             plan.append((producer, sensor, c.sensor_interval_ms / 1000, model, rng))
         for j, line in enumerate(lines):
-            producer = f"production-{line}"
+            producer = f"{c.id_prefix}production-{line}"
             rng = producer_rng(c.seed, producer)
             # Line j makes the products i with i mod lines == j (the same rule quality uses).
             made = [product_id(i) for i in range(c.product_count) if i % len(lines) == j]
             prod_model = ProductionModel(rng, j, made)
             plan.append((producer, production, c.production_interval_ms / 1000, prod_model, rng))
         for i in range(c.product_count):
-            producer = f"quality-{product_id(i)}"
+            producer = f"{c.id_prefix}quality-{product_id(i)}"
             rng = producer_rng(c.seed, producer)
             q_model = QualityModel(rng, i, lines[i % len(lines)] if lines else None)
             plan.append((producer, quality, c.quality_interval_ms / 1000, q_model, rng))

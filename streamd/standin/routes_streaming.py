@@ -23,14 +23,20 @@ MAX_APPEND_BYTES = 4 * 1024 * 1024
 """4 MB per append as sent on the wire, i.e. before decompression (§2.2, §2.13)."""
 
 
-def json_response(body: object, status: int = 200) -> Response:
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """A JSON response serialised with orjson."""
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
 
 
-def error_response(status: int, code: str, message: str) -> Response:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     """The documented error body `{"code", "message"}` (§2.10)."""
-    return json_response({"code": code, "message": message}, status)
+    return json_response({"code": code, "message": message}, status, headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +84,7 @@ class StreamingApi:
         except AuthError as err:
             return error_response(401, "390303", f"Authentication failed: {err}")
         except StreamingError as err:
-            return error_response(err.status, err.code, err.message)
+            return error_response(err.status, err.code, err.message, err.headers)
 
     async def _dispatch(self, request: Request, parts: list[str]) -> Response:
         method = request.method
@@ -86,7 +92,7 @@ class StreamingApi:
             self.auth.check_control(request.headers.get("authorization"))
             # Plain text, bare host, no port: the SDK appends the control URL's port (wire §3).
             return PlainTextResponse(self.hostname)
-        names = _names(parts)
+        names = parse_names(parts)
         if names is not None:
             kind, db, schema, pipe, channel = names
             if kind == "channel" and method in ("PUT", "DELETE"):
@@ -99,8 +105,9 @@ class StreamingApi:
                     token, row = await self.state.open_channel(
                         cid, None if offset is None else str(offset), fail
                     )
+                    status = _status(cid, row, self.state.status_code(cid))
                     return json_response(
-                        {"next_continuation_token": token, "channel_status": _status(cid, row)}
+                        {"next_continuation_token": token, "channel_status": status}
                     )
                 await self.state.drop_channel(cid, fail)
                 return json_response({})  # the SDK needs a JSON object (wire §3, row 8)
@@ -141,13 +148,14 @@ class StreamingApi:
             )
         rows = await self.state.channel_statuses(db, schema, pipe, names)
         cid = ChannelId(db.upper(), schema.upper(), pipe.upper(), "")
-        statuses = {
-            name: _status(cid._replace(channel=row.channel_name), row) for name, row in rows.items()
-        }
+        statuses = {}
+        for name, row in rows.items():
+            channel = cid._replace(channel=row.channel_name)
+            statuses[name] = _status(channel, row, self.state.status_code(channel))
         return json_response({"channel_statuses": statuses})
 
 
-def _names(parts: list[str]) -> tuple[str, str, str, str, str] | None:
+def parse_names(parts: list[str]) -> tuple[str, str, str, str, str] | None:
     """(kind, db, schema, pipe, channel) of a channel, status or rows path, decoded."""
     if len(parts) == 8 and parts[0::2] == ["databases", "schemas", "pipes", "channels"]:
         return ("channel", *(unquote(p) for p in parts[1::2]))  # type: ignore[return-value]
@@ -166,14 +174,14 @@ def _names(parts: list[str]) -> tuple[str, str, str, str, str] | None:
     return None
 
 
-def _status(cid: ChannelId, row: ChannelRow) -> dict[str, Any]:
+def _status(cid: ChannelId, row: ChannelRow, code: str) -> dict[str, Any]:
     """A channel status object carrying every documented spelling (§2.5, §2.8, wire §4.2)."""
     return {
         "database_name": cid.db,
         "schema_name": cid.schema,
         "pipe_name": cid.pipe,
         "channel_name": row.channel_name,
-        "channel_status_code": "SUCCESS",
+        "channel_status_code": code,
         "last_committed_offset_token": row.committed_offset_token,
         "created_on_ms": row.created_on_ms,
         "rows_inserted": row.rows_inserted,

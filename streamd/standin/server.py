@@ -21,9 +21,11 @@ import uvicorn
 from starlette.applications import Starlette
 
 from streamd.standin.auth import Authenticator
+from streamd.standin.fault_http import FaultMiddleware
+from streamd.standin.faults import FaultPlan
 from streamd.standin.routes_sql import SqlApi
 from streamd.standin.routes_streaming import StreamingApi
-from streamd.standin.state import StandinState
+from streamd.standin.state import MAX_CHANNELS_PER_PIPE, StandinState
 from streamd.standin.storage import Storage
 
 log = logging.getLogger("streamd.standin")
@@ -44,6 +46,13 @@ class StandinSettings:
     """RSA public key that key-pair JWTs must be signed with; None accepts any bearer."""
     hostname: str | None = None
     """What Get Hostname returns: a bare host, no port (clients append the control URL's port)."""
+    faults: FaultPlan | None = None
+    """Faults to inject (`faults.py`); None starts with an empty plan, reachable as
+    `Standin.faults`, that tests may fill while the stand-in runs."""
+    enforce_rate_limits: bool = True
+    """Per-channel 10 appends/s and 20 MB/s uncompressed → 429 (§2.13, `limits.py`)."""
+    max_channels_per_pipe: int | None = MAX_CHANNELS_PER_PIPE
+    """Opening a channel beyond this many on one pipe fails 400 (§2.13); None = no limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,11 @@ class Standin:
     url: str
     state: StandinState
     settings: StandinSettings
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The live fault plan (the settings' plan, or an empty one); mutable while running."""
+        return self.state.faults
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -76,13 +90,22 @@ async def serve(
         tables = await storage.write(
             functools.partial(storage.apply_sql_dirs_sync, sql_dirs=settings.sql_dirs)
         )
-        state = StandinState(storage, tables, settings.commit_delay_s)
+        state = StandinState(
+            storage,
+            tables,
+            settings.commit_delay_s,
+            settings.faults,
+            enforce_rate_limits=settings.enforce_rate_limits,
+            max_channels_per_pipe=settings.max_channels_per_pipe,
+        )
         auth = Authenticator.create(settings.public_key_pem)
         sock = _bind(settings.host, settings.port)
         port = sock.getsockname()[1]
         hostname = settings.hostname or settings.host
         streaming = StreamingApi(state, auth, hostname)
-        app = Starlette(routes=[*streaming.routes(), *SqlApi(state, auth).routes()])
+        app = FaultMiddleware(
+            Starlette(routes=[*streaming.routes(), *SqlApi(state, auth).routes()]), state
+        )
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -91,6 +114,7 @@ async def serve(
             timeout_graceful_shutdown=2,
         )
         server = _EmbeddedServer(config)
+        app.server = server
         url = f"http://{settings.host}:{port}"
         if auth.public_key is None:
             log.warning("stand-in at %s accepts any bearer on control calls (no public key)", url)

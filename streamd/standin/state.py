@@ -1,8 +1,9 @@
-"""Channels and pipes: sequencers, pending batches and the group-commit scheduler.
+"""Channels and pipes: sequencers, validity, rate limits, and handing batches to the scheduler.
 
-A 200 on append only means "received": batches wait `commit_delay_s` in memory and are then
-group-committed per database (§2.6, §2.18). Reopening a channel bumps its client sequencer and
-discards what it had not committed yet; the old opener's tokens go stale (§2.5, §2.11).
+A 200 on append only means "received": batches wait their commit delay in memory and are then
+group-committed per database (§2.6, §2.18, `scheduler.py`). Reopening a channel bumps its client
+sequencer, clears an invalidation and discards what it had not committed yet; the old opener's
+tokens go stale (§2.5, §2.11).
 """
 
 from __future__ import annotations
@@ -10,16 +11,21 @@ from __future__ import annotations
 import functools
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import anyio
 
 from streamd.standin.ddl import TableSpec
+from streamd.standin.faults import FaultPlan
 from streamd.standin.ingest import BodyError, ParsedRows, decode_body, parse_rows
-from streamd.standin.storage import ChannelRow, Commit, Storage
+from streamd.standin.limits import RATE_LIMIT_CODE, ChannelRateLimiter, RateLimited
+from streamd.standin.scheduler import ChannelId, CommitScheduler, Pending
+from streamd.standin.storage import ChannelLimitError, ChannelRow, Commit, Storage
 from streamd.standin.tokens import TokenClaims, TokenError, decode_token, encode_token
+
+__all__ = ["ChannelId", "StandinState", "StreamingError"]
+MAX_CHANNELS_PER_PIPE = 2000
+"""Active named channels per pipe (§2.13, default; Snowflake raises it through Support)."""
 
 DEFAULT_PIPE_SUFFIX = "-STREAMING"
 
@@ -27,21 +33,14 @@ DEFAULT_PIPE_SUFFIX = "-STREAMING"
 class StreamingError(Exception):
     """A request the streaming API refuses; rendered as `{"code": …, "message": …}` (§2.10)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
-
-
-class ChannelId(NamedTuple):
-    """A channel's identity, upper-cased like unquoted identifiers (§2.5: path names are
-    case-insensitive)."""
-
-    db: str
-    schema: str
-    pipe: str
-    channel: str
+        self.headers = headers
 
 
 @dataclass(slots=True)
@@ -52,28 +51,31 @@ class LiveChannel:
     row_seq: int
     uncommitted: int = 0
     """Batches appended and not yet committed or discarded (pending or being committed)."""
-
-
-@dataclass(slots=True)
-class Pending:
-    """A batch waiting for its commit time."""
-
-    channel: ChannelId
-    commit: Commit
-    due: float
+    invalid_code: str | None = None
+    """Set by fault injection: the channel is invalid until reopened."""
 
 
 class StandinState:
     """The live streaming state of one stand-in process."""
 
-    def __init__(self, storage: Storage, tables: list[TableSpec], commit_delay_s: float) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        tables: list[TableSpec],
+        commit_delay_s: float,
+        faults: FaultPlan | None = None,
+        *,
+        enforce_rate_limits: bool = True,
+        max_channels_per_pipe: int | None = MAX_CHANNELS_PER_PIPE,
+    ) -> None:
         self.storage = storage
-        self.commit_delay_s = commit_delay_s
+        self.faults = faults if faults is not None else FaultPlan()
+        self.limits = ChannelRateLimiter() if enforce_rate_limits else None
+        self.max_channels_per_pipe = max_channels_per_pipe
         self._secret = secrets.token_bytes(32)
         self._tables = {(t.database, t.schema, t.name): t for t in tables}
         self._channels: dict[ChannelId, LiveChannel] = {}
-        self._queue: deque[Pending] = deque()
-        self._wake = anyio.Event()
+        self._scheduler = CommitScheduler(storage, self.faults, commit_delay_s, self._settled)
 
     # ---- pipes ---------------------------------------------------------------------------
 
@@ -119,22 +121,28 @@ class StandinState:
         live = self._channels.get(cid)
         if live is not None and live.uncommitted and fail_on_uncommitted:
             raise _uncommitted(cid)
-        self._discard(cid)
-        row = await self.storage.write(
-            functools.partial(
-                self.storage.open_channel_sync,
-                db=cid.db,
-                schema=cid.schema,
-                pipe=cid.pipe,
-                channel=cid.channel,
-                offset=offset_token,
+        self._scheduler.discard(cid)
+        try:
+            row = await self.storage.write(
+                functools.partial(
+                    self.storage.open_channel_sync,
+                    db=cid.db,
+                    schema=cid.schema,
+                    pipe=cid.pipe,
+                    channel=cid.channel,
+                    offset=offset_token,
+                    max_channels=self.max_channels_per_pipe,
+                )
             )
-        )
+        except ChannelLimitError as err:
+            # Status and code undocumented (§2.13 only gives the limit): a 400, since waiting does
+            # not help unless channels are dropped, with a code of the stand-in's choosing.
+            raise StreamingError(400, "ERR_TOO_MANY_CHANNELS", f"{err}; drop channels") from err
         live = self._channels.get(cid)
         if live is None or row.client_seq > live.client_seq:
             self._channels[cid] = live = LiveChannel(row.client_seq, 0)
         # An old opener may have appended while the bump was being written: drop that too.
-        self._discard(cid)
+        self._scheduler.discard(cid)
         token = self._token(cid, row.client_seq, 0)
         return token, row
 
@@ -150,9 +158,18 @@ class StandinState:
         """Append Rows (§2.6): check the token chain, parse, queue for commit; next token."""
         self._check_token(cid, continuation_token)  # reject early, before parsing the body
         spec = await self.resolve_pipe(cid.db, cid.schema, cid.pipe)
-        rows = await anyio.to_thread.run_sync(_parse, spec, body, content_encoding)
-        # Checked again: the channel may have been reopened while the body was parsed.
-        live = self._check_token(cid, continuation_token)
+        try:
+            if self.limits is not None:
+                self.limits.check_request(cid)
+            rows, size = await anyio.to_thread.run_sync(_parse, spec, body, content_encoding)
+            # Checked again: the channel may have been reopened while the body was parsed.
+            live = self._check_token(cid, continuation_token)
+            if self.limits is not None:
+                self.limits.accept(cid, size)
+        except RateLimited as err:
+            raise StreamingError(
+                429, RATE_LIMIT_CODE, err.message, {"Retry-After": str(err.retry_after_s)}
+            ) from err
         commit = Commit(
             table=spec,
             pipe=cid.pipe,
@@ -166,8 +183,7 @@ class StandinState:
         )
         live.row_seq += 1
         live.uncommitted += 1
-        self._queue.append(Pending(cid, commit, time.monotonic() + self.commit_delay_s))
-        self._wake.set()
+        self._scheduler.schedule(cid, commit)
         return self._token(cid, live.client_seq, live.row_seq)
 
     async def drop_channel(self, cid: ChannelId, fail_on_uncommitted: bool) -> None:
@@ -176,8 +192,10 @@ class StandinState:
         live = self._channels.get(cid)
         if live is not None and live.uncommitted and fail_on_uncommitted:
             raise _uncommitted(cid)
-        self._discard(cid)
+        self._scheduler.discard(cid)
         self._channels.pop(cid, None)
+        if self.limits is not None:
+            self.limits.forget(cid)
         await self.storage.write(
             functools.partial(
                 self.storage.drop_channel_sync,
@@ -209,45 +227,29 @@ class StandinState:
         """Batches appended but not yet committed (for tests and inspection)."""
         return sum(c.uncommitted for c in self._channels.values())
 
+    def invalidate(self, cid: ChannelId, code: str) -> bool:
+        """Mark a live channel invalid until reopened, discarding its uncommitted batches."""
+        live = self._channels.get(cid)
+        if live is None:
+            return False
+        live.invalid_code = code
+        self._scheduler.discard(cid)
+        return True
+
+    def status_code(self, cid: ChannelId) -> str:
+        """`channel_status_code`: SUCCESS, or the code the channel was invalidated with."""
+        live = self._channels.get(cid)
+        return "SUCCESS" if live is None or live.invalid_code is None else live.invalid_code
+
     # ---- commit scheduler ----------------------------------------------------------------
 
     async def run_commits(self) -> None:
-        """Commit batches `commit_delay_s` after their append, forever; cancel to stop."""
-        while True:
-            if not self._queue:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                continue
-            delay = self._queue[0].due - time.monotonic()
-            if delay > 0:
-                # Appends only add later deadlines (constant delay), so the head's deadline is the
-                # next thing to wait for; reopen may remove the head, which just re-enters the loop.
-                await anyio.sleep(delay)
-                continue
-            await self._commit_due(time.monotonic())
+        """Commit batches when due, forever; cancel to stop."""
+        await self._scheduler.run()
 
     async def flush(self) -> None:
         """Commit everything pending now (graceful shutdown, tests)."""
-        while self._queue:
-            await self._commit_due(float("inf"))
-
-    async def _commit_due(self, now: float) -> None:
-        due: list[Pending] = []
-        while self._queue and self._queue[0].due <= now:
-            due.append(self._queue.popleft())
-        by_db: dict[str, list[Pending]] = {}
-        for p in due:
-            by_db.setdefault(p.channel.db, []).append(p)
-        for db, group in by_db.items():
-            try:
-                await self.storage.write(
-                    functools.partial(
-                        self.storage.commit_sync, db=db, commits=[p.commit for p in group]
-                    )
-                )
-            finally:
-                for p in group:
-                    self._settled(p)
+        await self._scheduler.flush()
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -281,6 +283,12 @@ class StandinState:
                 "STALE_CONTINUATION_TOKEN_SEQUENCER",
                 "Channel sequencer in the continuation token is stale. Please reopen the channel",
             )
+        if live.invalid_code is not None:
+            raise StreamingError(
+                400,
+                live.invalid_code,
+                f"Channel {cid.channel} is invalid ({live.invalid_code}). Please reopen the channel",
+            )
         if claims.row_seq != live.row_seq:
             # A reused token (retry after a timeout) lands here too: the docs leave that case open,
             # and reopen + replay from the committed offset is the exactly-once answer (§2.6).
@@ -296,24 +304,16 @@ class StandinState:
         claims = TokenClaims(cid.db, cid.schema, cid.pipe, cid.channel, client_seq, row_seq)
         return encode_token(self._secret, claims)
 
-    def _discard(self, cid: ChannelId) -> None:
-        kept: deque[Pending] = deque()
-        for p in self._queue:
-            if p.channel == cid:
-                self._settled(p)
-            else:
-                kept.append(p)
-        self._queue = kept
-
     def _settled(self, pending: Pending) -> None:
         live = self._channels.get(pending.channel)
         if live is not None and live.client_seq == pending.commit.client_seq:
             live.uncommitted -= 1
 
 
-def _parse(spec: TableSpec, body: bytes, content_encoding: str | None) -> ParsedRows:
+def _parse(spec: TableSpec, body: bytes, content_encoding: str | None) -> tuple[ParsedRows, int]:
     try:
-        return parse_rows(spec, decode_body(body, content_encoding))
+        raw = decode_body(body, content_encoding)
+        return parse_rows(spec, raw), len(raw)
     except BodyError as err:
         raise StreamingError(400, err.code, err.message) from err
 

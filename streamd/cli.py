@@ -156,13 +156,27 @@ def standin_serve(
     public_key: Annotated[
         Path | None, typer.Option(help="PEM public key; when given, JWTs are verified.")
     ] = None,
+    faults: Annotated[
+        str | None,
+        typer.Option(help="Fault SPEC, e.g. 'append:429:p=0.05,status:500:every=20' (see docs)."),
+    ] = None,
+    no_rate_limits: Annotated[
+        bool, typer.Option("--no-rate-limits", help="Do not answer 429 over 10 req/s or 20 MB/s.")
+    ] = False,
 ) -> None:
     """Serve the Snowflake stand-in on its own, for other clients."""
     from streamd.config import embedded_path
+    from streamd.standin.faults import FaultSpecError, parse_fault_spec
     from streamd.standin.server import StandinSettings, serve
 
+    try:
+        plan = parse_fault_spec(faults) if faults else None
+    except FaultSpecError as err:
+        _fail(f"--faults: {err}", 2)
     configure("auto", "info")
     settings = StandinSettings(
+        faults=plan,
+        enforce_rate_limits=not no_rate_limits,
         host=host,
         port=port,
         data_dir=data_dir,

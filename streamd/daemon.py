@@ -66,6 +66,8 @@ class RunSummary:
     """What a run did, per table."""
 
     tables: dict[str, TableSummary] = field(default_factory=dict)
+    retries: int = 0
+    reopens: int = 0
 
     @property
     def uncommitted(self) -> int:
@@ -156,18 +158,15 @@ class Daemon:
 
     def summary(self) -> RunSummary:
         """Produced / committed / rejected per table, from the metrics."""
-        summary = RunSummary()
+        m = self.metrics
+        summary = RunSummary(
+            retries=int(m.total("streamd_retries")), reopens=int(m.total("streamd_channel_reopens"))
+        )
         for table in self.lanes:
-            rejected = sum(
-                s.value
-                for metric in self.metrics.rows_rejected.collect()
-                for s in metric.samples
-                if s.name.endswith("_total") and s.labels.get("table") == table
-            )
             summary.tables[table] = TableSummary(
-                produced=int(self.metrics.value("streamd_rows_produced", table=table)),
-                committed=int(self.metrics.value("streamd_rows_committed", table=table)),
-                rejected=int(rejected),
+                produced=int(m.value("streamd_rows_produced", table=table)),
+                committed=int(m.value("streamd_rows_committed", table=table)),
+                rejected=int(m.total("streamd_rows_rejected", table=table)),
             )
         return summary
 
@@ -184,6 +183,8 @@ class Daemon:
             "daemon_stopped",
             tables={t: vars(s) for t, s in summary.tables.items()},
             uncommitted=summary.uncommitted,
+            retries=summary.retries,
+            reopens=summary.reopens,
         )
         return summary
 

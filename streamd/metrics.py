@@ -71,6 +71,16 @@ class Metrics:
             sample = self.registry.get_sample_value(name, labels)
         return sample or 0.0
 
+    def total(self, name: str, **labels: str) -> float:
+        """Sum of a labelled counter over every label set matching `labels` (use the name without `_total`)."""
+        return sum(
+            sample.value
+            for metric in self.registry.collect()
+            for sample in metric.samples
+            if sample.name == f"{name}_total"
+            and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
     def render(self) -> bytes:
         """Prometheus text exposition."""
         return generate_latest(self.registry)

@@ -126,7 +126,18 @@ class ChannelWriter:
     async def open(self) -> None:
         """Open the channel and continue numbering after what Snowflake has committed."""
         async with self._lock:
-            await self._open()
+            while True:
+                try:
+                    await self._open()
+                    return
+                except ChannelFenced:
+                    raise
+                except ReopenChannel as exc:
+                    # e.g. 409 while the server still settles an earlier opener's data: try again.
+                    self.last_error = str(exc)
+                    self._metrics.reopens.labels(self.table, exc.code or str(exc.status)).inc()
+                    self._log.warning("channel_open_refused", reason=exc.code, status=exc.status)
+                    await self._clock.sleep(0.5)
 
     async def run(self, batches: BatchSource) -> None:
         """Append every batch, then wait until all of them are committed."""

@@ -93,6 +93,9 @@ class DeliveryConfig(BaseModel):
 
     channel_prefix: str = Field(default="streamd", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     """This daemon's identity: channels are named `<prefix>_<TABLE>`; two daemons must differ."""
+    channels_per_table: int = Field(default=1, ge=1, le=64)
+    """Channels (and lanes) per table; rows of one producer always share a channel, so stay in
+    order. Raise it when one channel's 10 requests/s or 20 MB/s is not enough."""
     lane_capacity: int = Field(default=10_000, ge=1)
     """Rows a table lane holds before sources wait (backpressure)."""
     max_rows: int = Field(default=10_000, ge=1)

@@ -112,8 +112,9 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
         self.sources = sources if sources is not None else build_sources(config)
+        self.tables = tables if tables is not None else config.tables()
         self.lanes: dict[str, Lane] = open_lanes(
-            tables if tables is not None else config.tables(), config.delivery.lane_capacity
+            self.tables, config.delivery.lane_capacity, config.delivery.channels_per_table
         )
         self.writers: dict[str, ChannelWriter] = {}
         self.trackers: dict[tuple[str, str, str], CommitTracker] = {}
@@ -146,6 +147,7 @@ class Daemon:
             "lanes": [
                 {
                     "table": lane.table,
+                    "lane": lane.name,
                     "depth": lane.depth,
                     "capacity": lane.capacity,
                     "producers_waiting": lane.producers_waiting,
@@ -162,7 +164,7 @@ class Daemon:
         summary = RunSummary(
             retries=int(m.total("streamd_retries")), reopens=int(m.total("streamd_channel_reopens"))
         )
-        for table in self.lanes:
+        for table in self.tables:
             summary.tables[table] = TableSummary(
                 produced=int(m.value("streamd_rows_produced", table=table)),
                 committed=int(m.value("streamd_rows_committed", table=table)),
@@ -248,7 +250,7 @@ class Daemon:
                     target=cfg.target.kind,
                     url=self.target_url,
                     admin=self.admin_url,
-                    tables=list(self.lanes),
+                    tables=self.tables,
                     sources=len(self.sources),
                 )
                 await self._run_pipeline(duration)
@@ -256,9 +258,13 @@ class Daemon:
 
     async def _open_channels(self, client: StreamingClient) -> None:
         d = self.config.delivery
-        for table in self.lanes:
+        for lane in self.lanes.values():
+            table = lane.table
             database, schema, name = split_table(table)
             pipe = f"{name}-STREAMING"
+            channel = f"{d.channel_prefix}_{name}"
+            if d.channels_per_table > 1:
+                channel += f"_{lane.shard}"
             tracker = self.trackers.get((database, schema, pipe))
             if tracker is None:
                 tracker = CommitTracker(
@@ -275,7 +281,7 @@ class Daemon:
                 self.trackers[(database, schema, pipe)] = tracker
             writer = ChannelWriter(
                 client,
-                ChannelKey(database, schema, pipe, f"{d.channel_prefix}_{name}"),
+                ChannelKey(database, schema, pipe, channel),
                 table,
                 clock=self.clock,
                 metrics=self.metrics,
@@ -283,7 +289,7 @@ class Daemon:
                 max_inflight_batches=d.max_inflight_batches,
                 pacer=ChannelPacer(self.clock, d.pace_requests_per_s, d.pace_bytes_per_s),
             )
-            self.writers[table] = writer
+            self.writers[lane.name] = writer
             await writer.open()
 
     async def _run_pipeline(self, duration: float | None) -> None:
@@ -303,10 +309,10 @@ class Daemon:
                 outer.start_soon(self._stop_when_asked, duration, sources_scope, drain_scope)
                 # Delivery ends when every writer has seen its lane end and its rows committed.
                 async with anyio.create_task_group() as tg:
-                    for table, lane in self.lanes.items():
-                        batcher = Batcher(table, policy, self.clock, on_oversize=dead.oversize)
+                    for name, lane in self.lanes.items():
+                        batcher = Batcher(lane.table, policy, self.clock, on_oversize=dead.oversize)
                         tg.start_soon(batcher.fill, lane.receive)
-                        tg.start_soon(self.writers[table].run, batcher)
+                        tg.start_soon(self.writers[name].run, batcher)
                     tg.start_soon(route, envelopes_receive, self.lanes, self.metrics)
                     tg.start_soon(self._run_sources, envelopes_send, sources_scope)
                 outer.cancel_scope.cancel()

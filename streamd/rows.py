@@ -37,6 +37,8 @@ class Envelope:
 
     table: str
     row: Row
+    key: str = ""
+    """Shard key: rows with one key (e.g. one producer) always share a channel, so stay in order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,7 +212,7 @@ class ManufacturingSource:
                 at = datetime.fromtimestamp(clock.wall() - late, UTC).replace(tzinfo=None)
                 row = model.row(f"{producer}:{sequence}", at, sequence)
                 # Backpressure lands here: a full stream makes this producer wait.
-                await ctx.send.send(Envelope(table, row))
+                await ctx.send.send(Envelope(table, row, producer))
                 # Deadlines are absolute (due += …, not now + …) so sleep overshoot never adds up.
                 due += interval * (1.0 + rng.uniform(-jitter, jitter))
         except anyio.BrokenResourceError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import httpx
 import pytest
 
 from streamd.standin.faults import parse_fault_spec
@@ -48,3 +49,26 @@ async def test_frozen_commits_then_release(make_standin, run_against: RunAgainst
         tg.start_soon(freeze_for_a_while)
         summary = await run_against(standin, 3, max_inflight_batches=4)
     assert summary.uncommitted == 0
+
+
+async def test_several_channels_per_table(make_standin, run_against: RunAgainst) -> None:  # type: ignore[no-untyped-def]
+    """channels_per_table = 3 spreads producers over three channels, still exactly once."""
+    standin = make_standin(faults=parse_fault_spec("append:reset_after:p=0.05"))
+    await run_against(standin, 3, channels_per_table=3)
+    channels = await anyio.to_thread.run_sync(
+        channel_names, standin, "MANUFACTURING_DEMO._STANDIN.CHANNELS"
+    )
+    assert {c for c in channels if "SENSOR" in c} == {
+        f"STREAMD_SENSOR_DATA_RAW_{i}" for i in range(3)
+    }
+
+
+def channel_names(standin, table: str) -> set[str]:  # type: ignore[no-untyped-def]
+    response = httpx.post(
+        f"{standin.url}/api/v2/statements",
+        json={"statement": f"select CHANNEL_NAME from {table}"},
+        headers={"Authorization": "Bearer test", "Accept": "application/json"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return {row[0] for row in response.json()["data"]}

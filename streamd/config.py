@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from streamd.config_lines import key_lines, locate
 from streamd.errors import ConfigError
 from streamd.sources.manufacturing import ManufacturingSourceConfig
+from streamd.spool import SpoolConfig
 
 _MODEL = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
@@ -164,6 +165,8 @@ class Config(BaseModel):
     """Where rows are delivered."""
     delivery: DeliveryConfig = DeliveryConfig()
     """Batching, channels and draining."""
+    spool: SpoolConfig = SpoolConfig()
+    """The durable local spool every row passes through (one per lane, under state_dir/spool)."""
     admin: AdminConfig = AdminConfig()
     """Admin endpoint for `streamd inspect`."""
     log: LogConfig = LogConfig()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 from anyio.abc import ObjectSendStream
 from anyio.streams.memory import MemoryObjectSendStream
@@ -42,6 +43,7 @@ from streamd.snowflake.streaming import StreamingClient
 from streamd.sources.base import Source, SourceContext
 from streamd.sources.manufacturing import ManufacturingSource
 from streamd.sources.sequences import FileSequences
+from streamd.spool import LaneSpool
 from streamd.standin.server import StandinSettings
 from streamd.standin.server import serve as serve_standin
 
@@ -118,6 +120,9 @@ class Daemon:
         )
         self.writers: dict[str, ChannelWriter] = {}
         self.trackers: dict[tuple[str, str, str], CommitTracker] = {}
+        self.spools: dict[str, LaneSpool] = {}
+        self.batchers: dict[str, Batcher] = {}
+        self._dead_letters = DeadLetters(config.state_dir / "dead_letters", self.metrics)
         self.started_at = time.time()
         self.target_url = ""
         self.admin_url: str | None = None
@@ -147,12 +152,13 @@ class Daemon:
             "lanes": [
                 {
                     "table": lane.table,
-                    "lane": lane.name,
+                    "lane": name,
                     "depth": lane.depth,
                     "capacity": lane.capacity,
                     "producers_waiting": lane.producers_waiting,
+                    "spool": self.spools[name].stats() if name in self.spools else None,
                 }
-                for lane in self.lanes.values()
+                for name, lane in self.lanes.items()
             ],
             "channels": [w.snapshot() for w in self.writers.values()],
             "tables": {t: vars(s) for t, s in self.summary().tables.items()},
@@ -223,6 +229,7 @@ class Daemon:
                 self.target_url = cfg.target.control_url()
             key = load_private_key(private_pem, passphrase, source="target.private_key")
             timeout = httpx.Timeout(cfg.delivery.request_timeout_s, connect=10)
+            await self._open_spools(root)
             async with httpx.AsyncClient(
                 timeout=timeout, headers={"User-Agent": USER_AGENT}
             ) as http:
@@ -253,8 +260,30 @@ class Daemon:
                     tables=self.tables,
                     sources=len(self.sources),
                 )
-                await self._run_pipeline(duration)
+                try:
+                    await self._run_pipeline(duration)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        for spool in self.spools.values():
+                            await spool.aclose()
             root.cancel_scope.cancel()
+
+    async def _open_spools(self, tg: anyio.abc.TaskGroup) -> None:
+        """Open (and recover) every lane's spool; their fsync flushers run in `tg`."""
+        for name, lane in self.lanes.items():
+            spool = await LaneSpool.open(
+                self.config.state_dir / "spool" / name, self.config.spool, self.clock, lane=name
+            )
+            await tg.start(spool.run)
+            self.spools[name] = spool
+            policy = self._batch_policy()
+            self.batchers[name] = Batcher(
+                lane.table, spool, policy, self.clock, on_oversize=self._dead_letters.oversize
+            )
+
+    def _batch_policy(self) -> BatchPolicy:
+        d = self.config.delivery
+        return BatchPolicy(d.max_rows, d.max_bytes, d.linger_ms / 1000)
 
     async def _open_channels(self, client: StreamingClient) -> None:
         d = self.config.delivery
@@ -283,6 +312,7 @@ class Daemon:
                 client,
                 ChannelKey(database, schema, pipe, channel),
                 table,
+                self.batchers[lane.name],
                 clock=self.clock,
                 metrics=self.metrics,
                 tracker=tracker,
@@ -294,8 +324,6 @@ class Daemon:
 
     async def _run_pipeline(self, duration: float | None) -> None:
         d = self.config.delivery
-        policy = BatchPolicy(d.max_rows, d.max_bytes, d.linger_ms / 1000)
-        dead = DeadLetters(self.config.state_dir / "dead_letters", self.metrics)
         envelopes_send, envelopes_receive = anyio.create_memory_object_stream[Envelope](
             max(1, min(d.lane_capacity, 1024))
         )
@@ -310,9 +338,8 @@ class Daemon:
                 # Delivery ends when every writer has seen its lane end and its rows committed.
                 async with anyio.create_task_group() as tg:
                     for name, lane in self.lanes.items():
-                        batcher = Batcher(lane.table, policy, self.clock, on_oversize=dead.oversize)
-                        tg.start_soon(batcher.fill, lane.receive)
-                        tg.start_soon(self.writers[name].run, batcher)
+                        tg.start_soon(self.batchers[name].fill, lane.receive)
+                        tg.start_soon(self.writers[name].run)
                     tg.start_soon(route, envelopes_receive, self.lanes, self.metrics)
                     tg.start_soon(self._run_sources, envelopes_send, sources_scope)
                 outer.cancel_scope.cancel()

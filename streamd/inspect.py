@@ -52,12 +52,18 @@ def render(status: dict[str, Any], width: int = 80) -> str:
     for source in status.get("sources", []):
         out.append(f"  {source['name']:<24} {source['kind']}")
     out.append("")
-    out.append(f"{'LANE':<44} {'DEPTH':>8} {'CAP':>8} {'WAIT':>5}")
+    out.append(
+        f"{'LANE':<30} {'DEPTH':>6} {'CAP':>6} {'SPOOL MB':>8} {'COMMITTED':>10} {'WAITING':>8}"
+    )
     for lane in status.get("lanes", []):
+        spool = lane.get("spool") or {}
         out.append(
-            f"{_short(lane['table'], 44):<44} {lane['depth']:>8} {lane['capacity']:>8} "
-            f"{lane['producers_waiting']:>5}"
+            f"{_short(lane.get('lane', lane['table']), 30):<30} {lane['depth']:>6} "
+            f"{lane['capacity']:>6} {spool.get('bytes', 0) / 1e6:>8.1f} "
+            f"{spool.get('committed', 0):>10} {spool.get('rows_waiting', 0):>8}"
         )
+        if spool.get("writer_blocked"):
+            out.append("  spool full: sources are waiting for commits (spool.max_bytes)")
     out.append("")
     out.append(
         f"{'CHANNEL':<30} {'COMMITTED':>12} {'INFLIGHT':>9} {'INSERTED':>10} {'ERR':>5} {'LAG s':>6}"

@@ -1,11 +1,14 @@
-"""Cut a lane's rows into append-sized batches: by row count, by bytes, and by age (linger).
+"""A lane's rows go into its spool (durable, numbered) and come out as append-sized batches.
 
-Each row is encoded to NDJSON exactly once, here. The policy is pure (`BatchPolicy`); the async
-step (`Batcher`) drives it with the injected clock.
+Each row is encoded to NDJSON exactly once, here, and its spool sequence number is its offset
+token. Batches are cut by row count, bytes and age (linger); the policy is pure (`BatchPolicy`),
+the async step (`Batcher`) drives it with the injected clock.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +18,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from streamd.clock import Clock, wait_event
 from streamd.rows import Batch, Row
+from streamd.spool import LaneSpool
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,106 +51,122 @@ class OversizeHook(Protocol):
 
 
 class Batcher:
-    """Accumulates a lane's rows into one pending batch that the writer takes when it is ready.
+    """Feeds a lane into its spool and hands the writer batches read back from it.
 
     The writer pulls (`next_batch`), so a batch is cut when the writer can send it: while an
-    append is in flight the pending batch keeps growing up to the policy's limits, instead of being
-    cut at linger and then waiting, already small, behind the request. When the pending batch is
-    full, `fill` stops reading the lane, and backpressure reaches the sources.
+    append is in flight, unsent rows keep accumulating in the spool up to the policy's limits.
+    When the spool is full (when_full = "block"), `fill` stops reading the lane and backpressure
+    reaches the sources. After a restart, `start_at(committed + 1)` replays what the spool holds.
     """
 
     def __init__(
         self,
         table: str,
+        spool: LaneSpool,
         policy: BatchPolicy,
         clock: Clock,
         *,
         on_oversize: OversizeHook,
     ) -> None:
         self.table = table
+        self.spool = spool
         self.policy = policy
         self._clock = clock
         self._on_oversize = on_oversize
-        self._lines: list[bytes] = []
-        self._bytes = 0
-        self._first_at = 0.0
+        self._cursor = spool.next_seq
+        # (first seq, bytes, monotonic time) per spool append not yet read back, for linger/bytes.
+        self._chunks: deque[tuple[int, int, float]] = deque()
         self._ended = False
         self._changed = anyio.Event()
-        self._taken = anyio.Event()
 
     def __repr__(self) -> str:
-        return f"<Batcher {self.table} pending={len(self._lines)} rows/{self._bytes} bytes>"
+        return f"<Batcher {self.table} cursor={self._cursor} unsent={self.unsent_rows}>"
 
     @property
-    def pending_rows(self) -> int:
-        """Rows encoded and waiting in the pending batch."""
-        return len(self._lines)
+    def unsent_rows(self) -> int:
+        """Rows in the spool not yet handed to the writer."""
+        return max(0, self.spool.next_seq - self._cursor)
+
+    def start_at(self, seq: int) -> None:
+        """Hand out rows from `seq` on (everything before is committed); replays are due at once."""
+        self._cursor = max(seq, self.spool.first_seq)
+        self._chunks.clear()
+        if self.spool.next_seq > self._cursor:
+            self._chunks.append((self._cursor, self.policy.max_bytes, -math.inf))
+        self._notify()
 
     async def fill(self, rows: MemoryObjectReceiveStream[Row]) -> None:
-        """Read the lane until it ends; `next_batch` then returns what is left, then None."""
+        """Spool the lane's rows until it ends; `next_batch` then returns the rest, then None."""
+        lines: list[bytes] = []
+        nbytes = 0
         async with rows:
             async for row in rows:
-                await self._add(row)
-                # Drain whatever else is already queued without an await per row.
-                while True:
+                nbytes = await self._encode(row, lines, nbytes)
+                # Take whatever else is queued without an await per row, up to one batch.
+                while len(lines) < self.policy.max_rows and nbytes < self.policy.max_bytes:
                     try:
                         row = rows.receive_nowait()
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                    await self._add(row)
+                    nbytes = await self._encode(row, lines, nbytes)
+                if lines:
+                    stored = await self.spool.append(lines)
+                    if len(stored):
+                        self._chunks.append((stored.start, nbytes, self._clock.monotonic()))
+                        self._notify()
+                    lines, nbytes = [], 0
         self._ended = True
         self._notify()
+
+    async def _encode(self, row: Row, lines: list[bytes], nbytes: int) -> int:
+        line = orjson.dumps(row)
+        if len(line) + 1 > self.policy.max_bytes:
+            await self._on_oversize(self.table, row, len(line))
+            return nbytes
+        lines.append(line)
+        return nbytes + len(line) + 1
 
     async def next_batch(self) -> Batch | None:
         """The next batch once it is full or due (linger), or None when the lane has ended."""
         while True:
             changed = self._changed
-            if self._lines:
+            unsent = self.spool.next_seq - self._cursor
+            if unsent > 0:
                 now = self._clock.monotonic()
+                oldest = self._chunks[0][2] if self._chunks else -math.inf
+                unsent_bytes = sum(c[1] for c in self._chunks)
                 if (
                     self._ended
-                    or self.policy.is_full(len(self._lines), self._bytes)
-                    or self.policy.is_due(self._first_at, now)
+                    or self.policy.is_full(unsent, unsent_bytes)
+                    or self.policy.is_due(oldest, now)
                 ):
-                    return self._take()
-                await wait_event(self._clock, changed, self._first_at + self.policy.linger_s - now)
+                    return await self._read()
+                await wait_event(self._clock, changed, oldest + self.policy.linger_s - now)
             elif self._ended:
                 return None
             else:
                 await changed.wait()
 
-    async def _add(self, row: Row) -> None:
-        line = orjson.dumps(row)
-        if len(line) + 1 > self.policy.max_bytes:
-            await self._on_oversize(self.table, row, len(line))
-            return
-        while not self.policy.fits(len(self._lines), self._bytes, len(line)):
-            taken = self._taken
-            self._notify()
-            await taken.wait()
-        if not self._lines:
-            self._first_at = self._clock.monotonic()
-            self._notify()
-        self._lines.append(line)
-        self._bytes += len(line) + 1
-        if self.policy.is_full(len(self._lines), self._bytes):
-            self._notify()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    def _take(self) -> Batch:
-        lines, first_at = self._lines, self._first_at
-        self._lines, self._bytes = [], 0
-        self._taken.set()
-        self._taken = anyio.Event()
+    async def _read(self) -> Batch:
+        records = await self.spool.read(self._cursor, self.policy.max_rows, self.policy.max_bytes)
+        first, last = records[0][0], records[-1][0]
+        self._cursor = last + 1
+        oldest = self._chunks[0][2] if self._chunks else self._clock.monotonic()
+        while len(self._chunks) > 1 and self._chunks[1][0] <= self._cursor:
+            self._chunks.popleft()
+        if self._chunks and self._cursor >= self.spool.next_seq:
+            self._chunks.clear()
+        lines = [payload for _, payload in records]
         lines.append(b"")
         return Batch(
             table=self.table,
             body=b"\n".join(lines),
-            rows=len(lines) - 1,
-            first_offset=0,
-            last_offset=0,
-            oldest_event_monotonic=first_at,
+            rows=len(records),
+            first_offset=first,
+            last_offset=last,
+            oldest_event_monotonic=oldest if oldest != -math.inf else self._clock.monotonic(),
         )
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()

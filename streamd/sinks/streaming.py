@@ -22,6 +22,7 @@ from streamd.sinks.commit_tracker import CommitTracker
 from streamd.sinks.retry import retrying
 from streamd.snowflake.pacing import ChannelPacer
 from streamd.snowflake.streaming import ChannelStatus, StreamingClient
+from streamd.spool import LaneSpool
 
 # A stale sequencer means someone else reopened our channel: we never reuse a token across our own
 # reopens, so the only other opener is another daemon with the same identity (reference §2.5, §2.11).
@@ -31,10 +32,16 @@ _FENCING_CODES = frozenset(
 
 
 class BatchSource(Protocol):
-    """Where a writer pulls its batches from (the lane's batcher)."""
+    """Where a writer pulls its batches from: the lane's spool, through its batcher."""
+
+    spool: LaneSpool
+
+    def start_at(self, seq: int) -> None:
+        """Hand out rows from spool sequence `seq` on (everything before is committed)."""
+        ...
 
     async def next_batch(self) -> Batch | None:
-        """The next batch to append, or None when the input has ended."""
+        """The next batch to append (offsets = spool sequences), or None when the input ended."""
         ...
 
 
@@ -46,6 +53,7 @@ class ChannelWriter:
         client: StreamingClient,
         key: ChannelKey,
         table: str,
+        batches: BatchSource,
         *,
         clock: Clock,
         metrics: Metrics,
@@ -56,6 +64,10 @@ class ChannelWriter:
         self.client = client
         self.key = key
         self.table = table
+        self._batches = batches
+        self._spool = batches.spool
+        self._spool_target = 0
+        self._spool_progress = anyio.Event()
         self._clock = clock
         self._metrics = metrics
         self._window = max_inflight_batches
@@ -66,7 +78,6 @@ class ChannelWriter:
         self._log = get_logger(table=table, channel=key.channel)
         self._inflight: deque[Batch] = deque()
         self._token: str | None = None
-        self._next_offset = 0
         self._lock = anyio.Lock()
         self._progress = anyio.Event()
         self.committed: int | None = None
@@ -77,8 +88,7 @@ class ChannelWriter:
 
     def __repr__(self) -> str:
         return (
-            f"<ChannelWriter {self.key} committed={self.committed} next={self._next_offset} "
-            f"inflight={len(self._inflight)}>"
+            f"<ChannelWriter {self.key} committed={self.committed} inflight={len(self._inflight)}>"
         )
 
     @property
@@ -113,7 +123,7 @@ class ChannelWriter:
             "committed_offset_token": None
             if self.committed is None
             else format_offset(self.committed),
-            "next_offset": self._next_offset,
+            "spool": self._spool.stats(),
             "inflight_batches": len(self._inflight),
             "inflight_rows": self.inflight_rows,
             "commit_lag_s": round(self.commit_lag_s(), 3),
@@ -124,11 +134,18 @@ class ChannelWriter:
         }
 
     async def open(self) -> None:
-        """Open the channel and continue numbering after what Snowflake has committed."""
+        """Open the channel and replay the spool from what Snowflake (or the spool) last committed.
+
+        The spool's own committed mark covers a channel that lost its offset (expired after 30
+        idle days, or dropped): rows it already saw committed are not sent again.
+        """
         async with self._lock:
             while True:
                 try:
                     await self._open()
+                    committed = max(self.committed or 0, self._spool.committed)
+                    await self._spool.commit(committed)
+                    self._batches.start_at(committed + 1)
                     return
                 except ChannelFenced:
                     raise
@@ -139,22 +156,20 @@ class ChannelWriter:
                     self._log.warning("channel_open_refused", reason=exc.code, status=exc.status)
                     await self._clock.sleep(0.5)
 
-    async def run(self, batches: BatchSource) -> None:
+    async def run(self) -> None:
         """Append every batch, then wait until all of them are committed."""
         if not self.is_open:
             await self.open()
         self._tracker.register(self)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_reopen_requests)
+            tg.start_soon(self._release_spool)
             while True:
                 while len(self._inflight) >= self._window:
                     await self._wait_progress()
-                batch = await batches.next_batch()
+                batch = await self._batches.next_batch()
                 if batch is None:
                     break
-                batch.first_offset = self._next_offset
-                batch.last_offset = self._next_offset + batch.rows - 1
-                self._next_offset = batch.last_offset + 1
                 async with self._lock:
                     # Kept before the request goes out (if its outcome is unknown it is replayed),
                     # and only under the lock, so a concurrent recovery cannot replay it twice.
@@ -163,7 +178,15 @@ class ChannelWriter:
                 self._tracker.wake()
             while self._inflight:
                 await self._wait_progress()
+            await self._spool.commit(self._spool_target)
             tg.cancel_scope.cancel()
+
+    async def _release_spool(self) -> None:
+        """Tell the spool what is committed, so it can free whole segments (off the status path)."""
+        while True:
+            progress = self._spool_progress
+            await progress.wait()
+            await self._spool.commit(self._spool_target)
 
     async def _wait_progress(self) -> None:
         progress = self._progress
@@ -180,8 +203,6 @@ class ChannelWriter:
         self._token = result.continuation_token
         self.is_open = True
         self._apply_status(result.status)
-        if self.committed is not None:
-            self._next_offset = max(self._next_offset, self.committed + 1)
         self._log.info(
             "channel_opened",
             offset_token=result.status.last_committed_offset_token,
@@ -296,5 +317,9 @@ class ChannelWriter:
         if done:
             self._metrics.rows_committed.labels(self.table).inc(done)
             self._signal_progress()
+            assert self.committed is not None
+            self._spool_target = self.committed
+            self._spool_progress.set()
+            self._spool_progress = anyio.Event()
         self._metrics.commit_lag.labels(self.table).set(self.commit_lag_s())
         return done > 0

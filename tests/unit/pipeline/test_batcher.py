@@ -1,13 +1,18 @@
-"""Batching policy by rows, bytes and age, driven by a manual clock; the writer pulls batches."""
+"""Rows are spooled, then cut into batches by rows, bytes and age (manual clock); offsets are seqs."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import anyio
 import orjson
 
 from streamd.pipeline.batcher import Batcher, BatchPolicy
 from streamd.rows import Batch, Row
+from streamd.spool import LaneSpool, SpoolConfig
 from streamd.testing import ManualClock
+
+SPOOL = SpoolConfig(fsync="never", segment_bytes=1 << 20, max_bytes=1 << 24)
 
 
 class _Rejected:
@@ -30,10 +35,14 @@ def test_policy_limits() -> None:
     assert policy.is_due(10.0, 10.5)
 
 
-async def _drain(policy: BatchPolicy, rows: list[Row]) -> tuple[list[Batch], _Rejected]:
+async def _drain(
+    tmp_path: Path, policy: BatchPolicy, rows: list[Row]
+) -> tuple[list[Batch], _Rejected, LaneSpool]:
     """Feed all rows, end the lane, and pull every batch."""
     rejected = _Rejected()
-    batcher = Batcher("T", policy, ManualClock(), on_oversize=rejected)
+    spool = await LaneSpool.open(tmp_path / "lane", SPOOL, ManualClock())
+    batcher = Batcher("T", spool, policy, ManualClock(), on_oversize=rejected)
+    batcher.start_at(spool.committed + 1)
     send, receive = anyio.create_memory_object_stream[Row](1000)
     batches: list[Batch] = []
     async with anyio.create_task_group() as tg:
@@ -43,77 +52,96 @@ async def _drain(policy: BatchPolicy, rows: list[Row]) -> tuple[list[Batch], _Re
                 await send.send(row)
         while (batch := await batcher.next_batch()) is not None:
             batches.append(batch)
-    return batches, rejected
+    return batches, rejected, spool
 
 
-async def test_cuts_by_row_count() -> None:
-    """Seven rows with max_rows=3 give batches of 3, 3 and 1 (the last at end of input)."""
-    batches, _ = await _drain(BatchPolicy(3, 10_000, 60), [{"i": i} for i in range(7)])
-    assert [b.rows for b in batches] == [3, 3, 1]
+async def test_cuts_by_row_count_with_spool_sequences_as_offsets(tmp_path: Path) -> None:
+    """Seven rows with max_rows=3 give batches 1–3, 4–6 and 7 (the last at end of input)."""
+    batches, _, spool = await _drain(
+        tmp_path, BatchPolicy(3, 10_000, 60), [{"i": i} for i in range(7)]
+    )
+    assert [(b.first_offset, b.last_offset, b.rows) for b in batches] == [
+        (1, 3, 3),
+        (4, 6, 3),
+        (7, 7, 1),
+    ]
     lines = b"".join(b.body for b in batches).splitlines()
     assert lines == [orjson.dumps({"i": i}) for i in range(7)]
     assert all(b.body.endswith(b"\n") for b in batches)
+    assert spool.next_seq == 8
+    await spool.aclose()
 
 
-async def test_cuts_by_bytes() -> None:
+async def test_cuts_by_bytes(tmp_path: Path) -> None:
     """A batch never exceeds max_bytes of NDJSON."""
     rows = [{"v": "x" * 20} for _ in range(10)]
     line = len(orjson.dumps(rows[0])) + 1
-    batches, _ = await _drain(BatchPolicy(1000, line * 3, 60), rows)
-    assert [b.rows for b in batches] == [3, 3, 3, 1]
+    batches, _, spool = await _drain(tmp_path, BatchPolicy(1000, line * 3, 60), rows)
+    assert sum(b.rows for b in batches) == 10
     assert all(len(b.body) <= line * 3 for b in batches)
+    await spool.aclose()
 
 
-async def test_full_batch_stops_reading_the_lane() -> None:
-    """With nobody taking batches, exactly one full batch is pending and the lane keeps the rest."""
-    batcher = Batcher("T", BatchPolicy(4, 10_000, 60), ManualClock(), on_oversize=_Rejected())
-    send, receive = anyio.create_memory_object_stream[Row](100)
-    async with send, anyio.create_task_group() as tg:
-        tg.start_soon(batcher.fill, receive)
-        for i in range(10):
-            await send.send({"i": i})
-        await anyio.wait_all_tasks_blocked()
-        # 4 pending in the batch, 1 held by fill waiting for space, 5 still in the lane.
-        assert batcher.pending_rows == 4
-        assert send.statistics().current_buffer_used == 5
-        first = await batcher.next_batch()
-        assert first is not None
-        assert first.rows == 4
-        tg.cancel_scope.cancel()
+async def test_replays_from_the_committed_offset_after_restart(tmp_path: Path) -> None:
+    """A new batcher on the same spool, started at seq 3, hands out rows 3–5 again, due at once."""
+    _, _, spool = await _drain(tmp_path, BatchPolicy(100, 10_000, 60), [{"i": i} for i in range(5)])
+    await spool.aclose()
+    reopened = await LaneSpool.open(tmp_path / "lane", SPOOL, ManualClock())
+    batcher = Batcher(
+        "T", reopened, BatchPolicy(100, 10_000, 3600), ManualClock(), on_oversize=_Rejected()
+    )
+    batcher.start_at(3)
+    batch = await batcher.next_batch()
+    assert batch is not None
+    assert (batch.first_offset, batch.last_offset) == (3, 5)
+    assert batch.body.splitlines() == [orjson.dumps({"i": i}) for i in (2, 3, 4)]
+    await reopened.aclose()
 
 
-async def test_linger_releases_a_partial_batch_when_the_clock_passes() -> None:
+async def test_linger_releases_a_partial_batch_when_the_clock_passes(tmp_path: Path) -> None:
     """A partial batch is handed out only once its first row has waited linger_s."""
     clock = ManualClock()
-    batcher = Batcher("T", BatchPolicy(100, 10_000, 0.5), clock, on_oversize=_Rejected())
+    spool = await LaneSpool.open(tmp_path / "lane", SPOOL, clock)
+    batcher = Batcher("T", spool, BatchPolicy(100, 10_000, 0.5), clock, on_oversize=_Rejected())
     send, receive = anyio.create_memory_object_stream[Row](100)
     got: list[Batch] = []
+    taken = anyio.Event()
 
     async def take() -> None:
         batch = await batcher.next_batch()
         assert batch is not None
         got.append(batch)
+        taken.set()
 
     async with send, anyio.create_task_group() as tg:
         tg.start_soon(batcher.fill, receive)
         await send.send({"a": 1})
         await send.send({"a": 2})
+        await wait_spooled(spool, 3)
         tg.start_soon(take)
         await anyio.wait_all_tasks_blocked()
         clock.advance(0.4)
         await anyio.wait_all_tasks_blocked()
         assert got == []
-        await send.send({"a": 3})  # joins the pending batch; its age still counts from row 1
-        await anyio.wait_all_tasks_blocked()
+        await send.send({"a": 3})  # joins the unsent rows; their age still counts from row 1
+        await wait_spooled(spool, 4)
         clock.advance(0.1)
-        await anyio.wait_all_tasks_blocked()
+        with anyio.fail_after(5):
+            await taken.wait()
         assert [b.rows for b in got] == [3]
         tg.cancel_scope.cancel()
+    await spool.aclose()
 
 
-async def test_oversize_row_goes_to_hook_not_lost() -> None:
+async def wait_spooled(spool: LaneSpool, next_seq: int) -> None:
+    with anyio.fail_after(5):
+        await spool.wait_for(next_seq - 1)
+
+
+async def test_oversize_row_goes_to_hook_not_lost(tmp_path: Path) -> None:
     """A row larger than any request is handed to the reject hook; the others still flow."""
     rows: list[Row] = [{"a": 1}, {"big": "x" * 500}, {"a": 2}]
-    batches, rejected = await _drain(BatchPolicy(100, 200, 60), rows)
+    batches, rejected, spool = await _drain(tmp_path, BatchPolicy(100, 200, 60), rows)
     assert [r[1] for r in rejected.rows] == [rows[1]]
     assert sum(b.rows for b in batches) == 2
+    await spool.aclose()

@@ -52,15 +52,16 @@ USER_AGENT = f"streamd/{__version__}"
 
 @dataclass
 class TableSummary:
-    """Per-table counts at shutdown."""
+    """Per-table counts for this run, and what is still waiting."""
 
     produced: int
+    """Rows sources produced in this run."""
     committed: int
+    """Rows committed in this run (including rows an earlier run had spooled)."""
     rejected: int
-
-    @property
-    def uncommitted(self) -> int:
-        return self.produced - self.committed - self.rejected
+    """Rows dead-lettered in this run."""
+    uncommitted: int = 0
+    """Rows produced (this run or before) and not committed yet: in lanes or in the spool."""
 
 
 @dataclass
@@ -175,8 +176,21 @@ class Daemon:
                 produced=int(m.value("streamd_rows_produced", table=table)),
                 committed=int(m.value("streamd_rows_committed", table=table)),
                 rejected=int(m.total("streamd_rows_rejected", table=table)),
+                uncommitted=sum(
+                    self._waiting(name) for name, lane in self.lanes.items() if lane.table == table
+                ),
             )
         return summary
+
+    def _waiting(self, lane: str) -> int:
+        """Rows of one lane not known committed: still in the lane, or spooled but uncommitted."""
+        waiting = self.lanes[lane].depth
+        spool = self.spools.get(lane)
+        if spool is not None:
+            writer = self.writers.get(lane)
+            committed = max(spool.committed, (writer.committed or 0) if writer else 0)
+            waiting += max(0, spool.next_seq - 1 - committed)
+        return waiting
 
     async def run(self, *, duration: float | None = None) -> RunSummary:
         """Run until stopped (signal, `stop()` or `duration`), drain, and return the summary."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,10 @@ class Envelope:
     row: Row
     key: str = ""
     """Shard key: rows with one key (e.g. one producer) always share a channel, so stay in order."""
+    ack: Callable[[int | None], None] | None = None
+    """Called once the row is durable in the spool, with its sequence (its offset token), or with
+    None when it was not spooled (dead-lettered, or refused by a full spool with drop_newest).
+    Push sources answer their clients from here: nothing is acknowledged before it is durable."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,7 +18,7 @@ import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from streamd.clock import Clock, wait_event
-from streamd.rows import Batch, Row
+from streamd.rows import Batch, Envelope, Row
 from streamd.spool import LaneSpool
 
 
@@ -40,6 +41,9 @@ class BatchPolicy:
     def is_due(self, first_row_at: float, now: float) -> bool:
         """Whether the oldest row has waited long enough."""
         return now - first_row_at >= self.linger_s
+
+
+AckHook = Callable[[int | None], None]
 
 
 class OversizeHook(Protocol):
@@ -95,35 +99,48 @@ class Batcher:
             self._chunks.append((self._cursor, self.policy.max_bytes, -math.inf))
         self._notify()
 
-    async def fill(self, rows: MemoryObjectReceiveStream[Row]) -> None:
-        """Spool the lane's rows until it ends; `next_batch` then returns the rest, then None."""
+    async def fill(self, envelopes: MemoryObjectReceiveStream[Envelope]) -> None:
+        """Spool the lane's rows until it ends; `next_batch` then returns the rest, then None.
+
+        Each row's `ack` is called only after the spool append reached its durability.
+        """
         lines: list[bytes] = []
+        acks: list[AckHook | None] = []
         nbytes = 0
-        async with rows:
-            async for row in rows:
-                nbytes = await self._encode(row, lines, nbytes)
+        async with envelopes:
+            async for envelope in envelopes:
+                nbytes = await self._encode(envelope, lines, acks, nbytes)
                 # Take whatever else is queued without an await per row, up to one batch.
                 while len(lines) < self.policy.max_rows and nbytes < self.policy.max_bytes:
                     try:
-                        row = rows.receive_nowait()
+                        envelope = envelopes.receive_nowait()
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                    nbytes = await self._encode(row, lines, nbytes)
+                    nbytes = await self._encode(envelope, lines, acks, nbytes)
                 if lines:
                     stored = await self.spool.append(lines)
                     if len(stored):
                         self._chunks.append((stored.start, nbytes, self._clock.monotonic()))
                         self._notify()
-                    lines, nbytes = [], 0
+                    for i, ack in enumerate(acks):
+                        if ack is not None:
+                            # drop_newest stores a prefix; the rest were refused, never durable.
+                            ack(stored[i] if i < len(stored) else None)
+                    lines, acks, nbytes = [], [], 0
         self._ended = True
         self._notify()
 
-    async def _encode(self, row: Row, lines: list[bytes], nbytes: int) -> int:
-        line = orjson.dumps(row)
+    async def _encode(
+        self, envelope: Envelope, lines: list[bytes], acks: list[AckHook | None], nbytes: int
+    ) -> int:
+        line = orjson.dumps(envelope.row)
         if len(line) + 1 > self.policy.max_bytes:
-            await self._on_oversize(self.table, row, len(line))
+            await self._on_oversize(self.table, envelope.row, len(line))
+            if envelope.ack is not None:
+                envelope.ack(None)
             return nbytes
         lines.append(line)
+        acks.append(envelope.ack)
         return nbytes + len(line) + 1
 
     async def next_batch(self) -> Batch | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from streamd.rows import Row
+from streamd.rows import Envelope
 
 
 class Lane:
@@ -16,7 +16,7 @@ class Lane:
         self.shard = shard
         self.name = table if shards == 1 else f"{table}#{shard}"
         self.capacity = capacity
-        self.send, self.receive = anyio.create_memory_object_stream[Row](capacity)
+        self.send, self.receive = anyio.create_memory_object_stream[Envelope](capacity)
 
     def __repr__(self) -> str:
         return f"<Lane {self.name} {self.depth}/{self.capacity}>"

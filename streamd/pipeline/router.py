@@ -52,7 +52,7 @@ async def _deliver(
         shards[0] if len(shards) == 1 else shards[zlib.crc32(envelope.key.encode()) % len(shards)]
     )
     try:
-        lane.send.send_nowait(envelope.row)
+        lane.send.send_nowait(envelope)
     except WouldBlock:
-        await lane.send.send(envelope.row)
+        await lane.send.send(envelope)
     counters[envelope.table].inc()

@@ -8,7 +8,7 @@ import anyio
 import orjson
 
 from streamd.pipeline.batcher import Batcher, BatchPolicy
-from streamd.rows import Batch, Row
+from streamd.rows import Batch, Envelope, Row
 from streamd.spool import LaneSpool, SpoolConfig
 from streamd.testing import ManualClock
 
@@ -43,13 +43,13 @@ async def _drain(
     spool = await LaneSpool.open(tmp_path / "lane", SPOOL, ManualClock())
     batcher = Batcher("T", spool, policy, ManualClock(), on_oversize=rejected)
     batcher.start_at(spool.committed + 1)
-    send, receive = anyio.create_memory_object_stream[Row](1000)
+    send, receive = anyio.create_memory_object_stream[Envelope](1000)
     batches: list[Batch] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(batcher.fill, receive)
         async with send:
             for row in rows:
-                await send.send(row)
+                await send.send(Envelope("T", row))
         while (batch := await batcher.next_batch()) is not None:
             batches.append(batch)
     return batches, rejected, spool
@@ -103,7 +103,7 @@ async def test_linger_releases_a_partial_batch_when_the_clock_passes(tmp_path: P
     clock = ManualClock()
     spool = await LaneSpool.open(tmp_path / "lane", SPOOL, clock)
     batcher = Batcher("T", spool, BatchPolicy(100, 10_000, 0.5), clock, on_oversize=_Rejected())
-    send, receive = anyio.create_memory_object_stream[Row](100)
+    send, receive = anyio.create_memory_object_stream[Envelope](100)
     got: list[Batch] = []
     taken = anyio.Event()
 
@@ -115,15 +115,17 @@ async def test_linger_releases_a_partial_batch_when_the_clock_passes(tmp_path: P
 
     async with send, anyio.create_task_group() as tg:
         tg.start_soon(batcher.fill, receive)
-        await send.send({"a": 1})
-        await send.send({"a": 2})
+        await send.send(Envelope("T", {"a": 1}))
+        await send.send(Envelope("T", {"a": 2}))
         await wait_spooled(spool, 3)
         tg.start_soon(take)
         await anyio.wait_all_tasks_blocked()
         clock.advance(0.4)
         await anyio.wait_all_tasks_blocked()
         assert got == []
-        await send.send({"a": 3})  # joins the unsent rows; their age still counts from row 1
+        await send.send(
+            Envelope("T", {"a": 3})
+        )  # joins the unsent rows; their age still counts from row 1
         await wait_spooled(spool, 4)
         clock.advance(0.1)
         with anyio.fail_after(5):
@@ -144,4 +146,21 @@ async def test_oversize_row_goes_to_hook_not_lost(tmp_path: Path) -> None:
     batches, rejected, spool = await _drain(tmp_path, BatchPolicy(100, 200, 60), rows)
     assert [r[1] for r in rejected.rows] == [rows[1]]
     assert sum(b.rows for b in batches) == 2
+    await spool.aclose()
+
+
+async def test_acks_only_after_the_spool_append(tmp_path: Path) -> None:
+    """Each row's ack gets its spool sequence; an oversize row is acked with None (not spooled)."""
+    acked: list[tuple[int, int | None]] = []
+    spool = await LaneSpool.open(tmp_path / "lane", SPOOL, ManualClock())
+    batcher = Batcher("T", spool, BatchPolicy(100, 200, 60), ManualClock(), on_oversize=_Rejected())
+    send, receive = anyio.create_memory_object_stream[Envelope](10)
+    rows: list[Row] = [{"i": 0}, {"big": "x" * 500}, {"i": 2}]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.fill, receive)
+        async with send:
+            for n, row in enumerate(rows):
+                await send.send(Envelope("T", row, ack=lambda seq, n=n: acked.append((n, seq))))
+    assert sorted(acked) == [(0, 1), (1, None), (2, 2)]
+    assert spool.next_seq == 3
     await spool.aclose()

@@ -25,9 +25,9 @@ async def test_same_key_same_shard_and_counts() -> None:
     placement: dict[int, str] = {}
     for name, lane in lanes.items():
         async with lane.receive:
-            async for row in lane.receive:
+            async for envelope in lane.receive:
                 if name.startswith("DB.S.A"):
-                    assert placement.setdefault(row["i"] % 5, name) == name
+                    assert placement.setdefault(envelope.row["i"] % 5, name) == name
     assert len(set(placement.values())) > 1
     assert metrics.value("streamd_rows_produced", table="DB.S.A") == 30
     assert metrics.value("streamd_rows_produced", table="DB.S.B") == 1

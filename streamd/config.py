@@ -9,7 +9,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from streamd.config_lines import key_lines, locate
 from streamd.errors import ConfigError
@@ -167,6 +175,9 @@ class Config(BaseModel):
     """Batching, channels and draining."""
     spool: SpoolConfig = SpoolConfig()
     """The durable local spool every row passes through (one per lane, under state_dir/spool)."""
+    spool_total_max_bytes: int | None = Field(default=None, ge=1)
+    """Disk all lanes' spools may use together, shared evenly (each lane also stays within
+    spool.max_bytes); unset means only the per-lane limit applies."""
     admin: AdminConfig = AdminConfig()
     """Admin endpoint for `streamd inspect`."""
     log: LogConfig = LogConfig()
@@ -193,6 +204,19 @@ class Config(BaseModel):
                         f"{table}; give one of them a different id_prefix"
                     )
         return value
+
+    @model_validator(mode="after")
+    def _spool_share_fits(self) -> Config:
+        if self.spool_total_max_bytes is not None:
+            lanes = max(1, len(self.tables()) * self.delivery.channels_per_table)
+            share = self.spool_total_max_bytes // lanes
+            if share < self.spool.segment_bytes:
+                raise ValueError(
+                    f"spool_total_max_bytes gives each of {lanes} lanes {share} bytes, less than one "
+                    f"segment (spool.segment_bytes = {self.spool.segment_bytes}); raise it or lower "
+                    "spool.segment_bytes"
+                )
+        return self
 
     def tables(self) -> list[str]:
         """Every fully qualified table some source writes, in a stable order."""

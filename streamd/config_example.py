@@ -8,9 +8,12 @@ from pydantic import BaseModel, SecretStr
 
 from streamd.config import Config
 
-_EXAMPLE_SECRETS = {
+_EXAMPLES: dict[str, object] = {
     "private_key": "file:/etc/streamd/rsa_key.p8",
     "private_key_passphrase": "env:STREAMD_KEY_PASSPHRASE",
+    "role": "STREAMD_ROLE",
+    "url": "https://myorg-myaccount.snowflakecomputing.com",
+    "spool_total_max_bytes": 8 * 1024**3,
 }
 
 
@@ -36,7 +39,7 @@ def _fields(
             lines.append(f"# {doc_line}")
         prefix = "# " if commented or value is None or isinstance(value, SecretStr) else ""
         if value is None or isinstance(value, SecretStr):
-            shown = _EXAMPLE_SECRETS.get(name, "")
+            shown = _EXAMPLES.get(name, "")
             lines.append(f"{prefix}{key} = {_toml_value(shown)}")
         else:
             lines.append(f"{prefix}{key} = {_toml_value(value)}")

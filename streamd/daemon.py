@@ -284,9 +284,14 @@ class Daemon:
 
     async def _open_spools(self, tg: anyio.abc.TaskGroup) -> None:
         """Open (and recover) every lane's spool; their fsync flushers run in `tg`."""
+        config = self.config.spool
+        if self.config.spool_total_max_bytes is not None:
+            # A total budget is shared evenly: each lane may use its share, never more than max_bytes.
+            share = self.config.spool_total_max_bytes // max(1, len(self.lanes))
+            config = config.model_copy(update={"max_bytes": min(config.max_bytes, share)})
         for name, lane in self.lanes.items():
             spool = await LaneSpool.open(
-                self.config.state_dir / "spool" / name, self.config.spool, self.clock, lane=name
+                self.config.state_dir / "spool" / name, config, self.clock, lane=name
             )
             await tg.start(spool.run)
             self.spools[name] = spool

@@ -50,6 +50,12 @@ class Metrics:
             ["table", "reason"],
             registry=r,
         )
+        self.fenced = Counter(
+            "streamd_channels_fenced",
+            "Channels taken over by another opener",
+            ["table"],
+            registry=r,
+        )
         self.lane_depth = Gauge(
             "streamd_lane_depth_rows", "Rows waiting in a lane", ["table"], registry=r
         )

@@ -244,6 +244,7 @@ class ChannelWriter:
         while True:
             if isinstance(cause, ChannelFenced) or cause.code in _FENCING_CODES:
                 self.is_open = False
+                self._metrics.fenced.labels(self.table).inc()
                 self._log.error(
                     "channel_fenced",
                     code=cause.code,

@@ -106,3 +106,11 @@ def test_example_file_is_generated_from_the_model() -> None:
         "commit_delay_ms",
     ):
         assert f"{key} = " in text
+
+
+def test_spool_total_must_leave_each_lane_a_segment() -> None:
+    """A total spool budget too small for one segment per lane is refused with the fix."""
+    problems = _problems("spool_total_max_bytes = 1000000\n[[sources]]\nkind = 'manufacturing'\n")
+    assert problems[0].startswith("streamd.toml:1: ")
+    assert "each of 3 lanes" in problems[0]
+    assert "spool.segment_bytes" in problems[0]

@@ -26,11 +26,19 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _EmbeddedServer(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
     """uvicorn without its signal handlers (the daemon owns signals) and with a started event."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
+    def __init__(self, app: object, *, graceful_shutdown_s: int = 1) -> None:
+        super().__init__(
+            uvicorn.Config(
+                app,  # type: ignore[arg-type]
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=graceful_shutdown_s,
+            )
+        )
         self.started_event = anyio.Event()
 
     @contextlib.contextmanager
@@ -46,22 +54,17 @@ async def serve_asgi(
     app: object,
     sock: socket.socket,
     *,
+    server: EmbeddedServer | None = None,
     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `app` on `sock` until cancelled; reports `http://host:port` once accepting.
 
-    Cancellation reaches uvicorn as `should_exit`, so it closes its listener and connections
-    instead of being torn down mid-request; the socket is closed on the way out.
+    Pass `server` to keep a handle on uvicorn (e.g. to reach its open connections). Cancellation
+    reaches uvicorn as `should_exit`, so it closes its listener and connections instead of being
+    torn down mid-request; the socket is closed on the way out.
     """
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    server = _EmbeddedServer(config)
+    server = server or EmbeddedServer(app)
     done = anyio.Event()
 
     async def run() -> None:

@@ -7,19 +7,16 @@ commits what is still pending, checkpoints DuckDB and closes the files.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-import socket
-from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import anyio.abc
-import uvicorn
 from starlette.applications import Starlette
 
+from streamd.asgi_server import EmbeddedServer, bind_tcp, serve_asgi
 from streamd.standin.auth import Authenticator
 from streamd.standin.fault_http import FaultMiddleware
 from streamd.standin.faults import FaultPlan
@@ -69,14 +66,6 @@ class Standin:
         return self.state.faults
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without signal capture: the process that embeds the stand-in owns its signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 async def serve(
     settings: StandinSettings,
     *,
@@ -99,66 +88,24 @@ async def serve(
             max_channels_per_pipe=settings.max_channels_per_pipe,
         )
         auth = Authenticator.create(settings.public_key_pem)
-        sock = _bind(settings.host, settings.port)
-        port = sock.getsockname()[1]
+        sock = bind_tcp(settings.host, settings.port)
         hostname = settings.hostname or settings.host
         streaming = StreamingApi(state, auth, hostname)
         app = FaultMiddleware(
             Starlette(routes=[*streaming.routes(), *SqlApi(state, auth).routes()]), state
         )
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
-        server = _EmbeddedServer(config)
-        app.server = server
-        url = f"http://{settings.host}:{port}"
+        server = EmbeddedServer(app, graceful_shutdown_s=2)
+        app.server = server  # connection resets need uvicorn's live connections
         if auth.public_key is None:
-            log.warning("stand-in at %s accepts any bearer on control calls (no public key)", url)
-        log.info("stand-in listening at %s, data in %s", url, settings.data_dir)
+            log.warning("stand-in accepts any bearer on control calls (no public key)")
         async with anyio.create_task_group() as tg:
-            http_done = anyio.Event()
-            tg.start_soon(_run_http, server, sock, http_done)
             tg.start_soon(state.run_commits)
-            # The socket already listens, so connections made now wait in its backlog.
+            url = await tg.start(functools.partial(serve_asgi, app, sock, server=server))
+            log.info("stand-in listening at %s, data in %s", url, settings.data_dir)
             task_status.started(Standin(url, state, settings))
-            try:
-                await http_done.wait()
-            finally:
-                with anyio.CancelScope(shield=True):
-                    server.should_exit = True
-                    await http_done.wait()
-                    tg.cancel_scope.cancel()
+            await anyio.sleep_forever()
     finally:
         with anyio.CancelScope(shield=True):
             if state is not None:
                 await state.flush()
             await anyio.to_thread.run_sync(storage.close)
-
-
-async def _run_http(server: uvicorn.Server, sock: socket.socket, done: anyio.Event) -> None:
-    # Shielded so that cancellation reaches uvicorn as `should_exit`, letting it close its
-    # listener and connections instead of being torn down mid-request.
-    try:
-        with anyio.CancelScope(shield=True):
-            await server.serve(sockets=[sock])
-    finally:
-        sock.close()
-        done.set()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock

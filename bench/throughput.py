@@ -7,8 +7,6 @@ the command line. Usage: python bench/throughput.py [--rows N] [--shape sensor|w
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +20,7 @@ import orjson
 from streamd.config import Config
 from streamd.daemon import Daemon, RunSummary
 from streamd.keys import generate_key_pair
-from streamd.testing import ListSource
+from streamd.testing import ListSource, start_standin_process
 
 SENSOR_TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
 
@@ -51,32 +49,6 @@ def sensor_rows(n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def start_standin(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    """`streamd standin serve` in its own process; returns it and its URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamd",
-            "standin",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--commit-delay-ms",
-            "200",
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        found = re.search(r"listening on (http://\S+)", line)
-        if found:
-            return proc, found.group(1)
-    raise SystemExit("stand-in did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=300_000)
@@ -90,7 +62,7 @@ def main() -> None:
 
     private_pem, _ = generate_key_pair()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_standin(Path(tmp) / "standin")
+        proc, url = start_standin_process(Path(tmp) / "standin", "--commit-delay-ms", "200")
         try:
             config = Config.model_validate(
                 {

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import anyio
+import httpx
 
 from streamd.rows import Envelope, Row
 from streamd.sources.base import SourceContext
@@ -71,3 +77,33 @@ class ListSource:
         """Send every row, then return (end of input)."""
         for row in self.rows:
             await ctx.send.send(Envelope(self.table, row))
+
+
+def start_standin_process(data_dir: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """`streamd standin serve` in a process of its own (port 0); returns it and its URL."""
+    proc = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "streamd", "standin", "serve", "--data-dir", str(data_dir), *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            return proc, found.group(1)
+    proc.wait(timeout=10)
+    raise RuntimeError(f"stand-in process exited with {proc.returncode} before listening")
+
+
+def standin_query(url: str, statement: str) -> list[list[str | None]]:
+    """Rows of one statement through a running stand-in's SQL API (no JWT check configured)."""
+    response = httpx.post(
+        f"{url}/api/v2/statements",
+        json={"statement": statement},
+        headers={"Authorization": "Bearer test", "Accept": "application/json"},
+        timeout=60,
+    )
+    response.raise_for_status()
+    rows: list[list[str | None]] = response.json()["data"]
+    return rows

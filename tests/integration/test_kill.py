@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -18,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 
 from streamd.clock import SystemClock
 from streamd.keys import generate_key_pair, write_private
 from streamd.spool import LaneSpool, SpoolConfig
+from streamd.testing import standin_query, start_standin_process
 
 TABLES = ("SENSOR_DATA_RAW", "PRODUCTION_DATA_RAW", "QUALITY_DATA_RAW")
 KILLS = 20
@@ -32,50 +31,22 @@ KILLS = 20
 @pytest.fixture
 def standin_process(tmp_path: Path) -> Iterator[str]:
     """`streamd standin serve` in its own process; yields its URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamd",
-            "standin",
-            "serve",
-            "--data-dir",
-            str(tmp_path / "sf"),
-            "--commit-delay-ms",
-            "300",
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    url = None
-    for line in proc.stderr:
-        found = re.search(r"listening on (http://\S+)", line)
-        if found:
-            url = found.group(1)
-            break
-    assert url, "stand-in did not start"
+    proc, url = start_standin_process(tmp_path / "sf", "--commit-delay-ms", "300")
     try:
         yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        assert proc.stderr is not None
         proc.stderr.close()
 
 
 def _count(url: str, table: str) -> tuple[int, int]:
-    response = httpx.post(
-        f"{url}/api/v2/statements",
-        json={
-            "statement": f"select count(*), count(distinct EVENT_ID) from MANUFACTURING_DEMO.RAW_DATA.{table}"
-        },
-        headers={"Authorization": "Bearer test", "Accept": "application/json"},
-        timeout=60,
+    [[total, distinct]] = standin_query(
+        url,
+        f"select count(*), count(distinct EVENT_ID) from MANUFACTURING_DEMO.RAW_DATA.{table}",
     )
-    response.raise_for_status()
-    total, distinct = response.json()["data"][0]
-    return int(total), int(distinct)
+    return int(total or 0), int(distinct or 0)
 
 
 async def _acknowledged(spool_dir: Path, table: str) -> int:

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
 from streamd.config import Config
 from streamd.daemon import Daemon, RunSummary
 from streamd.keys import generate_key_pair
 from streamd.standin.server import Standin
+from streamd.testing import standin_query
 
 TABLES = tuple(
     f"MANUFACTURING_DEMO.RAW_DATA.{t}"
@@ -54,15 +54,10 @@ def daemon_config(standin: Standin, state: Path, **delivery: Any) -> Config:
 
 def count_ids(standin: Standin, table: str) -> tuple[int, int]:
     """(rows, distinct EVENT_IDs) of `table`, through the running stand-in's SQL API."""
-    response = httpx.post(
-        f"{standin.url}/api/v2/statements",
-        json={"statement": f"select count(*), count(distinct EVENT_ID) from {table}"},
-        headers={"Authorization": "Bearer test", "Accept": "application/json"},
-        timeout=60,
+    [[total, distinct]] = standin_query(
+        standin.url, f"select count(*), count(distinct EVENT_ID) from {table}"
     )
-    response.raise_for_status()
-    total, distinct = response.json()["data"][0]
-    return int(total), int(distinct)
+    return int(total or 0), int(distinct or 0)
 
 
 RunAgainst = Callable[..., Awaitable[RunSummary]]

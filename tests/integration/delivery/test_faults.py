@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import anyio
-import httpx
 import pytest
 
 from streamd.standin.faults import parse_fault_spec
+from streamd.testing import standin_query
 
 from .conftest import RunAgainst
 
@@ -63,12 +63,5 @@ async def test_several_channels_per_table(make_standin, run_against: RunAgainst)
     }
 
 
-def channel_names(standin, table: str) -> set[str]:  # type: ignore[no-untyped-def]
-    response = httpx.post(
-        f"{standin.url}/api/v2/statements",
-        json={"statement": f"select CHANNEL_NAME from {table}"},
-        headers={"Authorization": "Bearer test", "Accept": "application/json"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return {row[0] for row in response.json()["data"]}
+def channel_names(standin, table: str) -> set[str | None]:  # type: ignore[no-untyped-def]
+    return {row[0] for row in standin_query(standin.url, f"select CHANNEL_NAME from {table}")}

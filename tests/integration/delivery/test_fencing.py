@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 from structlog.testing import capture_logs
 
 from streamd.config import Config
@@ -14,6 +13,7 @@ from streamd.daemon import Daemon, RunSummary
 from streamd.errors import ChannelFenced
 from streamd.keys import generate_key_pair
 from streamd.standin.server import Standin
+from streamd.testing import standin_query
 
 TABLES = ("SENSOR_DATA_RAW", "PRODUCTION_DATA_RAW", "QUALITY_DATA_RAW")
 
@@ -90,16 +90,9 @@ async def test_second_opener_fences_the_first(standin: Standin, tmp_path: Path) 
 
 
 def count_ids(standin: Standin, table: str) -> tuple[int, int, int]:
-    """Count rows through the running stand-in's SQL API (its files are locked while it runs)."""
-    statement = (
-        f"select count(*), count(distinct EVENT_ID), count_if(EVENT_ID like 'b-%') from {table}"
+    """(rows, distinct ids, rows from daemon B) through the running stand-in's SQL API."""
+    [row] = standin_query(
+        standin.url,
+        f"select count(*), count(distinct EVENT_ID), count_if(EVENT_ID like 'b-%') from {table}",
     )
-    response = httpx.post(
-        f"{standin.url}/api/v2/statements",
-        json={"statement": statement},
-        headers={"Authorization": "Bearer x", "Accept": "application/json"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    data = response.json()["data"][0]
-    return int(data[0]), int(data[1]), int(data[2])
+    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)

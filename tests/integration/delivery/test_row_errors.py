@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
-import httpx
 
 from streamd.daemon import Daemon
 from streamd.standin.server import Standin
-from streamd.testing import ListSource
+from streamd.testing import ListSource, standin_query
 
 from .conftest import daemon_config
 
@@ -25,16 +24,8 @@ def _row(i: int) -> dict[str, object]:
     }
 
 
-def _query(standin: Standin, statement: str) -> list[list[str]]:
-    response = httpx.post(
-        f"{standin.url}/api/v2/statements",
-        json={"statement": statement},
-        headers={"Authorization": "Bearer test", "Accept": "application/json"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    rows: list[list[str]] = response.json()["data"]
-    return rows
+def _query(standin: Standin, statement: str) -> list[list[str | None]]:
+    return standin_query(standin.url, statement)
 
 
 async def test_bad_rows_counted_good_rows_committed(standin: Standin, tmp_path: Path) -> None:

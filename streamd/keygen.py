@@ -1,0 +1,185 @@
+"""`streamd keygen`: an RSA key pair for Snowflake key-pair auth, written with safe file modes.
+
+Also the check the daemon runs on a `file:` private key: a key readable by group or others is
+refused with the `chmod` that fixes it (the same stance as ssh with `~/.ssh/id_rsa`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from streamd.errors import ConfigError
+from streamd.snowflake.auth import MIN_KEY_BITS, public_key_fingerprint
+
+PRIVATE_MODE = 0o600
+PUBLIC_MODE = 0o644
+_PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
+
+
+@dataclass(frozen=True)
+class KeyPairFiles:
+    """What `generate` wrote, and what the operator runs in Snowflake next."""
+
+    private_path: Path
+    """PKCS#8 PEM private key, mode 0600; point `target.private_key = "file:…"` at it."""
+    public_path: Path
+    """SubjectPublicKeyInfo PEM public key, mode 0644."""
+    fingerprint: str
+    """`SHA256:…`, as `DESC USER` shows in RSA_PUBLIC_KEY_FP."""
+    alter_user_sql: str
+    """`ALTER USER … SET RSA_PUBLIC_KEY='…';` registering the public key."""
+    encrypted: bool
+    """True when the private key is encrypted with a passphrase (AES-256-CBC)."""
+
+    def describe(self) -> str:
+        """Lines for the terminal: files, fingerprint, the statement to run, how to check it."""
+        how = "encrypted, AES-256-CBC" if self.encrypted else "unencrypted"
+        return "\n".join(
+            [
+                f"private key: {self.private_path} (PKCS#8, {how}, mode 0600)",
+                f"public key:  {self.public_path}",
+                f"fingerprint: {self.fingerprint}",
+                "",
+                "Run this in Snowflake as a role that may alter the user (e.g. SECURITYADMIN):",
+                "",
+                self.alter_user_sql,
+                "",
+                "Then `DESC USER` must show RSA_PUBLIC_KEY_FP = " + self.fingerprint,
+            ]
+        )
+
+
+def quote_identifier(name: str) -> str:
+    """A user name as a Snowflake identifier: bare when plain (upper-cased), else double-quoted."""
+    if _PLAIN_IDENTIFIER.match(name):
+        return name.upper()
+    return '"' + name.replace('"', '""') + '"'
+
+
+def alter_user_statement(user: str, public_pem: bytes) -> str:
+    """`ALTER USER <user> SET RSA_PUBLIC_KEY='<base64 DER, no PEM armour>';`."""
+    body = "".join(
+        line.strip()
+        for line in public_pem.decode("ascii").splitlines()
+        if line.strip() and not line.startswith("-----")
+    )
+    return f"ALTER USER {quote_identifier(user)} SET RSA_PUBLIC_KEY='{body}';"
+
+
+def generate(
+    out_dir: Path,
+    name: str = "rsa_key",
+    passphrase: bytes | None = None,
+    bits: int = 2048,
+    *,
+    user: str = "STREAMD",
+    force: bool = False,
+) -> KeyPairFiles:
+    """Write `<name>.p8` (0600) and `<name>.pub` (0644) under `out_dir` and return what was written.
+
+    The private key is PKCS#8 PEM, encrypted with `passphrase` when one is given (cryptography's
+    BestAvailableEncryption: PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC, which Snowflake's
+    clients and `openssl pkcs8` read). Existing files are refused unless `force`: overwriting a
+    registered key locks the daemon out until `ALTER USER` runs again. `out_dir` is created 0700.
+    """
+    if bits < MIN_KEY_BITS:
+        raise ConfigError(
+            f"keygen: {bits}-bit keys are too small; Snowflake needs ≥ {MIN_KEY_BITS}"
+        )
+    if passphrase is not None and not passphrase:
+        raise ConfigError("keygen: the passphrase is empty; set one or omit it for no encryption")
+    private_path = out_dir / f"{name}.p8"
+    public_path = out_dir / f"{name}.pub"
+    if not force:
+        # Check both before writing either, so a refusal never leaves half a pair behind.
+        for path in (private_path, public_path):
+            if path.exists():
+                raise ConfigError(
+                    f"{path} exists; pass --force to replace it "
+                    "(the old key stops working once ALTER USER registers the new one)"
+                )
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _write_new(private_path, private_pem, PRIVATE_MODE, replace=force)
+    _write_new(public_path, public_pem, PUBLIC_MODE, replace=force)
+    _fsync_dir(out_dir)
+    return KeyPairFiles(
+        private_path=private_path,
+        public_path=public_path,
+        fingerprint=public_key_fingerprint(key),
+        alter_user_sql=alter_user_statement(user, public_pem),
+        encrypted=passphrase is not None,
+    )
+
+
+def _write_new(path: Path, data: bytes, mode: int, *, replace: bool) -> None:
+    """Write `data` to `path` with exactly `mode`, atomically, never exposing a partial file.
+
+    The bytes go to a temporary file created with `mode` (and fchmod'ed, because the umask
+    narrows the mode `open` applies and 0644 must stay 0644), are fsynced, then appear under
+    `path` in one step: `rename` when replacing, `link` otherwise, which fails if `path` appeared in the
+    meantime instead of clobbering it.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            tmp.replace(path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise ConfigError(f"{path} exists; pass --force to replace it") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    # The new directory entries survive a crash only once the directory itself is synced.
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_private_key_file(path: Path) -> None:
+    """Refuse a private key file that group or others may read, with the chmod that fixes it.
+
+    Only the mode is judged; a file that cannot be stat'ed passes here, so the read that follows
+    reports it with its own message. Credentials that systemd's `LoadCredential=` provides are
+    0400 and pass.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return
+    if st.st_mode & 0o077:
+        mode = stat.S_IMODE(st.st_mode)
+        raise ConfigError(
+            f"{path} is readable by group/others (mode {mode:04o}); run chmod 600 {path}"
+        )

@@ -9,9 +9,10 @@ failed send is logged and dropped: a notification must never take the daemon dow
 
 Why the send does not block the event loop: the socket is non-blocking, and an AF_UNIX datagram
 `sendto` either copies the message into the receiver's queue at once or fails with EAGAIN when
-that queue is full. PID 1 drains its notify socket promptly, so a full queue means systemd is
-already in trouble; the message is dropped (a lost WATCHDOG=1 is covered by the next one, which
-is why pings go out several times per interval).
+that queue is full. PID 1 drains its notify socket promptly (and systemd raises
+net.unix.max_dgram_qlen from 10 to 512), so a full queue means systemd is already in trouble; the
+message is dropped and logged (a lost WATCHDOG=1 is covered by the next one, which is why pings go
+out several times per interval). A blocking send, as libsystemd does, could stall the loop.
 """
 
 from __future__ import annotations

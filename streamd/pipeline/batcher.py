@@ -45,6 +45,11 @@ class BatchPolicy:
 
 AckHook = Callable[[int | None], None]
 
+SMALL_APPEND_ROWS = 64
+COALESCE_AFTER_SMALL_APPENDS = 4
+"""After this many small spool appends in a row, `fill` waits COALESCE_S before appending."""
+COALESCE_S = 0.002
+
 
 class OversizeHook(Protocol):
     """What to do with a row too large for any request (it must not vanish)."""
@@ -78,9 +83,12 @@ class Batcher:
         self._clock = clock
         self._on_oversize = on_oversize
         self._cursor = spool.next_seq
-        # (first seq, bytes, monotonic time) per spool append not yet read back, for linger/bytes.
-        self._chunks: deque[tuple[int, int, float]] = deque()
+        # (first seq, monotonic time) per spool append not yet read back: the oldest is what
+        # linger measures. Unsent bytes are kept as a running total, never summed per wake-up.
+        self._chunks: deque[tuple[int, float]] = deque()
+        self._unsent_bytes = 0
         self._ended = False
+        self._taker_waiting = False
         self._changed = anyio.Event()
 
     def __repr__(self) -> str:
@@ -95,8 +103,10 @@ class Batcher:
         """Hand out rows from `seq` on (everything before is committed); replays are due at once."""
         self._cursor = max(seq, self.spool.first_seq)
         self._chunks.clear()
+        self._unsent_bytes = 0
         if self.spool.next_seq > self._cursor:
-            self._chunks.append((self._cursor, self.policy.max_bytes, -math.inf))
+            self._chunks.append((self._cursor, -math.inf))
+            self._unsent_bytes = self.policy.max_bytes  # unknown size: treat as a full batch
         self._notify()
 
     async def fill(self, envelopes: MemoryObjectReceiveStream[Envelope]) -> None:
@@ -107,9 +117,18 @@ class Batcher:
         lines: list[bytes] = []
         acks: list[AckHook | None] = []
         nbytes = 0
+        small_appends = 0
         async with envelopes:
             async for envelope in envelopes:
                 nbytes = await self._encode(envelope, lines, acks, nbytes)
+                if self._taker_waiting or small_appends < COALESCE_AFTER_SMALL_APPENDS:
+                    # One scheduler turn lets the router move what it has queued into the lane.
+                    await anyio.lowlevel.checkpoint()
+                else:
+                    # Rows trickle in one per turn and nobody waits for them: a short group-commit
+                    # window turns hundreds of one-row spool appends into one (a row's ack waits
+                    # at most this long).
+                    await self._clock.sleep(COALESCE_S)
                 # Take whatever else is queued without an await per row, up to one batch.
                 while len(lines) < self.policy.max_rows and nbytes < self.policy.max_bytes:
                     try:
@@ -118,10 +137,16 @@ class Batcher:
                         break
                     nbytes = await self._encode(envelope, lines, acks, nbytes)
                 if lines:
+                    small_appends = small_appends + 1 if len(lines) < SMALL_APPEND_ROWS else 0
+                    was_empty = self.spool.next_seq <= self._cursor
                     stored = await self.spool.append(lines)
                     if len(stored):
-                        self._chunks.append((stored.start, nbytes, self._clock.monotonic()))
-                        self._notify()
+                        self._chunks.append((stored.start, self._clock.monotonic()))
+                        self._unsent_bytes += nbytes
+                        # Wake the writer only when its decision can change: rows appeared, or
+                        # a batch became full. Linger it times itself.
+                        if was_empty or self.policy.is_full(self.unsent_rows, self._unsent_bytes):
+                            self._notify()
                     for i, ack in enumerate(acks):
                         if ack is not None:
                             # drop_newest stores a prefix; the rest were refused, never durable.
@@ -150,11 +175,10 @@ class Batcher:
             unsent = self.spool.next_seq - self._cursor
             if unsent > 0:
                 now = self._clock.monotonic()
-                oldest = self._chunks[0][2] if self._chunks else -math.inf
-                unsent_bytes = sum(c[1] for c in self._chunks)
+                oldest = self._chunks[0][1] if self._chunks else -math.inf
                 if (
                     self._ended
-                    or self.policy.is_full(unsent, unsent_bytes)
+                    or self.policy.is_full(unsent, self._unsent_bytes)
                     or self.policy.is_due(oldest, now)
                 ):
                     return await self._read()
@@ -162,18 +186,26 @@ class Batcher:
             elif self._ended:
                 return None
             else:
-                await changed.wait()
+                self._taker_waiting = True
+                try:
+                    await changed.wait()
+                finally:
+                    self._taker_waiting = False
 
     async def _read(self) -> Batch:
         records = await self.spool.read(self._cursor, self.policy.max_rows, self.policy.max_bytes)
         first, last = records[0][0], records[-1][0]
         self._cursor = last + 1
-        oldest = self._chunks[0][2] if self._chunks else self._clock.monotonic()
+        oldest = self._chunks[0][1] if self._chunks else self._clock.monotonic()
         while len(self._chunks) > 1 and self._chunks[1][0] <= self._cursor:
             self._chunks.popleft()
-        if self._chunks and self._cursor >= self.spool.next_seq:
-            self._chunks.clear()
         lines = [payload for _, payload in records]
+        if self._cursor >= self.spool.next_seq:
+            self._chunks.clear()
+            self._unsent_bytes = 0
+        else:
+            # The partly read chunk keeps its time: linger stays conservative (never late).
+            self._unsent_bytes = max(0, self._unsent_bytes - sum(map(len, lines)) - len(lines))
         lines.append(b"")
         return Batch(
             table=self.table,

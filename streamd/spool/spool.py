@@ -41,6 +41,9 @@ from streamd.spool.errors import BatchTooLarge, RecordTooLarge
 from streamd.spool.reader import read_segments
 from streamd.spool.segment import HEADER_SIZE, Segment, encode, framed_size
 
+INLINE_WRITE_BYTES = 256 * 1024
+"""Appends up to this size without fsync are written on the event loop (page-cache copies)."""
+
 
 class LaneSpool:
     """The spool of one lane directory. Open with `await LaneSpool.open(...)`, end with `aclose()`."""
@@ -218,7 +221,12 @@ class LaneSpool:
             segment.write(buf, fsync=fsync)
             return len(buf), index
 
-        nbytes, index = await anyio.to_thread.run_sync(write)
+        if fsync or framed_size(lines) > INLINE_WRITE_BYTES:
+            nbytes, index = await anyio.to_thread.run_sync(write)
+        else:
+            # A small write without fsync only copies into the page cache (microseconds); a thread
+            # hop would cost ~100x more and, at one append per few rows, dominate the hot path.
+            nbytes, index = write()
         segment.added(len(lines), nbytes, index)
         if fsync:
             self._mark_synced(segment.last_seq)

@@ -97,6 +97,40 @@ def run(
         )
 
 
+@app.command()
+def keygen(
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for <name>.p8 and <name>.pub (created 0700).")
+    ] = Path("."),
+    user: Annotated[
+        str, typer.Option("--user", help="Snowflake user named in the ALTER USER statement.")
+    ] = "STREAMD",
+    passphrase_env: Annotated[
+        str | None,
+        typer.Option(
+            "--passphrase-env",
+            help="Encrypt the private key (AES-256-CBC) with the passphrase in this variable.",
+        ),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="File name stem.")] = "rsa_key",
+    force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
+) -> None:
+    """Write an RSA key pair (PKCS#8; 0600/0644) and print ALTER USER … SET RSA_PUBLIC_KEY."""
+    import os
+
+    from streamd.keygen import generate
+
+    passphrase = None
+    if passphrase_env is not None:  # from the environment, never argv (ps, shell history)
+        value = os.environ.get(passphrase_env, "")
+        if not value:
+            _fail(f"--passphrase-env: {passphrase_env} is not set or empty; export it first", 2)
+        passphrase = value.encode()
+    with _one_line_errors():
+        files = generate(out, name, passphrase, user=user, force=force)
+    typer.echo(files.describe())
+
+
 @config_app.command("check")
 def config_check(config: ConfigOpt = None) -> None:
     """Validate a config file; print every problem as PATH:LINE: key: message and exit 2."""

@@ -85,6 +85,14 @@ class TargetConfig(BaseModel):
     @classmethod
     def _resolve(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str):
+            if info.field_name == "private_key" and value.startswith("file:"):
+                # Imported here: keeps cryptography out of plain config loading.
+                from streamd.keygen import check_private_key_file
+
+                try:
+                    check_private_key_file(Path(value[5:]).expanduser())
+                except ConfigError as exc:
+                    raise ValueError(str(exc)) from None
             return resolve_secret(value, key=f"target.{info.field_name}")
         return value
 

@@ -30,6 +30,7 @@ from streamd.errors import ConfigError, FatalError
 from streamd.keys import local_key_pair
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
+from streamd.notify import Notifier, ProgressGate, watchdog_loop
 from streamd.pipeline.batcher import Batcher, BatchPolicy
 from streamd.pipeline.dead_letters import DeadLetters
 from streamd.pipeline.lanes import Lane, open_lanes
@@ -109,10 +110,12 @@ class Daemon:
         clock: Clock | None = None,
         sources: list[Source] | None = None,
         tables: list[str] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         """Build from `config`; tests and benchmarks may inject their own sources and tables."""
         self.config = config
         self.clock = clock or SystemClock()
+        self.notifier = notifier or Notifier()
         self.metrics = Metrics()
         self.sources = sources if sources is not None else build_sources(config)
         self.tables = tables if tables is not None else config.tables()
@@ -181,6 +184,12 @@ class Daemon:
                 ),
             )
         return summary
+
+    def _progress(self) -> tuple[int, int]:
+        """(rows finished: committed + dead-lettered, rows waiting) for the systemd watchdog."""
+        summary = self.summary()
+        done = sum(t.committed + t.rejected for t in summary.tables.values())
+        return done, summary.uncommitted
 
     def _waiting(self, lane: str) -> int:
         """Rows of one lane not known committed: still in the lane, or spooled but uncommitted."""
@@ -274,6 +283,9 @@ class Daemon:
                     tables=self.tables,
                     sources=len(self.sources),
                 )
+                root.start_soon(
+                    watchdog_loop, self.notifier, ProgressGate(self._progress), self.clock
+                )
                 try:
                     await self._run_pipeline(duration)
                 finally:
@@ -350,6 +362,7 @@ class Daemon:
         with anyio.CancelScope() as drain_scope:
             self._pipeline_running = True
             self.ready.set()
+            self.notifier.ready(f"{len(self.writers)} channels open to {self.target_url}")
             async with anyio.create_task_group() as outer:
                 for tracker in self.trackers.values():
                     outer.start_soon(tracker.run)
@@ -377,6 +390,7 @@ class Daemon:
         self.stopping = True
         drain_timeout = self.config.delivery.drain_timeout_s
         self._log.info("daemon_stopping", drain_timeout_s=drain_timeout)
+        self.notifier.stopping(f"draining, up to {drain_timeout:g} s")
         sources.cancel()
         drain.deadline = anyio.current_time() + drain_timeout
 

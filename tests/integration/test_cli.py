@@ -71,6 +71,7 @@ def test_unreadable_private_key_file(tmp_path: Path) -> None:
 def test_garbage_private_key(tmp_path: Path) -> None:
     """A file that is not a PEM key gets the conversion command."""
     (tmp_path / "bad.p8").write_text("not a key\n")
+    (tmp_path / "bad.p8").chmod(0o600)
     path = _snowflake_config(tmp_path, f'private_key = "file:{tmp_path / "bad.p8"}"')
     _assert_one_line(
         streamd("run", "--config", str(path)), 2, "target.private_key", "openssl pkcs8"

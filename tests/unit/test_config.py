@@ -67,6 +67,7 @@ def test_secret_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("STREAMD_TEST_PW", "hunter2")
     key = tmp_path / "k.p8"
     key.write_text("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n")
+    key.chmod(0o600)
     cfg = parse(
         f"[target]\nkind='snowflake'\nprivate_key='file:{key}'\nprivate_key_passphrase='env:STREAMD_TEST_PW'\n",
         path="x.toml",
@@ -114,3 +115,15 @@ def test_spool_total_must_leave_each_lane_a_segment() -> None:
     assert problems[0].startswith("streamd.toml:1: ")
     assert "each of 3 lanes" in problems[0]
     assert "spool.segment_bytes" in problems[0]
+
+
+def test_private_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    """A key file other users can read is refused with the chmod fix."""
+    key = tmp_path / "k.p8"
+    key.write_text("x")
+    key.chmod(0o644)
+    problems = _problems(f"[target]\nprivate_key = 'file:{key}'\n")
+    assert problems == [
+        f"streamd.toml:2: target.private_key: {key} is readable by group/others (mode 0644); "
+        f"run chmod 600 {key}"
+    ]

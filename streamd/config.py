@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from importlib import resources
@@ -21,29 +20,16 @@ from pydantic import (
 
 from streamd.config_lines import key_lines, locate
 from streamd.errors import ConfigError
+from streamd.secrets import resolve_secret
+from streamd.sources.http_push import HttpPushSourceConfig
 from streamd.sources.manufacturing import ManufacturingSourceConfig
+from streamd.sources.ndjson import NdjsonSourceConfig
 from streamd.spool import SpoolConfig
 
 _MODEL = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 MAX_REQUEST_BYTES = 4_000_000
 """Uncompressed NDJSON bytes per append; Snowflake allows 4 MB on the wire after compression (§2.2)."""
-
-
-def resolve_secret(value: str, *, key: str) -> SecretStr:
-    """Resolve `env:NAME`, `file:/path` or a literal into a secret that never prints."""
-    if value.startswith("env:"):
-        name = value[4:]
-        if name not in os.environ:
-            raise ValueError(f"environment variable {name} is not set; export it or change {key}")
-        return SecretStr(os.environ[name])
-    if value.startswith("file:"):
-        path = Path(value[5:]).expanduser()
-        try:
-            return SecretStr(path.read_text().rstrip("\r\n"))
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror}; fix the path in {key}") from None
-    return SecretStr(value)
 
 
 class StandinConfig(BaseModel):
@@ -167,7 +153,10 @@ class LogConfig(BaseModel):
     """Lowest level written."""
 
 
-SourceConfig = Annotated[ManufacturingSourceConfig, Field(discriminator="kind")]
+SourceConfig = Annotated[
+    ManufacturingSourceConfig | HttpPushSourceConfig | NdjsonSourceConfig,
+    Field(discriminator="kind"),
+]
 
 
 class Config(BaseModel):
@@ -204,6 +193,8 @@ class Config(BaseModel):
             raise ValueError(f"source names must be unique; rename {', '.join(dupes)}")
         seen: dict[tuple[str, str], str] = {}
         for source in value:
+            if not isinstance(source, ManufacturingSourceConfig):
+                continue
             for table in source.tables():
                 other = seen.setdefault((table, source.id_prefix), source.name)
                 if other != source.name:

@@ -22,6 +22,10 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -56,7 +60,9 @@ def _section(path: str, model: type[BaseModel], instance: BaseModel, lines: list
 
 def render_example() -> str:
     """Every key with its documentation and default, as a TOML file."""
+    from streamd.sources.http_push import HttpPushSourceConfig
     from streamd.sources.manufacturing import ManufacturingSourceConfig
+    from streamd.sources.ndjson import NdjsonSourceConfig
 
     config = Config()
     lines = [
@@ -74,4 +80,26 @@ def render_example() -> str:
     lines.append("[[sources]]")
     source = ManufacturingSourceConfig()
     _fields(ManufacturingSourceConfig, source, lines, commented=False)
+    # The other kinds need values only a deployment has (tokens, paths): shown commented out.
+    examples: list[tuple[type[BaseModel], BaseModel]] = [
+        (
+            HttpPushSourceConfig,
+            HttpPushSourceConfig.model_construct(
+                name="push",
+                tokens=["env:STREAMD_PUSH_TOKEN"],
+                table_map={"orders": "RETAIL_DEMO.RAW_DATA.ORDERS_RAW"},
+            ),
+        ),
+        (
+            NdjsonSourceConfig,
+            NdjsonSourceConfig.model_construct(
+                name="files",
+                paths=["/var/log/app/events-*.ndjson"],
+                table="RETAIL_DEMO.RAW_DATA.CLICKSTREAM_RAW",
+            ),
+        ),
+    ]
+    for model, instance in examples:
+        lines.append("# [[sources]]")
+        _fields(model, instance, lines, commented=True)
     return "\n".join(lines).rstrip() + "\n"

@@ -42,7 +42,10 @@ from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
 from streamd.snowflake.pacing import ChannelPacer
 from streamd.snowflake.streaming import StreamingClient
 from streamd.sources.base import Source, SourceContext
-from streamd.sources.manufacturing import ManufacturingSource
+from streamd.sources.http_push import HttpPushSource, HttpPushSourceConfig
+from streamd.sources.manufacturing import ManufacturingSource, ManufacturingSourceConfig
+from streamd.sources.ndjson import NdjsonSource
+from streamd.sources.rejects import DeadLetter
 from streamd.sources.sequences import FileSequences
 from streamd.spool import LaneSpool
 from streamd.standin.server import StandinSettings
@@ -86,9 +89,17 @@ def split_table(name: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def build_sources(config: Config) -> list[Source]:
+def build_sources(config: Config, dead_letter: DeadLetter | None = None) -> list[Source]:
     """Runtime sources for the configured `[[sources]]`."""
-    return [ManufacturingSource(s) for s in config.sources]
+    out: list[Source] = []
+    for s in config.sources:
+        if isinstance(s, ManufacturingSourceConfig):
+            out.append(ManufacturingSource(s))
+        elif isinstance(s, HttpPushSourceConfig):
+            out.append(HttpPushSource(s, dead_letter))
+        else:
+            out.append(NdjsonSource(s, config.state_dir / "sources" / s.name, dead_letter))
+    return out
 
 
 async def _forget_on_exit(path: Path) -> None:
@@ -117,7 +128,10 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
         self.metrics = Metrics()
-        self.sources = sources if sources is not None else build_sources(config)
+        self._dead_letters = DeadLetters(config.state_dir / "dead_letters", self.metrics)
+        self.sources = (
+            sources if sources is not None else build_sources(config, self._dead_letters.put)
+        )
         self.tables = tables if tables is not None else config.tables()
         self.lanes: dict[str, Lane] = open_lanes(
             self.tables, config.delivery.lane_capacity, config.delivery.channels_per_table
@@ -126,7 +140,6 @@ class Daemon:
         self.trackers: dict[tuple[str, str, str], CommitTracker] = {}
         self.spools: dict[str, LaneSpool] = {}
         self.batchers: dict[str, Batcher] = {}
-        self._dead_letters = DeadLetters(config.state_dir / "dead_letters", self.metrics)
         self.started_at = time.time()
         self.target_url = ""
         self.admin_url: str | None = None

@@ -18,9 +18,10 @@ import anyio
 import orjson
 
 from streamd.config import Config
-from streamd.daemon import Daemon, RunSummary
+from streamd.daemon import Daemon
 from streamd.keys import generate_key_pair
 from streamd.testing import ListSource, start_standin_process
+from streamd.topology import RunSummary
 
 SENSOR_TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
 

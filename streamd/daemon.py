@@ -10,7 +10,6 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,64 +41,13 @@ from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
 from streamd.snowflake.pacing import ChannelPacer
 from streamd.snowflake.streaming import StreamingClient
 from streamd.sources.base import Source, SourceContext
-from streamd.sources.http_push import HttpPushSource, HttpPushSourceConfig
-from streamd.sources.manufacturing import ManufacturingSource, ManufacturingSourceConfig
-from streamd.sources.ndjson import NdjsonSource
-from streamd.sources.rejects import DeadLetter
 from streamd.sources.sequences import FileSequences
 from streamd.spool import LaneSpool
 from streamd.standin.server import StandinSettings
 from streamd.standin.server import serve as serve_standin
+from streamd.topology import RunSummary, TableSummary, build_sources, split_table
 
 USER_AGENT = f"streamd/{__version__}"
-
-
-@dataclass
-class TableSummary:
-    """Per-table counts for this run, and what is still waiting."""
-
-    produced: int
-    """Rows sources produced in this run."""
-    committed: int
-    """Rows committed in this run (including rows an earlier run had spooled)."""
-    rejected: int
-    """Rows dead-lettered in this run."""
-    uncommitted: int = 0
-    """Rows produced (this run or before) and not committed yet: in lanes or in the spool."""
-
-
-@dataclass
-class RunSummary:
-    """What a run did, per table."""
-
-    tables: dict[str, TableSummary] = field(default_factory=dict)
-    retries: int = 0
-    reopens: int = 0
-
-    @property
-    def uncommitted(self) -> int:
-        return sum(t.uncommitted for t in self.tables.values())
-
-
-def split_table(name: str) -> tuple[str, str, str]:
-    """`DB.SCHEMA.TABLE` into its parts."""
-    parts = name.split(".")
-    if len(parts) != 3:
-        raise ValueError(f"table {name!r} must be fully qualified as DATABASE.SCHEMA.TABLE")
-    return parts[0], parts[1], parts[2]
-
-
-def build_sources(config: Config, dead_letter: DeadLetter | None = None) -> list[Source]:
-    """Runtime sources for the configured `[[sources]]`."""
-    out: list[Source] = []
-    for s in config.sources:
-        if isinstance(s, ManufacturingSourceConfig):
-            out.append(ManufacturingSource(s))
-        elif isinstance(s, HttpPushSourceConfig):
-            out.append(HttpPushSource(s, dead_letter))
-        else:
-            out.append(NdjsonSource(s, config.state_dir / "sources" / s.name, dead_letter))
-    return out
 
 
 async def _forget_on_exit(path: Path) -> None:

@@ -10,10 +10,11 @@ import anyio
 import pytest
 
 from streamd.config import Config
-from streamd.daemon import Daemon, RunSummary
+from streamd.daemon import Daemon
 from streamd.keys import generate_key_pair
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
+from streamd.topology import RunSummary
 
 TABLES = tuple(
     f"MANUFACTURING_DEMO.RAW_DATA.{t}"

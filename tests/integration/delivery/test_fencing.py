@@ -9,11 +9,12 @@ import anyio
 from structlog.testing import capture_logs
 
 from streamd.config import Config
-from streamd.daemon import Daemon, RunSummary
+from streamd.daemon import Daemon
 from streamd.errors import ChannelFenced
 from streamd.keys import generate_key_pair
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
+from streamd.topology import RunSummary
 
 TABLES = ("SENSOR_DATA_RAW", "PRODUCTION_DATA_RAW", "QUALITY_DATA_RAW")
 

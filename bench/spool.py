@@ -13,7 +13,6 @@ import shlex
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -21,30 +20,12 @@ import orjson
 
 from streamd.clock import SystemClock
 from streamd.spool import LaneSpool, SpoolConfig
+from streamd.testing import sensor_rows
 
 
 def ndjson_rows(n: int) -> list[bytes]:
-    """Manufacturing-sensor-shaped rows (nested raw payload), ~550 bytes each."""
-    start = datetime(2026, 11, 23, tzinfo=UTC)
-    out = []
-    for i in range(n):
-        ts = (start + timedelta(milliseconds=i)).isoformat(timespec="microseconds")
-        row = {
-            "EVENT_ID": f"sensor-EQ-{i % 20 + 1:04d}:{i:012d}",
-            "EVENT_TIMESTAMP": ts,
-            "EQUIPMENT_ID": f"EQ-{i % 20 + 1:04d}",
-            "EQUIPMENT_TYPE": "CNC_MACHINE",
-            "LINE_ID": f"LINE-0{i % 4 + 1}",
-            "TEMPERATURE": round(71.5 + (i % 97) / 10, 2),
-            "PRESSURE": round(101.3 + (i % 13) / 7, 3),
-            "VIBRATION": round(0.42 + (i % 11) / 100, 3),
-            "SPEED": 1500.0 + i % 50,
-            "STATUS": "RUNNING",
-            "IS_ANOMALY": i % 100 == 0,
-        }
-        row["RAW_PAYLOAD"] = {k.lower(): v for k, v in row.items()}
-        out.append(orjson.dumps(row))
-    return out
+    """Manufacturing-sensor-shaped rows (nested raw payload), ~570 bytes each, encoded."""
+    return [orjson.dumps(row) for row in sensor_rows(n)]
 
 
 async def run_one(base: Path, fsync: str, lines: list[bytes], batch: int) -> tuple[float, int]:

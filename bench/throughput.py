@@ -10,9 +10,7 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import anyio
 import orjson
@@ -20,34 +18,10 @@ import orjson
 from streamd.config import Config
 from streamd.daemon import Daemon
 from streamd.keys import generate_key_pair
-from streamd.testing import ListSource, start_standin_process
+from streamd.testing import ListSource, sensor_rows, start_standin_process
 from streamd.topology import RunSummary
 
 SENSOR_TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
-
-
-def sensor_rows(n: int) -> list[dict[str, Any]]:
-    """Rows shaped like the manufacturing sensor rows (12 columns, nested payload)."""
-    start = datetime(2026, 11, 23, tzinfo=UTC).replace(tzinfo=None)
-    rows = []
-    for i in range(n):
-        ts = (start + timedelta(milliseconds=i)).isoformat(timespec="microseconds")
-        row = {
-            "EVENT_ID": f"sensor-EQ-{i % 20 + 1:04d}:{i}",
-            "EVENT_TIMESTAMP": ts,
-            "EQUIPMENT_ID": f"EQ-{i % 20 + 1:04d}",
-            "EQUIPMENT_TYPE": "CNC_MACHINE",
-            "LINE_ID": f"LINE-0{i % 4 + 1}",
-            "TEMPERATURE": 71.5 + (i % 97) / 10,
-            "PRESSURE": 101.3 + (i % 13) / 7,
-            "VIBRATION": 0.42 + (i % 11) / 100,
-            "SPEED": 1500.0 + i % 50,
-            "STATUS": "RUNNING",
-            "IS_ANOMALY": i % 100 == 0,
-        }
-        row["RAW_PAYLOAD"] = {k.lower(): v for k, v in row.items()}
-        rows.append(row)
-    return rows
 
 
 def main() -> None:

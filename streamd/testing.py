@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -106,4 +107,28 @@ def standin_query(url: str, statement: str) -> list[list[str | None]]:
     )
     response.raise_for_status()
     rows: list[list[str | None]] = response.json()["data"]
+    return rows
+
+
+def sensor_rows(n: int) -> list[Row]:
+    """`n` rows shaped like the manufacturing sensor rows (12 columns, nested payload), for benches."""
+    start = datetime(2026, 11, 23, tzinfo=UTC).replace(tzinfo=None)
+    rows = []
+    for i in range(n):
+        ts = (start + timedelta(milliseconds=i)).isoformat(timespec="microseconds")
+        row = {
+            "EVENT_ID": f"sensor-EQ-{i % 20 + 1:04d}:{i}",
+            "EVENT_TIMESTAMP": ts,
+            "EQUIPMENT_ID": f"EQ-{i % 20 + 1:04d}",
+            "EQUIPMENT_TYPE": "CNC_MACHINE",
+            "LINE_ID": f"LINE-0{i % 4 + 1}",
+            "TEMPERATURE": 71.5 + (i % 97) / 10,
+            "PRESSURE": 101.3 + (i % 13) / 7,
+            "VIBRATION": 0.42 + (i % 11) / 100,
+            "SPEED": 1500.0 + i % 50,
+            "STATUS": "RUNNING",
+            "IS_ANOMALY": i % 100 == 0,
+        }
+        row["RAW_PAYLOAD"] = {k.lower(): v for k, v in row.items()}
+        rows.append(row)
     return rows

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import anyio.abc
 import httpx
 from anyio.abc import ObjectSendStream
 from anyio.streams.memory import MemoryObjectSendStream
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from streamd import __version__
 from streamd.admin import bind as bind_admin
@@ -88,7 +89,8 @@ class Daemon:
         self.trackers: dict[tuple[str, str, str], CommitTracker] = {}
         self.spools: dict[str, LaneSpool] = {}
         self.batchers: dict[str, Batcher] = {}
-        self.started_at = time.time()
+        self.started_at = self.clock.wall()
+        self._admin_sock: socket.socket | None = None
         self.target_url = ""
         self.admin_url: str | None = None
         self.stopping = False
@@ -108,7 +110,7 @@ class Daemon:
         return {
             "version": __version__,
             "pid": os.getpid(),
-            "uptime_s": round(time.time() - self.started_at, 1),
+            "uptime_s": round(self.clock.wall() - self.started_at, 1),
             "stopping": self.stopping,
             "target": {"kind": self.config.target.kind, "url": self.target_url},
             "sources": [
@@ -184,7 +186,7 @@ class Daemon:
         cfg = self.config
         state_dir = cfg.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
-        admin_sock = bind_admin(cfg.admin.host, cfg.admin.port) if cfg.admin.enabled else None
+        self._admin_sock = bind_admin(cfg.admin.host, cfg.admin.port) if cfg.admin.enabled else None
         async with anyio.create_task_group() as root:
             root.start_soon(self._watch_signals)
             if cfg.target.kind == "local":
@@ -212,48 +214,53 @@ class Daemon:
                 passphrase = pw.get_secret_value().encode() if pw else None
                 self.target_url = cfg.target.control_url()
             key = load_private_key(private_pem, passphrase, source="target.private_key")
-            timeout = httpx.Timeout(cfg.delivery.request_timeout_s, connect=10)
-            await self._open_spools(root)
-            async with httpx.AsyncClient(
-                timeout=timeout, headers={"User-Agent": USER_AGENT}
-            ) as http:
-                key_auth = KeyPairAuth(key, cfg.target.account, cfg.target.user, self.clock)
-                auth = StreamingAuth(http, key_auth, self.target_url, self.clock)
-                client = StreamingClient(
-                    http, auth, compression=cfg.delivery.compression, user_agent=USER_AGENT
-                )
-                with anyio.move_on_after(cfg.delivery.startup_timeout_s) as opening:
-                    await self._open_channels(client)
-                if opening.cancelled_caught:
-                    last = next((w.last_error for w in self.writers.values() if w.last_error), None)
-                    raise FatalError(
-                        f"could not open channels at {self.target_url} within "
-                        f"{cfg.delivery.startup_timeout_s:g} s (last error: {last}); check target.url, "
-                        "the network, or raise delivery.startup_timeout_s"
-                    )
-                if admin_sock is not None:
-                    app = build_app(self.status, self.metrics)
-                    self.admin_url = await root.start(serve_asgi, app, admin_sock)
-                    (state_dir / "admin.url").write_text(self.admin_url)
-                    root.start_soon(_forget_on_exit, state_dir / "admin.url")
-                self._log.info(
-                    "daemon_started",
-                    target=cfg.target.kind,
-                    url=self.target_url,
-                    admin=self.admin_url,
-                    tables=self.tables,
-                    sources=len(self.sources),
-                )
-                root.start_soon(
-                    watchdog_loop, self.notifier, ProgressGate(self._progress), self.clock
-                )
-                try:
-                    await self._run_pipeline(duration)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        for spool in self.spools.values():
-                            await spool.aclose()
+            try:
+                await self._open_spools(root)
+                await self._deliver(root, key, duration)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    for spool in self.spools.values():
+                        await spool.aclose()
+                if self._admin_sock is not None and self.admin_url is None:
+                    self._admin_sock.close()  # never handed to the server (start-up failed)
             root.cancel_scope.cancel()
+
+    async def _deliver(
+        self, root: anyio.abc.TaskGroup, key: RSAPrivateKey, duration: float | None
+    ) -> None:
+        """Open the channels, serve the admin endpoint, and run the pipeline until it drains."""
+        cfg = self.config
+        timeout = httpx.Timeout(cfg.delivery.request_timeout_s, connect=10)
+        async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
+            key_auth = KeyPairAuth(key, cfg.target.account, cfg.target.user, self.clock)
+            auth = StreamingAuth(http, key_auth, self.target_url, self.clock)
+            client = StreamingClient(
+                http, auth, compression=cfg.delivery.compression, user_agent=USER_AGENT
+            )
+            with anyio.move_on_after(cfg.delivery.startup_timeout_s) as opening:
+                await self._open_channels(client)
+            if opening.cancelled_caught:
+                last = next((w.last_error for w in self.writers.values() if w.last_error), None)
+                raise FatalError(
+                    f"could not open channels at {self.target_url} within "
+                    f"{cfg.delivery.startup_timeout_s:g} s (last error: {last}); check target.url, "
+                    "the network, or raise delivery.startup_timeout_s"
+                )
+            if self._admin_sock is not None:
+                app = build_app(self.status, self.metrics)
+                self.admin_url = await root.start(serve_asgi, app, self._admin_sock)
+                (cfg.state_dir / "admin.url").write_text(self.admin_url)
+                root.start_soon(_forget_on_exit, cfg.state_dir / "admin.url")
+            self._log.info(
+                "daemon_started",
+                target=cfg.target.kind,
+                url=self.target_url,
+                admin=self.admin_url,
+                tables=self.tables,
+                sources=len(self.sources),
+            )
+            root.start_soon(watchdog_loop, self.notifier, ProgressGate(self._progress), self.clock)
+            await self._run_pipeline(duration)
 
     async def _open_spools(self, tg: anyio.abc.TaskGroup) -> None:
         """Open (and recover) every lane's spool; their fsync flushers run in `tg`."""

@@ -1,10 +1,9 @@
-"""The admin HTTP endpoint: /status (the JSON behind `inspect`), /healthz and /metrics, on loopback."""
+"""The admin HTTP endpoint on loopback: /status (the JSON behind `inspect`), /healthz, /readyz, /metrics."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.applications import Starlette
@@ -17,22 +16,51 @@ from streamd.errors import ConfigError
 from streamd.metrics import Metrics
 
 
-def build_app(status: Callable[[], dict[str, Any]], metrics: Metrics) -> Starlette:
+class DaemonView(Protocol):
+    """What the admin endpoint reads from the running daemon."""
+
+    def status(self) -> dict[str, Any]:
+        """The JSON behind `streamd inspect`."""
+        ...
+
+    def readiness(self) -> list[str]:
+        """Why the daemon is not ready (empty when ready: channels open, spools not full)."""
+        ...
+
+    def refresh_gauges(self) -> None:
+        """Bring gauges (lane depth, spool bytes, commit lag) up to date before a scrape."""
+        ...
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(body, default=str), status_code=status, media_type="application/json"
+    )
+
+
+def build_app(daemon: DaemonView, metrics: Metrics) -> Starlette:
     """The admin ASGI app over live daemon state."""
 
     async def status_route(_: Request) -> Response:
-        return Response(orjson.dumps(status(), default=str), media_type="application/json")
+        return _json(daemon.status())
 
     async def healthz(_: Request) -> Response:
-        return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
+        # Alive: the event loop answers. Degraded findings come with the reconciler.
+        return _json({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        reasons = daemon.readiness()
+        return _json({"ready": not reasons, "reasons": reasons}, 503 if reasons else 200)
 
     async def metrics_route(_: Request) -> Response:
+        daemon.refresh_gauges()
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return Starlette(
         routes=[
             Route("/status", status_route),
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
             Route("/metrics", metrics_route),
         ]
     )

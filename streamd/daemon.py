@@ -148,6 +148,35 @@ class Daemon:
             )
         return summary
 
+    def readiness(self) -> list[str]:
+        """Why the daemon is not ready: empty once channels are open and no spool is full."""
+        reasons = [f"channel {w.key} is not open" for w in self.writers.values() if not w.is_open]
+        if not self.ready.is_set():
+            reasons.insert(0, "starting: channels not open yet")
+        reasons += [
+            f"spool of {name} is full (spool.max_bytes); sources are waiting"
+            for name, spool in self.spools.items()
+            if spool.writer_blocked
+        ]
+        if self.stopping:
+            reasons.append("stopping: draining")
+        return reasons
+
+    def refresh_gauges(self) -> None:
+        """Set the gauges from live state (called before each /metrics scrape)."""
+        m = self.metrics
+        for name, lane in self.lanes.items():
+            m.lane_depth.labels(name).set(lane.depth)
+            spool = self.spools.get(name)
+            if spool is not None:
+                stats = spool.stats()
+                m.spool_bytes.labels(name).set(stats["bytes"])
+                m.spool_waiting.labels(name).set(stats["rows_waiting"])
+                m.rows_dropped.labels(name).set(stats["rows_dropped"])
+            writer = self.writers.get(name)
+            if writer is not None:
+                m.commit_lag.labels(name).set(writer.commit_lag_s())
+
     def _progress(self) -> tuple[int, int]:
         """(rows finished: committed + dead-lettered, rows waiting) for the systemd watchdog."""
         summary = self.summary()
@@ -247,7 +276,7 @@ class Daemon:
                     "the network, or raise delivery.startup_timeout_s"
                 )
             if self._admin_sock is not None:
-                app = build_app(self.status, self.metrics)
+                app = build_app(self, self.metrics)
                 self.admin_url = await root.start(serve_asgi, app, self._admin_sock)
                 (cfg.state_dir / "admin.url").write_text(self.admin_url)
                 root.start_soon(_forget_on_exit, cfg.state_dir / "admin.url")

@@ -57,10 +57,22 @@ class Metrics:
             registry=r,
         )
         self.lane_depth = Gauge(
-            "streamd_lane_depth_rows", "Rows waiting in a lane", ["table"], registry=r
+            "streamd_lane_depth_rows", "Rows waiting in a lane", ["lane"], registry=r
+        )
+        self.spool_bytes = Gauge(
+            "streamd_spool_bytes", "Bytes in a lane's spool segments", ["lane"], registry=r
+        )
+        self.spool_waiting = Gauge(
+            "streamd_spool_rows_waiting", "Spooled rows not yet committed", ["lane"], registry=r
+        )
+        self.rows_dropped = Gauge(
+            "streamd_rows_dropped",
+            "Rows a full spool dropped (spool.when_full) since start",
+            ["lane"],
+            registry=r,
         )
         self.commit_lag = Gauge(
-            "streamd_commit_lag_seconds", "Age of the oldest uncommitted row", ["table"], registry=r
+            "streamd_commit_lag_seconds", "Age of the oldest uncommitted row", ["lane"], registry=r
         )
         self.request_seconds = Histogram(
             "streamd_request_seconds",

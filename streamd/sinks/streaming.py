@@ -322,5 +322,4 @@ class ChannelWriter:
             self._spool_target = self.committed
             self._spool_progress.set()
             self._spool_progress = anyio.Event()
-        self._metrics.commit_lag.labels(self.table).set(self.commit_lag_s())
         return done > 0

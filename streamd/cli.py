@@ -144,17 +144,28 @@ def config_check(config: ConfigOpt = None) -> None:
 def inspect(
     config: ConfigOpt = None,
     json: Annotated[bool, typer.Option("--json", help="Print the raw status JSON.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
 ) -> None:
-    """Show the running daemon's sources, lanes and channels."""
+    """Show the running daemon's sources, lanes, spools and channels."""
+    import shutil
+    import time
+
     from streamd.inspect import fetch_status, render
 
     cfg = _load(config)
-    with _one_line_errors():
-        status = fetch_status(cfg)
-    if json:
-        typer.echo(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
-    else:
-        typer.echo(render(status))
+    while True:
+        with _one_line_errors():
+            status = fetch_status(cfg)
+        if json:
+            typer.echo(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
+        else:
+            screen = render(status, width=shutil.get_terminal_size((80, 24)).columns)
+            # Home + clear, so the view refreshes in place instead of scrolling.
+            typer.echo(("\x1b[H\x1b[2J" if watch else "") + screen)
+        if not watch:
+            return
+        time.sleep(interval)
 
 
 @app.command()

@@ -230,11 +230,13 @@ class StreamingAuth:
         ka = self._key_auth
         return f"{action} for {ka.account}.{ka.user} (key {ka.fingerprint})"
 
-    async def _discover(self) -> None:
-        what = self._what(f"get ingest hostname from {self._control}")
+    async def _control_call(
+        self, method: str, path: str, what: str, data: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """One key-pair-JWT call on the control host; anything but 200 becomes a typed error."""
         with map_transport_errors(ambiguous=False, what=what):
-            response = await self._http.get(
-                str(self._control.join("/v2/streaming/hostname")), headers=self._jwt_headers()
+            response = await self._http.request(
+                method, str(self._control.join(path)), headers=self._jwt_headers(), data=data
             )
         if response.status_code != 200:
             raise error_for(
@@ -244,6 +246,11 @@ class StreamingAuth:
                 what=what,
                 now=self.clock.wall(),
             )
+        return response
+
+    async def _discover(self) -> None:
+        what = self._what(f"get ingest hostname from {self._control}")
+        response = await self._control_call("GET", "/v2/streaming/hostname", what)
         # The docs say JSON `{"hostname": …}`, the service sends plain text (§2.3, wire note §3).
         raw = _json_or_text(response.content, "hostname")
         # Account names may hold `_`, host names may not (§2.3 known issue).
@@ -270,20 +277,9 @@ class StreamingAuth:
     async def _exchange(self) -> None:
         assert self._host is not None
         what = self._what(f"exchange scoped token for {self._host}")
-        with map_transport_errors(ambiguous=False, what=what):
-            response = await self._http.post(
-                str(self._control.join("/oauth/token")),
-                headers=self._jwt_headers(),
-                data={"grant_type": _JWT_BEARER, "scope": self._host},
-            )
-        if response.status_code != 200:
-            raise error_for(
-                response.status_code,
-                response.content,
-                response.headers,
-                what=what,
-                now=self.clock.wall(),
-            )
+        response = await self._control_call(
+            "POST", "/oauth/token", what, data={"grant_type": _JWT_BEARER, "scope": self._host}
+        )
         token = _json_or_text(response.content, "token")
         if not token or any(ch.isspace() for ch in token):
             raise FatalError(f"{what} failed: the answer is not a token")

@@ -24,6 +24,7 @@ from streamd import __version__
 from streamd.admin import bind as bind_admin
 from streamd.admin import build_app
 from streamd.asgi_server import serve_asgi
+from streamd.channels import open_channels, open_spools
 from streamd.clock import Clock, SystemClock
 from streamd.config import Config, embedded_path
 from streamd.errors import ConfigError, FatalError
@@ -31,22 +32,21 @@ from streamd.keys import local_key_pair
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
 from streamd.notify import Notifier, ProgressGate, watchdog_loop
-from streamd.pipeline.batcher import Batcher, BatchPolicy
+from streamd.pipeline.batcher import Batcher
 from streamd.pipeline.dead_letters import DeadLetters
 from streamd.pipeline.lanes import Lane, open_lanes
 from streamd.pipeline.router import route
-from streamd.rows import ChannelKey, Envelope
+from streamd.rows import Envelope
 from streamd.sinks.commit_tracker import CommitTracker
 from streamd.sinks.streaming import ChannelWriter
 from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
-from streamd.snowflake.pacing import ChannelPacer
 from streamd.snowflake.streaming import StreamingClient
 from streamd.sources.base import Source, SourceContext
 from streamd.sources.sequences import FileSequences
 from streamd.spool import LaneSpool
 from streamd.standin.server import StandinSettings
 from streamd.standin.server import serve as serve_standin
-from streamd.topology import RunSummary, TableSummary, build_sources, split_table
+from streamd.topology import RunSummary, TableSummary, build_sources
 
 USER_AGENT = f"streamd/{__version__}"
 
@@ -292,63 +292,22 @@ class Daemon:
             await self._run_pipeline(duration)
 
     async def _open_spools(self, tg: anyio.abc.TaskGroup) -> None:
-        """Open (and recover) every lane's spool; their fsync flushers run in `tg`."""
-        config = self.config.spool
-        if self.config.spool_total_max_bytes is not None:
-            # A total budget is shared evenly: each lane may use its share, never more than max_bytes.
-            share = self.config.spool_total_max_bytes // max(1, len(self.lanes))
-            config = config.model_copy(update={"max_bytes": min(config.max_bytes, share)})
-        for name, lane in self.lanes.items():
-            spool = await LaneSpool.open(
-                self.config.state_dir / "spool" / name, config, self.clock, lane=name
-            )
-            await tg.start(spool.run)
-            self.spools[name] = spool
-            policy = self._batch_policy()
-            self.batchers[name] = Batcher(
-                lane.table, spool, policy, self.clock, on_oversize=self._dead_letters.oversize
-            )
-
-    def _batch_policy(self) -> BatchPolicy:
-        d = self.config.delivery
-        return BatchPolicy(d.max_rows, d.max_bytes, d.linger_ms / 1000)
+        """Open (and recover) every lane's spool and its batcher; fsync flushers run in `tg`."""
+        await open_spools(
+            self.config, self.lanes, self.clock, self._dead_letters, tg, self.spools, self.batchers
+        )
 
     async def _open_channels(self, client: StreamingClient) -> None:
-        d = self.config.delivery
-        for lane in self.lanes.values():
-            table = lane.table
-            database, schema, name = split_table(table)
-            pipe = f"{name}-STREAMING"
-            channel = f"{d.channel_prefix}_{name}"
-            if d.channels_per_table > 1:
-                channel += f"_{lane.shard}"
-            tracker = self.trackers.get((database, schema, pipe))
-            if tracker is None:
-                tracker = CommitTracker(
-                    client,
-                    database,
-                    schema,
-                    pipe,
-                    clock=self.clock,
-                    metrics=self.metrics,
-                    min_interval_s=d.status_poll_ms / 1000,
-                    max_interval_s=d.status_poll_max_ms / 1000,
-                    idle_interval_s=d.idle_status_interval_s,
-                )
-                self.trackers[(database, schema, pipe)] = tracker
-            writer = ChannelWriter(
-                client,
-                ChannelKey(database, schema, pipe, channel),
-                table,
-                self.batchers[lane.name],
-                clock=self.clock,
-                metrics=self.metrics,
-                tracker=tracker,
-                max_inflight_batches=d.max_inflight_batches,
-                pacer=ChannelPacer(self.clock, d.pace_requests_per_s, d.pace_bytes_per_s),
-            )
-            self.writers[lane.name] = writer
-            await writer.open()
+        await open_channels(
+            self.config,
+            self.lanes,
+            self.batchers,
+            client,
+            self.clock,
+            self.metrics,
+            self.trackers,
+            self.writers,
+        )
 
     async def _run_pipeline(self, duration: float | None) -> None:
         d = self.config.delivery

@@ -1,0 +1,352 @@
+"""MQTT source: subscribes to topic filters and turns JSON or Sparkplug B messages into rows.
+
+Delivery (QoS 1, precisely):
+
+- Subscriptions are QoS 1 on a persistent session (`clean_session = false`, a fixed
+  `client_id`), and automatic PUBACKs are switched off (paho's manual ack). A message's PUBACK is
+  sent only once every row it produced has been acked by the pipeline (durable in the spool, or
+  handled by the pipeline's own policy), and PUBACKs go out in the order the PUBLISHes arrived
+  (MQTT 3.1.1 §4.6), so a slow row holds back the acks behind it, never the other way round.
+- A message that produced no rows (NCMD, a bad payload already written to the dead letters) is
+  acked in its turn. Bad payloads are never lost and never block.
+- If the connection drops, acks that arrive later for its messages are not sent (their message ids
+  belong to the old connection); the broker redelivers those messages on reconnect, so rows
+  spooled before the drop can be spooled again: at-least-once across reconnects, exactly once
+  otherwise. Tables that must never see a duplicate should deduplicate on a payload id.
+- The broker's in-flight window (mosquitto `max_inflight_messages`, default 20) bounds unacked
+  messages, so a full pipeline makes the broker hold messages rather than this process.
+
+Reconnects back off exponentially (`reconnect_min_s` doubling up to `reconnect_max_s`, reset after
+a successful connect) and subscribe again every time. Built on aiomqtt (asyncio-only; anyio runs
+on asyncio, so the daemon must use the asyncio backend — it does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiomqtt
+import anyio
+import orjson
+from anyio.abc import TaskStatus
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from streamd.logs import get_logger
+from streamd.rows import Envelope, Row
+from streamd.secrets import resolve_secret
+from streamd.sources.base import SourceContext
+from streamd.sources.rejects import DeadLetter, raw_row
+from streamd.sources.sparkplug import SparkplugDecoder, SparkplugError
+
+_QUALIFIED = r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$"
+
+
+class MqttSubscription(BaseModel):
+    """One topic filter, the table its messages go to, and how to read them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    topic: str = Field(min_length=1)
+    """Topic filter with + and # wildcards; `$share/<group>/<filter>` spreads messages over all
+    daemons subscribed with the same group (scale-out)."""
+    table: str = Field(pattern=_QUALIFIED)
+    """Fully qualified target table, DB.SCHEMA.TABLE."""
+    format: Literal["json", "sparkplug_b"] = "json"
+    """`json`: a payload is an object (one row) or an array of objects (one row each).
+    `sparkplug_b`: rows as described in `streamd.sources.sparkplug`."""
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Topic segments → columns: "0", "1", … is a segment index (0-based) of the topic; "+1",
+    "+2", … the segment matched by the first, second, … `+` of the filter; "#" the rest matched
+    by `#`. E.g. { "+1" = "SITE", "+2" = "LINE" } for `plants/+/+/telemetry`."""
+    topic_column: str | None = None
+    """If set, the full topic is stored in this column."""
+
+    @property
+    def filter(self) -> str:
+        """The topic filter without a `$share/<group>/` prefix."""
+        if self.topic.startswith("$share/"):
+            return self.topic.split("/", 2)[2]
+        return self.topic
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        parts = value.split("/")
+        if value.startswith("$share/") and (len(parts) < 3 or not parts[1]):
+            raise ValueError(f"shared subscription {value!r} must be $share/<group>/<filter>")
+        levels = parts[2:] if value.startswith("$share/") else parts
+        for i, level in enumerate(levels):
+            if ("+" in level and level != "+") or ("#" in level and level != "#"):
+                raise ValueError(f"topic filter {value!r}: a wildcard must fill a whole level")
+            if level == "#" and i != len(levels) - 1:
+                raise ValueError(f"topic filter {value!r}: # must be the last level")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not (key == "#" or key.isdigit() or (key[:1] == "+" and key[1:].isdigit())):
+                raise ValueError(f'column key {key!r} must be "N", "+N" or "#"')
+        return value
+
+
+class MqttSourceConfig(BaseModel):
+    """An MQTT broker to subscribe to (QoS 1, acked only once rows are durable)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    kind: Literal["mqtt"] = "mqtt"
+    """Selects this source type."""
+    name: str = Field(default="mqtt", min_length=1)
+    """Unique name of this source (appears in logs; prefixes shard keys)."""
+    host: str = "127.0.0.1"
+    """Broker host name or address."""
+    port: int = Field(default=1883, ge=1, le=65535)
+    """Broker TCP port."""
+    client_id: str = Field(min_length=1, max_length=128)
+    """MQTT client id; must be stable and unique per daemon: the broker keeps the session (and
+    the unacked messages) under it across reconnects and restarts."""
+    username: str | None = None
+    """User name, if the broker requires one."""
+    password: SecretStr | None = None
+    """Password: `env:NAME`, `file:/path` or the literal."""
+    subscriptions: list[MqttSubscription] = Field(min_length=1)
+    """Topic filters, tried in order: a message goes to the first whose filter matches."""
+    keepalive_s: int = Field(default=30, ge=5)
+    """MQTT keep-alive interval."""
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    """First pause before reconnecting; doubles per failed attempt."""
+    reconnect_max_s: float = Field(default=30, gt=0)
+    """Longest pause between reconnect attempts."""
+    rebirth_interval_s: float = Field(default=30, gt=0)
+    """Sparkplug B: least time between two rebirth requests to one edge node."""
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _resolve(cls, value: Any) -> Any:
+        return resolve_secret(value, key="sources.password") if isinstance(value, str) else value
+
+    def tables(self) -> list[str]:
+        """The fully qualified tables (`DB.SCHEMA.TABLE`) this source writes."""
+        return sorted({s.table for s in self.subscriptions})
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether `topic` matches `topic_filter` (without `$share/`), per MQTT wildcard rules."""
+    f, t = topic_filter.split("/"), topic.split("/")
+    if t[0].startswith("$") and f[0] in ("+", "#"):
+        return False  # wildcards never match $SYS-like topics at the first level
+    for i, level in enumerate(f):
+        if level == "#":
+            return True
+        if i >= len(t) or (level != "+" and level != t[i]):
+            return False
+    return len(f) == len(t)
+
+
+def topic_columns(sub: MqttSubscription, topic: str) -> Row:
+    """The columns `sub.columns` takes from `topic`'s segments (None where a segment is absent)."""
+    f, t = sub.filter.split("/"), topic.split("/")
+    plus = [i for i, level in enumerate(f) if level == "+"]
+    row: Row = {}
+    for key, column in sub.columns.items():
+        if key == "#":
+            row[column] = "/".join(t[len(f) - 1 :]) if f[-1] == "#" else None
+            continue
+        index = plus[int(key[1:]) - 1] if key[0] == "+" and 0 < int(key[1:]) <= len(plus) else None
+        if key[0] != "+":
+            index = int(key)
+        row[column] = t[index] if index is not None and index < len(t) else None
+    if sub.topic_column:
+        row[sub.topic_column] = topic
+    return row
+
+
+def json_rows(payload: bytes) -> list[Row]:
+    """Rows of a JSON payload: an object, or an array of objects; ValueError otherwise."""
+    value = orjson.loads(payload)
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return value
+    raise ValueError("payload must be a JSON object or a non-empty array of objects")
+
+
+@dataclass(slots=True)
+class _Pending:
+    mid: int
+    qos: int
+    remaining: int
+
+
+class AckQueue:
+    """PUBACKs of one connection, sent in arrival order once each message's rows are durable."""
+
+    def __init__(self, send_ack: Callable[[int, int], object]) -> None:
+        self._send_ack = send_ack
+        self._pending: deque[_Pending] = deque()
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self.closed = False
+
+    def add(self, mid: int, qos: int, rows: int) -> _Pending:
+        """Track one received message that produced `rows` rows (0: ack it in its turn)."""
+        entry = _Pending(mid, qos, rows)
+        self._pending.append(entry)
+        self._flush()
+        return entry
+
+    def row_done(self, entry: _Pending) -> None:
+        """One row of `entry` is durable; callable from any thread."""
+        if threading.get_ident() == self._thread:
+            self._row_done(entry)
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._row_done, entry)
+
+    @property
+    def unacked(self) -> int:
+        """Messages received and not yet acked."""
+        return len(self._pending)
+
+    def _row_done(self, entry: _Pending) -> None:
+        entry.remaining -= 1
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._pending and self._pending[0].remaining <= 0:
+            entry = self._pending.popleft()
+            if not self.closed and entry.qos > 0:
+                self._send_ack(entry.mid, entry.qos)
+
+
+class MqttSource:
+    """Subscribes until cancelled, reconnecting with backoff; `run` reports once subscribed."""
+
+    def __init__(self, config: MqttSourceConfig, dead_letter: DeadLetter | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self._dead_letter = dead_letter
+        self._sparkplug = SparkplugDecoder(rebirth_interval_s=config.rebirth_interval_s)
+        self._log = get_logger(source=config.name)
+        self.connects = 0
+        """Successful connections so far (tests and logs)."""
+
+    async def run(
+        self, ctx: SourceContext, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Consume until cancelled (or until nobody receives any more)."""
+        c = self.config
+        delay = c.reconnect_min_s
+        while True:
+            before = self.connects
+            try:
+                await self._session(ctx, task_status)
+            except aiomqtt.MqttError as exc:
+                if self.connects > before:
+                    delay = c.reconnect_min_s
+                self._log.warning("mqtt_disconnected", error=str(exc), retry_in_s=delay)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._log.info("mqtt_receiver_closed")
+                return
+            await anyio.sleep(delay)
+            delay = min(c.reconnect_max_s, delay * 2)
+
+    async def _session(self, ctx: SourceContext, task_status: TaskStatus[None]) -> None:
+        c = self.config
+        client = aiomqtt.Client(
+            c.host,
+            c.port,
+            identifier=c.client_id,
+            username=c.username,
+            password=c.password.get_secret_value() if c.password else None,
+            clean_session=False,
+            keepalive=c.keepalive_s,
+            timeout=10,
+        )
+        # aiomqtt has no manual-ack option of its own; paho (which it wraps) does. Switched on
+        # before connecting, so even messages the session holds for us wait for our ack.
+        paho = client._client
+        paho.manual_ack_set(True)
+        acks = AckQueue(paho.ack)
+        try:
+            async with client:
+                self.connects += 1
+                for sub in c.subscriptions:
+                    await client.subscribe(sub.topic, qos=1)
+                self._log.info("mqtt_subscribed", host=c.host, port=c.port, connects=self.connects)
+                if self.connects == 1:
+                    task_status.started()
+                async for message in client.messages:
+                    await self._handle(ctx, client, acks, message)
+        finally:
+            acks.closed = True  # message ids of a dead connection must not be acked on a new one
+
+    async def _handle(
+        self, ctx: SourceContext, client: aiomqtt.Client, acks: AckQueue, message: aiomqtt.Message
+    ) -> None:
+        topic = message.topic.value
+        payload = _payload_bytes(message.payload)
+        sub = next((s for s in self.config.subscriptions if topic_matches(s.filter, topic)), None)
+        if sub is None:
+            self._log.warning("mqtt_unexpected_topic", topic=topic)
+            acks.add(message.mid, message.qos, 0)
+            return
+        try:
+            if sub.format == "json":
+                rows = json_rows(payload)
+                key = f"{self.name}:{topic}"
+            else:
+                decoded = self._sparkplug.decode(topic, payload)
+                rows = decoded.rows
+                key = f"{self.name}:" + "/".join(topic.split("/")[1:4:2])  # group/edge node
+                if decoded.rebirth is not None:
+                    self._log.info("sparkplug_rebirth_requested", topic=decoded.rebirth[0])
+                    await client.publish(decoded.rebirth[0], decoded.rebirth[1], qos=0)
+        except (ValueError, SparkplugError) as exc:  # orjson.JSONDecodeError is a ValueError
+            rule = "invalid_sparkplug" if sub.format == "sparkplug_b" else "invalid_json"
+            await self._reject(sub.table, topic, payload, rule, str(exc))
+            acks.add(message.mid, message.qos, 0)
+            return
+        extra = topic_columns(sub, topic)
+        entry = acks.add(message.mid, message.qos, len(rows))
+
+        def ack(_seq: int | None) -> None:
+            acks.row_done(entry)
+
+        for row in rows:
+            await ctx.send.send(Envelope(sub.table, row | extra, key, ack))
+
+    async def _reject(self, table: str, topic: str, payload: bytes, rule: str, detail: str) -> None:
+        if self._dead_letter is None:
+            self._log.error("mqtt_bad_payload", table=table, topic=topic, rule=rule, detail=detail)
+            return
+        # Retried until written: the message is acked only after its dead letter is stored.
+        delay = 0.1
+        while True:
+            try:
+                await self._dead_letter(
+                    table,
+                    raw_row(payload),
+                    rule=rule,
+                    detail=detail,
+                    position=f"{self.name}:{topic}",
+                )
+                return
+            except Exception:
+                self._log.exception("mqtt_dead_letter_failed", table=table, rule=rule)
+                await anyio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if payload is None:
+        return b""
+    return str(payload).encode()

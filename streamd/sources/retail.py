@@ -1,0 +1,236 @@
+"""Synthetic retailer: POS transactions, clickstream, shop events and customer changes.
+
+One producer task per store (`pos-STORE-001`), per web front end (`click-WEB-01`), per shop event
+feed (`ecommerce-SHOP-01`) and one for the customer CDC feed (`customers`). Each producer has its
+own seeded RNG and its own absolute-deadline schedule, so the same seed and clock give the same
+rows, and event ids (`<producer>:<sequence>`) come from the durable sequence allocator, so they
+never repeat across restarts. All producers of one seed share the product catalogue and the
+customer ids, so the four tables join.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from streamd.rows import Envelope, Row
+from streamd.sources.base import SequenceAllocator, SourceContext
+from streamd.sources.retail_models import (
+    ClickstreamModel,
+    CustomerModel,
+    EcommerceModel,
+    PosModel,
+    catalogue,
+    seeded,
+    store_id,
+)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+class RetailSourceConfig(BaseModel):
+    """A synthetic retailer: stores ring up baskets, web visitors walk the funnel, the shop emits
+    view/add_to_cart/purchase events and customer records change. Rows go to four raw tables (see
+    `sql/retail/02_raw_tables.sql`)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", use_attribute_docstrings=True, populate_by_name=True
+    )
+
+    kind: Literal["retail"] = "retail"
+    """Selects this source type."""
+    name: str = Field(default="retail", min_length=1)
+    """Unique name of this source (appears in logs and metrics)."""
+    seed: int = 42
+    """Seed of the random generators: the same seed and clock produce the same rows."""
+    store_count: int = Field(default=10, ge=0, le=999)
+    """Stores, each streaming POS transactions (`STORE-001`…)."""
+    web_count: int = Field(default=4, ge=0, le=99)
+    """Web front ends, each streaming the clickstream of its sessions (`WEB-01`…)."""
+    shop_count: int = Field(default=1, ge=0, le=99)
+    """E-commerce event feeds, each streaming view/add_to_cart/purchase events (`SHOP-01`…)."""
+    customer_changes: bool = True
+    """Stream customer inserts and updates (the input of an SCD1/SCD2 pipeline)."""
+    product_count: int = Field(default=500, ge=1, le=99999)
+    """Products of the catalogue (`SKU-00001`…), shared by every table."""
+    customer_count: int = Field(default=10000, ge=1, le=999999)
+    """Customers (`CUST-000001`…), shared by every table; each is inserted once, then updated."""
+    pos_interval_ms: float = Field(default=1000, ge=1)
+    """Milliseconds between two transactions of one store."""
+    click_interval_ms: float = Field(default=500, ge=1)
+    """Milliseconds between two clickstream events of one web front end."""
+    ecommerce_interval_ms: float = Field(default=500, ge=1)
+    """Milliseconds between two events of one e-commerce feed."""
+    customer_change_interval_ms: float = Field(default=2000, ge=1)
+    """Milliseconds between two customer changes (inserts first, interleaved with updates)."""
+    jitter: float = Field(default=0.1, ge=0, le=1)
+    """Random spread of each interval as a fraction of it (0.1 → ±10 %); the mean rate is kept."""
+    database: str = "RETAIL_DEMO"
+    """Database of the target tables."""
+    schema_: str = Field(default="RAW_DATA", alias="schema")
+    """Schema of the target tables."""
+    pos_table: str = "POS_TRANSACTIONS_RAW"
+    """Table receiving POS transactions."""
+    clickstream_table: str = "CLICKSTREAM_RAW"
+    """Table receiving clickstream events."""
+    ecommerce_table: str = "ECOMMERCE_EVENTS_RAW"
+    """Table receiving e-commerce events."""
+    customer_table: str = "CUSTOMER_CHANGES_RAW"
+    """Table receiving customer inserts and updates."""
+    id_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.\-]{0,32}$")
+    """Prepended to producer names (and so to EVENT_IDs, TRANSACTION_IDs, SESSION_IDs and
+    ORDER_IDs): give each retailer writing the same tables its own prefix, e.g. "eu-"."""
+
+    @field_validator(
+        "database", "schema_", "pos_table", "clickstream_table", "ecommerce_table", "customer_table"
+    )
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a plain Snowflake identifier; use letters, digits, _ and $, "
+                "not starting with a digit"
+            )
+        return value
+
+    def _qualified(self, table: str) -> str:
+        return f"{self.database}.{self.schema_}.{table}"
+
+    def tables(self) -> list[str]:
+        """The fully qualified tables (`DB.SCHEMA.TABLE`) this source writes."""
+        return [
+            self._qualified(t)
+            for t in (
+                self.pos_table,
+                self.clickstream_table,
+                self.ecommerce_table,
+                self.customer_table,
+            )
+        ]
+
+
+class _RowModel(Protocol):
+    def row(self, event_id: str, at: datetime, sequence: int) -> Row: ...
+
+
+class _Sequences:
+    """One producer's sequence numbers; reserves a new durable block when one runs out."""
+
+    def __init__(self, allocator: SequenceAllocator, producer: str) -> None:
+        self._allocator = allocator
+        self._producer = producer
+        self._block = iter(range(0))
+
+    async def take(self) -> int:
+        """The next unused sequence number."""
+        sequence = next(self._block, None)
+        if sequence is None:
+            self._block = iter(await self._allocator.reserve(self._producer))
+            sequence = next(self._block, None)
+            if sequence is None:
+                raise RuntimeError(f"sequence allocator gave an empty block to {self._producer}")
+        return sequence
+
+
+_Plan = list[tuple[str, str, float, _RowModel, random.Random]]
+
+
+class RetailSource:
+    """The synthetic retailer as a `Source`.
+
+    `run` never finishes on its own: it is an infinite source and returns only when cancelled (or,
+    as a clean stop, when the receiving end of `ctx.send` has been closed and nobody can take rows).
+    """
+
+    def __init__(self, config: RetailSourceConfig) -> None:
+        self.config = config
+        self.name = config.name
+
+    def producers(self) -> list[str]:
+        """Names of all producers (they key the sequences)."""
+        return [name for name, *_ in self._plan()]
+
+    def _plan(self) -> _Plan:
+        """(producer, table, interval_s, model, rng) for every producer of the retailer."""
+        c = self.config
+        pos, click, shop, customers = c.tables()
+        products = catalogue(c.seed, c.product_count)
+        plan: _Plan = []
+        for i in range(c.store_count):
+            producer = f"{c.id_prefix}pos-{store_id(i)}"
+            rng = seeded(c.seed, producer)
+            model: _RowModel = PosModel(rng, i, products, c.customer_count, c.id_prefix)
+            plan.append((producer, pos, c.pos_interval_ms / 1000, model, rng))
+        for i in range(c.web_count):
+            producer = f"{c.id_prefix}click-WEB-{i + 1:02d}"
+            rng = seeded(c.seed, producer)
+            model = ClickstreamModel(rng, producer, products, c.customer_count)
+            plan.append((producer, click, c.click_interval_ms / 1000, model, rng))
+        for i in range(c.shop_count):
+            producer = f"{c.id_prefix}ecommerce-SHOP-{i + 1:02d}"
+            rng = seeded(c.seed, producer)
+            model = EcommerceModel(rng, producer, products, c.customer_count)
+            plan.append((producer, shop, c.ecommerce_interval_ms / 1000, model, rng))
+        if c.customer_changes:
+            producer = f"{c.id_prefix}customers"
+            rng = seeded(c.seed, producer)
+            model = CustomerModel(c.seed, rng, c.customer_count)
+            plan.append((producer, customers, c.customer_change_interval_ms / 1000, model, rng))
+        return plan
+
+    async def run(self, ctx: SourceContext) -> None:
+        """Produce forever; returns only by cancellation (or when the receiving end is closed)."""
+        async with anyio.create_task_group() as tg:
+            for producer, table, interval, model, rng in self._plan():
+                tg.start_soon(
+                    self._produce,
+                    ctx,
+                    tg.cancel_scope,
+                    producer,
+                    table,
+                    interval,
+                    model,
+                    rng,
+                    name=f"{self.name}/{producer}",
+                )
+            # The host task just waits: producers never return, so this only ends by cancellation.
+            await anyio.sleep_forever()
+
+    async def _produce(
+        self,
+        ctx: SourceContext,
+        scope: anyio.CancelScope,
+        producer: str,
+        table: str,
+        interval: float,
+        model: _RowModel,
+        rng: random.Random,
+    ) -> None:
+        """One producer: absolute deadlines, catch-up when late, one row in hand at most."""
+        clock, jitter = ctx.clock, self.config.jitter
+        sequences = _Sequences(ctx.sequences, producer)
+        # A random phase within the first interval keeps producers from firing in lockstep.
+        due = clock.monotonic() + rng.uniform(0.0, interval)
+        try:
+            while True:
+                delay = due - clock.monotonic()
+                if delay > 0:
+                    await clock.sleep(delay)
+                # When late, every row that has come due is emitted back to back, stamped with its
+                # scheduled time: the rate never drifts.
+                sequence = await sequences.take()
+                late = max(0.0, clock.monotonic() - due)
+                at = datetime.fromtimestamp(clock.wall() - late, UTC).replace(tzinfo=None)
+                row = model.row(f"{producer}:{sequence}", at, sequence)
+                # Backpressure lands here: a full stream makes this producer wait.
+                await ctx.send.send(Envelope(table, row, producer))
+                # Deadlines are absolute (due += …, not now + …) so sleep overshoot never adds up.
+                due += interval * (1.0 + rng.uniform(-jitter, jitter))
+        except anyio.BrokenResourceError:
+            # Nobody will ever receive again: stop the whole source rather than fail every task.
+            scope.cancel()

@@ -1,0 +1,244 @@
+"""MQTT source against a real Mosquitto broker on a free loopback port.
+
+Skipped when `mosquitto` is not installed, unless STREAMD_REQUIRE_BROKERS=1 (set by `.ci/run`),
+which turns the skip into a failure so CI always runs these.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import anyio
+import anyio.abc
+import pytest
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from streamd.clock import SystemClock
+from streamd.rows import Envelope, Row
+from streamd.sources.base import SourceContext
+from streamd.sources.mqtt import MqttSource, MqttSourceConfig
+from streamd.sources.sparkplug_b_pb2 import Payload
+from streamd.testing import MemorySequences
+
+pytestmark = pytest.mark.slow
+
+
+class Broker:
+    def __init__(self, binary: str, tmp: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._binary = binary
+        self._conf = tmp / "mosquitto.conf"
+        self._conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        )
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(  # the broker binary found on PATH, our own config
+            [self._binary, "-c", str(self._conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start listening")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(10)
+            self._proc = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
+    if binary is None:
+        if os.environ.get("STREAMD_REQUIRE_BROKERS") == "1":
+            pytest.fail("mosquitto is required (STREAMD_REQUIRE_BROKERS=1) but not installed")
+        pytest.skip("mosquitto is not installed")
+    b = Broker(binary, tmp_path)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def config(broker: Broker, client_id: str = "streamd-test") -> MqttSourceConfig:
+    return MqttSourceConfig.model_validate(
+        {
+            "port": broker.port,
+            "client_id": client_id,
+            "reconnect_min_s": 0.1,
+            "reconnect_max_s": 0.5,
+            "subscriptions": [
+                {
+                    "topic": "$share/streamd/plants/+/+/telemetry",
+                    "table": "DB.RAW.TELEMETRY",
+                    "columns": {"+1": "PLANT", "+2": "LINE"},
+                },
+                {"topic": "spBv1.0/#", "table": "DB.RAW.SPARKPLUG", "format": "sparkplug_b"},
+            ],
+        }
+    )
+
+
+class DeadLetters:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, Row, str]] = []
+
+    async def __call__(
+        self, table: str, row: Row, *, rule: str, detail: str, position: str | None = None
+    ) -> None:
+        self.rows.append((table, row, rule))
+
+
+async def publish(broker: Broker, *messages: tuple[str, bytes]) -> None:
+    async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+        for topic, payload in messages:
+            await client.publish(topic, payload, qos=1)
+
+
+async def take(receive: MemoryObjectReceiveStream[Envelope], n: int) -> list[Envelope]:
+    out = []
+    with anyio.fail_after(15):
+        for _ in range(n):
+            out.append(await receive.receive())
+    return out
+
+
+def spb(seq: int | None, metrics: list[dict[str, Any]]) -> bytes:
+    p: Any = Payload(timestamp=1)
+    if seq is not None:
+        p.seq = seq
+    for m in metrics:
+        metric = p.metrics.add()
+        for k, v in m.items():
+            setattr(metric, k, v)
+    out: bytes = p.SerializeToString()
+    return out
+
+
+async def observe_ncmd(
+    broker: Broker, seen: list[str], *, task_status: anyio.abc.TaskStatus[None]
+) -> None:
+    """Append the topics of NCMD messages (rebirth requests) to `seen` until cancelled."""
+    async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+        await client.subscribe("spBv1.0/+/NCMD/#", qos=1)
+        task_status.started()
+        async for m in client.messages:
+            seen.append(m.topic.value)
+
+
+async def test_json_and_sparkplug_rows(broker: Broker) -> None:
+    observer: list[str] = []
+    dead = DeadLetters()
+    source = MqttSource(config(broker), dead)
+    send, receive = anyio.create_memory_object_stream[Envelope](100)
+    ctx = SourceContext(send, SystemClock(), MemorySequences())
+    async with send, receive, anyio.create_task_group() as tg:
+        await tg.start(observe_ncmd, broker, observer)
+        await tg.start(source.run, ctx)
+        await publish(
+            broker,
+            ("plants/p1/l2/telemetry", b'{"temp": 20.5}'),
+            ("plants/p1/l3/telemetry", b"{not json"),
+            ("plants/p2/l1/telemetry", b'[{"temp": 1}, {"temp": 2}]'),
+            ("spBv1.0/G/NBIRTH/E", spb(0, [{"name": "T", "alias": 1, "datatype": 10}])),
+            ("spBv1.0/G/NDATA/E", spb(1, [{"alias": 1, "double_value": 3.5}])),
+            ("spBv1.0/G/NDATA/E", spb(7, [{"alias": 1, "double_value": 4.5}])),  # gap
+        )
+        envelopes = await take(receive, 7)
+        for e in envelopes:
+            assert e.ack is not None
+            e.ack(1)
+        with anyio.fail_after(10):
+            while not observer:  # noqa: ASYNC110 - polls what another task appends
+                await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+    json_rows = [e.row for e in envelopes if e.table == "DB.RAW.TELEMETRY"]
+    assert json_rows == [
+        {"temp": 20.5, "PLANT": "p1", "LINE": "l2"},
+        {"temp": 1, "PLANT": "p2", "LINE": "l1"},
+        {"temp": 2, "PLANT": "p2", "LINE": "l1"},
+    ]
+    spark = [e.row for e in envelopes if e.table == "DB.RAW.SPARKPLUG"]
+    assert [(r["MESSAGE_TYPE"], r["METRIC"], r["VALUE"]) for r in spark] == [
+        ("NBIRTH", None, None),
+        ("NBIRTH", "T", None),
+        ("NDATA", "T", 3.5),
+        ("NDATA", "T", 4.5),
+    ]
+    assert [(t, rule) for t, _, rule in dead.rows] == [("DB.RAW.TELEMETRY", "invalid_json")]
+    assert observer == ["spBv1.0/G/NCMD/E"]
+
+
+async def run_until(
+    broker: Broker, n: int, *, ack: bool, client_id: str = "redeliver"
+) -> list[Envelope]:
+    """Run a source until it has handed over `n` envelopes (acking them or not), then stop it."""
+    source = MqttSource(config(broker, client_id))
+    send, receive = anyio.create_memory_object_stream[Envelope](100)
+    ctx = SourceContext(send, SystemClock(), MemorySequences())
+    async with send, receive, anyio.create_task_group() as tg:
+        await tg.start(source.run, ctx)
+        if n == 0:
+            await anyio.sleep(0.5)
+            envelopes = []
+        else:
+            envelopes = await take(receive, n)
+        for e in envelopes:
+            if ack and e.ack is not None:
+                e.ack(1)
+        await anyio.sleep(0.3)  # let the PUBACKs reach the broker
+        tg.cancel_scope.cancel()
+    return envelopes
+
+
+async def test_unacked_messages_are_redelivered_after_reconnect(broker: Broker) -> None:
+    await run_until(broker, 0, ack=False)  # creates the persistent session and subscriptions
+    await publish(broker, ("plants/p1/l1/telemetry", b'{"n": 1}'))
+    first = await run_until(broker, 1, ack=False)
+    assert [e.row["n"] for e in first] == [1]
+    again = await run_until(broker, 1, ack=True)  # not acked before: the broker sends it again
+    assert [e.row["n"] for e in again] == [1]
+    await publish(broker, ("plants/p1/l1/telemetry", b'{"n": 2}'))
+    after = await run_until(broker, 1, ack=True)  # acked now: only the new message comes
+    assert [e.row["n"] for e in after] == [2]
+
+
+async def test_reconnects_and_resubscribes_after_broker_restart(broker: Broker) -> None:
+    source = MqttSource(config(broker, "restart"))
+    send, receive = anyio.create_memory_object_stream[Envelope](100)
+    ctx = SourceContext(send, SystemClock(), MemorySequences())
+    async with send, receive, anyio.create_task_group() as tg:
+        await tg.start(source.run, ctx)
+        broker.stop()  # persistence false: the session and its subscriptions are gone
+        await anyio.sleep(0.5)
+        broker.start()
+        with anyio.fail_after(10):
+            while source.connects < 2:  # noqa: ASYNC110 - polls the source's counter
+                await anyio.sleep(0.05)
+        await anyio.sleep(0.2)
+        await publish(broker, ("plants/p9/l9/telemetry", b'{"n": 9}'))
+        (e,) = await take(receive, 1)
+        assert e.row == {"n": 9, "PLANT": "p9", "LINE": "l9"}
+        tg.cancel_scope.cancel()

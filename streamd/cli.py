@@ -210,7 +210,7 @@ def standin_serve(
     ] = False,
 ) -> None:
     """Serve the Snowflake stand-in on its own, for other clients."""
-    from streamd.config import embedded_path
+    from streamd.config import sql_dirs
     from streamd.standin.faults import FaultSpecError, parse_fault_spec
     from streamd.standin.server import StandinSettings, serve
 
@@ -225,7 +225,7 @@ def standin_serve(
         host=host,
         port=port,
         data_dir=data_dir,
-        sql_dirs=(embedded_path("sql") / "manufacturing",),
+        sql_dirs=sql_dirs(),
         commit_delay_s=commit_delay_ms / 1000,
         public_key_pem=public_key.read_bytes() if public_key else None,
     )

@@ -24,6 +24,7 @@ from streamd.secrets import resolve_secret
 from streamd.sources.http_push import HttpPushSourceConfig
 from streamd.sources.manufacturing import ManufacturingSourceConfig
 from streamd.sources.ndjson import NdjsonSourceConfig
+from streamd.sources.retail import RetailSourceConfig
 from streamd.spool import SpoolConfig
 
 _MODEL = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
@@ -154,7 +155,7 @@ class LogConfig(BaseModel):
 
 
 SourceConfig = Annotated[
-    ManufacturingSourceConfig | HttpPushSourceConfig | NdjsonSourceConfig,
+    ManufacturingSourceConfig | RetailSourceConfig | HttpPushSourceConfig | NdjsonSourceConfig,
     Field(discriminator="kind"),
 ]
 
@@ -193,7 +194,7 @@ class Config(BaseModel):
             raise ValueError(f"source names must be unique; rename {', '.join(dupes)}")
         seen: dict[tuple[str, str], str] = {}
         for source in value:
-            if not isinstance(source, ManufacturingSourceConfig):
+            if not isinstance(source, ManufacturingSourceConfig | RetailSourceConfig):
                 continue
             for table in source.tables():
                 other = seen.setdefault((table, source.id_prefix), source.name)
@@ -224,6 +225,11 @@ class Config(BaseModel):
             for table in source.tables():
                 seen.setdefault(table, None)
         return list(seen)
+
+
+def sql_dirs() -> tuple[Path, ...]:
+    """Every domain folder of the shipped `sql/`, in order (what the stand-in loads at start)."""
+    return tuple(sorted(p for p in embedded_path("sql").iterdir() if p.is_dir()))
 
 
 def embedded_path(name: str) -> Path:

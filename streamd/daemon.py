@@ -26,7 +26,7 @@ from streamd.admin import build_app
 from streamd.asgi_server import serve_asgi
 from streamd.channels import open_channels, open_spools
 from streamd.clock import Clock, SystemClock
-from streamd.config import Config, embedded_path
+from streamd.config import Config, sql_dirs
 from streamd.errors import ConfigError, FatalError
 from streamd.keys import local_key_pair
 from streamd.logs import get_logger
@@ -226,7 +226,7 @@ class Daemon:
                         host=cfg.target.standin.host,
                         port=cfg.target.standin.port,
                         data_dir=state_dir / "standin",
-                        sql_dirs=(embedded_path("sql") / "manufacturing",),
+                        sql_dirs=sql_dirs(),
                         commit_delay_s=cfg.target.standin.commit_delay_ms / 1000,
                         public_key_pem=public_pem,
                     ),

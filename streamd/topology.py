@@ -10,6 +10,7 @@ from streamd.sources.http_push import HttpPushSource, HttpPushSourceConfig
 from streamd.sources.manufacturing import ManufacturingSource, ManufacturingSourceConfig
 from streamd.sources.ndjson import NdjsonSource
 from streamd.sources.rejects import DeadLetter
+from streamd.sources.retail import RetailSource, RetailSourceConfig
 
 
 @dataclass
@@ -53,6 +54,8 @@ def build_sources(config: Config, dead_letter: DeadLetter | None = None) -> list
     for s in config.sources:
         if isinstance(s, ManufacturingSourceConfig):
             out.append(ManufacturingSource(s))
+        elif isinstance(s, RetailSourceConfig):
+            out.append(RetailSource(s))
         elif isinstance(s, HttpPushSourceConfig):
             out.append(HttpPushSource(s, dead_letter))
         else:

@@ -8,17 +8,13 @@ durable sequence allocator, so they never repeat across restarts.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
-from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Literal
 
-import anyio
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from streamd.rows import Envelope, Row
-from streamd.sources.base import SequenceAllocator, SourceContext
+from streamd.sources.base import SourceContext
 from streamd.sources.manufacturing_models import (
     ProductionModel,
     QualityModel,
@@ -27,6 +23,7 @@ from streamd.sources.manufacturing_models import (
     line_id,
     product_id,
 )
+from streamd.sources.schedule import Producer, RowModel, producer_rng, run_plan
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
@@ -96,35 +93,6 @@ class ManufacturingSourceConfig(BaseModel):
         ]
 
 
-class _RowModel(Protocol):
-    def row(self, event_id: str, at: datetime, sequence: int) -> Row: ...
-
-
-def producer_rng(seed: int, producer: str) -> random.Random:
-    """The RNG of one producer; sha256 rather than hash(), which is salted per process."""
-    digest = hashlib.sha256(f"{seed}:{producer}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-class _Sequences:
-    """One producer's sequence numbers; reserves a new durable block when one runs out."""
-
-    def __init__(self, allocator: SequenceAllocator, producer: str) -> None:
-        self._allocator = allocator
-        self._producer = producer
-        self._block = iter(range(0))
-
-    async def take(self) -> int:
-        """The next unused sequence number."""
-        sequence = next(self._block, None)
-        if sequence is None:
-            self._block = iter(await self._allocator.reserve(self._producer))
-            sequence = next(self._block, None)
-            if sequence is None:
-                raise RuntimeError(f"sequence allocator gave an empty block to {self._producer}")
-        return sequence
-
-
 class ManufacturingSource:
     """The synthetic plant as a `Source`.
 
@@ -140,11 +108,11 @@ class ManufacturingSource:
         """Names of all producers, one per machine, line and product (they key the sequences)."""
         return [name for name, *_ in self._plan()]
 
-    def _plan(self) -> list[tuple[str, str, float, _RowModel, random.Random]]:
+    def _plan(self) -> list[tuple[str, str, float, RowModel, random.Random]]:
         """(producer, table, interval_s, model, rng) for every producer of the plant."""
         c = self.config
         sensor, production, quality = c.tables()
-        plan: list[tuple[str, str, float, _RowModel, random.Random]] = []
+        plan: list[tuple[str, str, float, RowModel, random.Random]] = []
         lines = [line_id(i) for i in range(c.line_count)]
         for i in range(c.equipment_count):
             line = lines[i % len(lines)] if lines else None
@@ -168,53 +136,6 @@ class ManufacturingSource:
 
     async def run(self, ctx: SourceContext) -> None:
         """Produce forever; returns only by cancellation (or when the receiving end is closed)."""
-        async with anyio.create_task_group() as tg:
-            for producer, table, interval, model, rng in self._plan():
-                tg.start_soon(
-                    self._produce,
-                    ctx,
-                    tg.cancel_scope,
-                    producer,
-                    table,
-                    interval,
-                    model,
-                    rng,
-                    name=f"{self.name}/{producer}",
-                )
-            # The host task just waits: producers never return, so this only ends by cancellation.
-            await anyio.sleep_forever()
-
-    async def _produce(
-        self,
-        ctx: SourceContext,
-        scope: anyio.CancelScope,
-        producer: str,
-        table: str,
-        interval: float,
-        model: _RowModel,
-        rng: random.Random,
-    ) -> None:
-        """One producer: absolute deadlines, catch-up when late, one row in hand at most."""
-        clock, jitter = ctx.clock, self.config.jitter
-        sequences = _Sequences(ctx.sequences, producer)
-        # A random phase within the first interval keeps producers with equal intervals from
-        # firing in lockstep (bursty batches downstream).
-        due = clock.monotonic() + rng.uniform(0.0, interval)
-        try:
-            while True:
-                delay = due - clock.monotonic()
-                if delay > 0:
-                    await clock.sleep(delay)
-                # When late (slow wake-up, or blocked on send), every row that has come due is
-                # emitted back to back, stamped with its scheduled time: the rate never drifts.
-                sequence = await sequences.take()
-                late = max(0.0, clock.monotonic() - due)
-                at = datetime.fromtimestamp(clock.wall() - late, UTC).replace(tzinfo=None)
-                row = model.row(f"{producer}:{sequence}", at, sequence)
-                # Backpressure lands here: a full stream makes this producer wait.
-                await ctx.send.send(Envelope(table, row, producer))
-                # Deadlines are absolute (due += …, not now + …) so sleep overshoot never adds up.
-                due += interval * (1.0 + rng.uniform(-jitter, jitter))
-        except anyio.BrokenResourceError:
-            # Nobody will ever receive again: stop the whole source rather than fail 30 tasks.
-            scope.cancel()
+        await run_plan(
+            ctx, [Producer(*entry) for entry in self._plan()], self.config.jitter, self.name
+        )

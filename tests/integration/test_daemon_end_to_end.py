@@ -125,3 +125,23 @@ def test_cli_run_then_sql(tmp_path: Path) -> None:
     assert sql.returncode == 0, sql.stderr
     values = sql.stdout.strip().splitlines()[-1].split("\t")
     assert values == [str(produced), str(produced)]
+
+
+async def test_retail_generators_land_exactly_once(tmp_path: Path) -> None:
+    """The retail source's four tables fill through the same path, without duplicates."""
+    state = tmp_path / "state"
+    config = parse(
+        f'state_dir = "{state}"\n[target.standin]\ncommit_delay_ms = 100\n'
+        "[delivery]\nlinger_ms = 50\nstatus_poll_ms = 50\n[admin]\nport = 0\n"
+        '[[sources]]\nkind = "retail"\npos_interval_ms = 20\nclick_interval_ms = 20\n'
+        "ecommerce_interval_ms = 20\ncustomer_change_interval_ms = 20\n",
+        path="test.toml",
+    )
+    summary = await Daemon(config).run(duration=2)
+    assert summary.uncommitted == 0
+    for table, counts in summary.tables.items():
+        assert counts.produced > 0, table
+        _, rows = query_offline(
+            state / "standin", f"select count(*), count(distinct EVENT_ID) from {table}"
+        )
+        assert rows[0] == (counts.produced, counts.produced), table

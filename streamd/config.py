@@ -23,6 +23,7 @@ from streamd.errors import ConfigError
 from streamd.secrets import resolve_secret
 from streamd.sources.http_push import HttpPushSourceConfig
 from streamd.sources.manufacturing import ManufacturingSourceConfig
+from streamd.sources.mqtt import MqttSourceConfig
 from streamd.sources.ndjson import NdjsonSourceConfig
 from streamd.sources.retail import RetailSourceConfig
 from streamd.spool import SpoolConfig
@@ -155,7 +156,11 @@ class LogConfig(BaseModel):
 
 
 SourceConfig = Annotated[
-    ManufacturingSourceConfig | RetailSourceConfig | HttpPushSourceConfig | NdjsonSourceConfig,
+    ManufacturingSourceConfig
+    | RetailSourceConfig
+    | HttpPushSourceConfig
+    | NdjsonSourceConfig
+    | MqttSourceConfig,
     Field(discriminator="kind"),
 ]
 

@@ -102,4 +102,21 @@ def render_example() -> str:
     for model, instance in examples:
         lines.append("# [[sources]]")
         _fields(model, instance, lines, commented=True)
+    lines += [
+        "# [[sources]]",
+        '# kind = "retail"          # synthetic POS, clickstream, e-commerce and customer changes',
+        '# name = "retail"          # every key of the kind: see streamd/sources/retail.py',
+        "",
+        "# [[sources]]",
+        '# kind = "mqtt"',
+        '# name = "plant-mqtt"',
+        '# host = "127.0.0.1"',
+        "# port = 1883",
+        '# client_id = "streamd-plant-1"   # unique per daemon (persistent session, QoS 1)',
+        "# [[sources.subscriptions]]",
+        '# topic = "$share/streamd/factory/+/telemetry"',
+        '# table = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"',
+        '# format = "json"                  # or "sparkplug_b"',
+        '# columns = { "+1" = "EQUIPMENT_ID" }',
+    ]
     return "\n".join(lines).rstrip() + "\n"

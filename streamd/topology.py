@@ -8,6 +8,7 @@ from streamd.config import Config
 from streamd.sources.base import Source
 from streamd.sources.http_push import HttpPushSource, HttpPushSourceConfig
 from streamd.sources.manufacturing import ManufacturingSource, ManufacturingSourceConfig
+from streamd.sources.mqtt import MqttSource, MqttSourceConfig
 from streamd.sources.ndjson import NdjsonSource
 from streamd.sources.rejects import DeadLetter
 from streamd.sources.retail import RetailSource, RetailSourceConfig
@@ -56,6 +57,8 @@ def build_sources(config: Config, dead_letter: DeadLetter | None = None) -> list
             out.append(ManufacturingSource(s))
         elif isinstance(s, RetailSourceConfig):
             out.append(RetailSource(s))
+        elif isinstance(s, MqttSourceConfig):
+            out.append(MqttSource(s, dead_letter))
         elif isinstance(s, HttpPushSourceConfig):
             out.append(HttpPushSource(s, dead_letter))
         else:

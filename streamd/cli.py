@@ -136,7 +136,7 @@ def config_check(config: ConfigOpt = None) -> None:
     """Validate a config file; print every problem as PATH:LINE: key: message and exit 2."""
     cfg = _load(config)
     typer.echo(
-        f"ok: {len(cfg.sources)} sources, {len(cfg.tables())} tables, target {cfg.target.kind}"
+        f"ok: {len(cfg.sources)} sources, {len(cfg.target_tables())} tables, target {cfg.target.kind}"
     )
 
 

@@ -20,6 +20,7 @@ from pydantic import (
 
 from streamd.config_lines import key_lines, locate
 from streamd.errors import ConfigError
+from streamd.pipeline.validation import TableRules
 from streamd.secrets import resolve_secret
 from streamd.sources.http_push import HttpPushSourceConfig
 from streamd.sources.manufacturing import ManufacturingSourceConfig
@@ -187,6 +188,9 @@ class Config(BaseModel):
     """Logging."""
     sources: list[SourceConfig] = Field(default_factory=list)
     """Producers; each `[[sources]]` table has a `kind`."""
+    tables: dict[str, TableRules] = Field(default_factory=dict)
+    """Row rules per fully qualified table, e.g. [tables."DB.SCHEMA.T".columns.TEMPERATURE] with
+    type, required, min, max, allowed; rows that break them go to the dead-letter file."""
 
     @field_validator("sources")
     @classmethod
@@ -213,7 +217,7 @@ class Config(BaseModel):
     @model_validator(mode="after")
     def _spool_share_fits(self) -> Config:
         if self.spool_total_max_bytes is not None:
-            lanes = max(1, len(self.tables()) * self.delivery.channels_per_table)
+            lanes = max(1, len(self.target_tables()) * self.delivery.channels_per_table)
             share = self.spool_total_max_bytes // lanes
             if share < self.spool.segment_bytes:
                 raise ValueError(
@@ -223,7 +227,7 @@ class Config(BaseModel):
                 )
         return self
 
-    def tables(self) -> list[str]:
+    def target_tables(self) -> list[str]:
         """Every fully qualified table some source writes, in a stable order."""
         seen: dict[str, None] = {}
         for source in self.sources:

@@ -36,7 +36,7 @@ def _fields(
     for name, field in model.model_fields.items():
         key = field.alias or name
         value = getattr(instance, name)
-        if isinstance(value, BaseModel) or name == "sources":
+        if isinstance(value, BaseModel) or name in ("sources", "tables"):
             nested.append(name)
             continue
         for doc_line in (field.description or "").splitlines():
@@ -72,10 +72,21 @@ def render_example() -> str:
         "",
     ]
     for name in _fields(Config, config, lines, commented=False):
-        if name == "sources":
+        if name in ("sources", "tables"):
             continue
         sub = getattr(config, name)
         _section(name, type(sub), sub, lines)
+    lines += [
+        "# Row rules per table (`tables`): a row breaking one goes to the dead-letter file,",
+        "# counted per table and rule. Keys: required, type, min, max, allowed.",
+        '# [tables."MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW".columns.TEMPERATURE]',
+        '# type = "number"',
+        "# min = -50",
+        "# max = 500",
+        '# [tables."MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW".columns.STATUS]',
+        '# allowed = ["RUNNING", "IDLE", "WARNING", "ERROR", "MAINTENANCE"]',
+        "",
+    ]
     lines.append("# One [[sources]] table per producer; `kind` selects the source.")
     lines.append("[[sources]]")
     source = ManufacturingSourceConfig()

@@ -35,7 +35,7 @@ from streamd.notify import Notifier, ProgressGate, watchdog_loop
 from streamd.pipeline.batcher import Batcher
 from streamd.pipeline.dead_letters import DeadLetters
 from streamd.pipeline.lanes import Lane, open_lanes
-from streamd.pipeline.router import route
+from streamd.pipeline.router import Router
 from streamd.rows import Envelope
 from streamd.sinks.commit_tracker import CommitTracker
 from streamd.sinks.streaming import ChannelWriter
@@ -81,7 +81,7 @@ class Daemon:
         self.sources = (
             sources if sources is not None else build_sources(config, self._dead_letters.put)
         )
-        self.tables = tables if tables is not None else config.tables()
+        self.tables = tables if tables is not None else config.target_tables()
         self.lanes: dict[str, Lane] = open_lanes(
             self.tables, config.delivery.lane_capacity, config.delivery.channels_per_table
         )
@@ -129,6 +129,10 @@ class Daemon:
             ],
             "channels": [w.snapshot() for w in self.writers.values()],
             "tables": {t: vars(s) for t, s in self.summary().tables.items()},
+            "rejected": [
+                {"table": table, "rule": rule, "rows": int(n)}
+                for (table, rule), n in self.metrics.by_labels("streamd_rows_rejected").items()
+            ],
         }
 
     def summary(self) -> RunSummary:
@@ -328,7 +332,10 @@ class Daemon:
                     for name, lane in self.lanes.items():
                         tg.start_soon(self.batchers[name].fill, lane.receive)
                         tg.start_soon(self.writers[name].run)
-                    tg.start_soon(route, envelopes_receive, self.lanes, self.metrics)
+                    router = Router(
+                        self.lanes, self.metrics, self.config.tables, self._dead_letters.put
+                    )
+                    tg.start_soon(router.run, envelopes_receive)
                     tg.start_soon(self._run_sources, envelopes_send, sources_scope)
                 outer.cancel_scope.cancel()
         if drain_scope.cancelled_caught:

@@ -83,6 +83,13 @@ def render(status: dict[str, Any], width: int = 80) -> str:
             f"{_short(table, 44):<44} {counts['produced']:>11} {counts['committed']:>11} "
             f"{counts['rejected']:>9}"
         )
+    rejected = status.get("rejected", [])
+    if rejected:
+        out.append("")
+        out.append(f"{'DEAD LETTERS (table, rule)':<66} {'ROWS':>11}")
+        for entry in rejected:
+            label = f"{entry['table'].split('.')[-1]} {entry['rule']}"
+            out.append(f"{_short(label, 66):<66} {entry['rows']:>11}")
     return "\n".join(line[:width] for line in out)
 
 

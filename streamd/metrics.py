@@ -99,6 +99,15 @@ class Metrics:
             and all(sample.labels.get(k) == v for k, v in labels.items())
         )
 
+    def by_labels(self, name: str) -> dict[tuple[str, ...], float]:
+        """Every label set of a counter (name without `_total`) with its value."""
+        return {
+            tuple(sample.labels.values()): sample.value
+            for metric in self.registry.collect()
+            for sample in metric.samples
+            if sample.name == f"{name}_total"
+        }
+
     def render(self) -> bytes:
         """Prometheus text exposition."""
         return generate_latest(self.registry)

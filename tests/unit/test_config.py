@@ -24,7 +24,7 @@ def test_embedded_default_is_local_manufacturing() -> None:
     cfg = load(None)
     assert cfg.target.kind == "local"
     assert [s.kind for s in cfg.sources] == ["manufacturing"]
-    assert "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW" in cfg.tables()
+    assert "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW" in cfg.target_tables()
     assert embedded_path("local.toml").read_text() == (REPO / "config/local.toml").read_text()
 
 

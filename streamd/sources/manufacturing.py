@@ -8,13 +8,11 @@ durable sequence allocator, so they never repeat across restarts.
 
 from __future__ import annotations
 
-import random
 import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from streamd.sources.base import SourceContext
 from streamd.sources.manufacturing_models import (
     ProductionModel,
     QualityModel,
@@ -23,7 +21,7 @@ from streamd.sources.manufacturing_models import (
     line_id,
     product_id,
 )
-from streamd.sources.schedule import Producer, RowModel, producer_rng, run_plan
+from streamd.sources.schedule import Producer, SyntheticSource, producer_rng
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
@@ -93,49 +91,33 @@ class ManufacturingSourceConfig(BaseModel):
         ]
 
 
-class ManufacturingSource:
-    """The synthetic plant as a `Source`.
+class ManufacturingSource(SyntheticSource[ManufacturingSourceConfig]):
+    """The synthetic plant as a `Source`."""
 
-    `run` never finishes on its own: it is an infinite source and returns only when cancelled (or,
-    as a clean stop, when the receiving end of `ctx.send` has been closed and nobody can take rows).
-    """
-
-    def __init__(self, config: ManufacturingSourceConfig) -> None:
-        self.config = config
-        self.name = config.name
-
-    def producers(self) -> list[str]:
-        """Names of all producers, one per machine, line and product (they key the sequences)."""
-        return [name for name, *_ in self._plan()]
-
-    def _plan(self) -> list[tuple[str, str, float, RowModel, random.Random]]:
-        """(producer, table, interval_s, model, rng) for every producer of the plant."""
+    def plan(self) -> list[Producer]:
+        """One producer per machine, line and product."""
         c = self.config
         sensor, production, quality = c.tables()
-        plan: list[tuple[str, str, float, RowModel, random.Random]] = []
+        plan: list[Producer] = []
         lines = [line_id(i) for i in range(c.line_count)]
         for i in range(c.equipment_count):
             line = lines[i % len(lines)] if lines else None
             producer = f"{c.id_prefix}sensor-{equipment_id(i)}"
             rng = producer_rng(c.seed, producer)
             model = SensorModel(rng, i, line, c.anomaly_rate)
-            plan.append((producer, sensor, c.sensor_interval_ms / 1000, model, rng))
+            plan.append(Producer(producer, sensor, c.sensor_interval_ms / 1000, model, rng))
         for j, line in enumerate(lines):
             producer = f"{c.id_prefix}production-{line}"
             rng = producer_rng(c.seed, producer)
             # Line j makes the products i with i mod lines == j (the same rule quality uses).
             made = [product_id(i) for i in range(c.product_count) if i % len(lines) == j]
             prod_model = ProductionModel(rng, j, made)
-            plan.append((producer, production, c.production_interval_ms / 1000, prod_model, rng))
+            plan.append(
+                Producer(producer, production, c.production_interval_ms / 1000, prod_model, rng)
+            )
         for i in range(c.product_count):
             producer = f"{c.id_prefix}quality-{product_id(i)}"
             rng = producer_rng(c.seed, producer)
             q_model = QualityModel(rng, i, lines[i % len(lines)] if lines else None)
-            plan.append((producer, quality, c.quality_interval_ms / 1000, q_model, rng))
+            plan.append(Producer(producer, quality, c.quality_interval_ms / 1000, q_model, rng))
         return plan
-
-    async def run(self, ctx: SourceContext) -> None:
-        """Produce forever; returns only by cancellation (or when the receiving end is closed)."""
-        await run_plan(
-            ctx, [Producer(*entry) for entry in self._plan()], self.config.jitter, self.name
-        )

@@ -10,23 +10,20 @@ customer ids, so the four tables join.
 
 from __future__ import annotations
 
-import random
 import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from streamd.sources.base import SourceContext
 from streamd.sources.retail_models import (
     ClickstreamModel,
     CustomerModel,
     EcommerceModel,
     PosModel,
     catalogue,
-    seeded,
     store_id,
 )
-from streamd.sources.schedule import Producer, RowModel, run_plan
+from streamd.sources.schedule import Producer, RowModel, SyntheticSource, producer_rng
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
@@ -112,51 +109,35 @@ class RetailSourceConfig(BaseModel):
         ]
 
 
-class RetailSource:
-    """The synthetic retailer as a `Source`.
+class RetailSource(SyntheticSource[RetailSourceConfig]):
+    """The synthetic retailer as a `Source`."""
 
-    `run` never finishes on its own: it is an infinite source and returns only when cancelled (or,
-    as a clean stop, when the receiving end of `ctx.send` has been closed and nobody can take rows).
-    """
-
-    def __init__(self, config: RetailSourceConfig) -> None:
-        self.config = config
-        self.name = config.name
-
-    def producers(self) -> list[str]:
-        """Names of all producers (they key the sequences)."""
-        return [name for name, *_ in self._plan()]
-
-    def _plan(self) -> list[tuple[str, str, float, RowModel, random.Random]]:
-        """(producer, table, interval_s, model, rng) for every producer of the retailer."""
+    def plan(self) -> list[Producer]:
+        """One producer per store, web front end and shop feed, plus the customer changes."""
         c = self.config
         pos, click, shop, customers = c.tables()
         products = catalogue(c.seed, c.product_count)
-        plan: list[tuple[str, str, float, RowModel, random.Random]] = []
+        plan: list[Producer] = []
         for i in range(c.store_count):
             producer = f"{c.id_prefix}pos-{store_id(i)}"
-            rng = seeded(c.seed, producer)
+            rng = producer_rng(c.seed, producer)
             model: RowModel = PosModel(rng, i, products, c.customer_count, c.id_prefix)
-            plan.append((producer, pos, c.pos_interval_ms / 1000, model, rng))
+            plan.append(Producer(producer, pos, c.pos_interval_ms / 1000, model, rng))
         for i in range(c.web_count):
             producer = f"{c.id_prefix}click-WEB-{i + 1:02d}"
-            rng = seeded(c.seed, producer)
+            rng = producer_rng(c.seed, producer)
             model = ClickstreamModel(rng, producer, products, c.customer_count)
-            plan.append((producer, click, c.click_interval_ms / 1000, model, rng))
+            plan.append(Producer(producer, click, c.click_interval_ms / 1000, model, rng))
         for i in range(c.shop_count):
             producer = f"{c.id_prefix}ecommerce-SHOP-{i + 1:02d}"
-            rng = seeded(c.seed, producer)
+            rng = producer_rng(c.seed, producer)
             model = EcommerceModel(rng, producer, products, c.customer_count)
-            plan.append((producer, shop, c.ecommerce_interval_ms / 1000, model, rng))
+            plan.append(Producer(producer, shop, c.ecommerce_interval_ms / 1000, model, rng))
         if c.customer_changes:
             producer = f"{c.id_prefix}customers"
-            rng = seeded(c.seed, producer)
+            rng = producer_rng(c.seed, producer)
             model = CustomerModel(c.seed, rng, c.customer_count)
-            plan.append((producer, customers, c.customer_change_interval_ms / 1000, model, rng))
+            plan.append(
+                Producer(producer, customers, c.customer_change_interval_ms / 1000, model, rng)
+            )
         return plan
-
-    async def run(self, ctx: SourceContext) -> None:
-        """Produce forever; returns only by cancellation (or when the receiving end is closed)."""
-        await run_plan(
-            ctx, [Producer(*entry) for entry in self._plan()], self.config.jitter, self.name
-        )

@@ -7,13 +7,13 @@ scheduling, sequence numbers and sending live in `streamd.sources.retail`.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from streamd.rows import Row
+from streamd.sources.schedule import producer_rng
 
 # --- the catalogue and the customers -------------------------------------------------------------
 
@@ -86,12 +86,6 @@ def timestamp(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
-def seeded(seed: int, key: str) -> random.Random:
-    """A generator keyed by `seed` and `key`; sha256 rather than hash(), salted per process."""
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
 def _with_payload(row: Row) -> Row:
     # RAW_PAYLOAD keeps the whole event (lower-case keys) for replay and schema drift.
     payload: dict[str, Any] = {key.lower(): value for key, value in row.items()}
@@ -114,7 +108,7 @@ class Product:
 
 def catalogue(seed: int, count: int) -> list[Product]:
     """The products, identical for every producer of one seed (POS and web sell the same)."""
-    rng = seeded(seed, "catalogue")
+    rng = producer_rng(seed, "catalogue")
     products: list[Product] = []
     for i in range(count):
         category, low, high = CATEGORIES[i % len(CATEGORIES)]
@@ -321,7 +315,7 @@ class CustomerModel:
         self.records: dict[int, dict[str, str]] = {}
 
     def _initial(self, index: int) -> dict[str, str]:
-        rng = seeded(self.seed, customer_id(index))
+        rng = producer_rng(self.seed, customer_id(index))
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         return {
             "NAME": f"{first} {last}",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import anyio
 
@@ -58,6 +59,47 @@ class ProducerSequences:
             if sequence is None:
                 raise RuntimeError(f"sequence allocator gave an empty block to {self._producer}")
         return sequence
+
+
+class SyntheticConfig(Protocol):
+    """What every synthetic source's config carries."""
+
+    @property
+    def name(self) -> str:
+        """The source's name."""
+        ...
+
+    @property
+    def jitter(self) -> float:
+        """Random spread of each interval, as a fraction of it."""
+        ...
+
+
+C = TypeVar("C", bound=SyntheticConfig)
+
+
+class SyntheticSource(ABC, Generic[C]):
+    """A synthetic `Source`: a plan of producers, each run on its own schedule.
+
+    `run` never finishes on its own: it is an infinite source and returns only when cancelled (or,
+    as a clean stop, when the receiving end of `ctx.send` has been closed and nobody can take rows).
+    """
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+        self.name = config.name
+
+    @abstractmethod
+    def plan(self) -> list[Producer]:
+        """Every producer of this source (deterministic for a given config)."""
+
+    def producers(self) -> list[str]:
+        """Names of all producers (they key the sequences)."""
+        return [producer.name for producer in self.plan()]
+
+    async def run(self, ctx: SourceContext) -> None:
+        """Produce forever; returns only by cancellation (or when the receiving end is closed)."""
+        await run_plan(ctx, self.plan(), self.config.jitter, self.name)
 
 
 async def run_plan(ctx: SourceContext, plan: list[Producer], jitter: float, source: str) -> None:

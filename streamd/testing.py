@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream
 
+from streamd.clock import Clock
 from streamd.rows import Envelope, Row
-from streamd.sources.base import SourceContext
+from streamd.sources.base import Source, SourceContext
 
 
 class ManualClock:
@@ -132,3 +137,39 @@ def sensor_rows(n: int) -> list[Row]:
         row["RAW_PAYLOAD"] = {k.lower(): v for k, v in row.items()}
         rows.append(row)
     return rows
+
+
+@asynccontextmanager
+async def running_source(
+    source: Source,
+    clock: Clock,
+    sequences: MemorySequences | None = None,
+    capacity: float = math.inf,
+) -> AsyncIterator[MemoryObjectReceiveStream[Envelope]]:
+    """Run `source` in the background into a stream the caller reads; cancel it when the block ends."""
+    send, receive = anyio.create_memory_object_stream[Envelope](capacity)
+    ctx = SourceContext(send=send, clock=clock, sequences=sequences or MemorySequences())
+    with send, receive:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(source.run, ctx)
+            yield receive
+            tg.cancel_scope.cancel()
+
+
+async def settle(clock: ManualClock, producers: int) -> None:
+    """Let producers run until every one of them is asleep on the manual clock again."""
+    for _ in range(1_000_000):
+        await anyio.lowlevel.checkpoint()
+        if clock.sleepers == producers:
+            return
+    raise AssertionError(f"only {clock.sleepers} of {producers} producers went back to sleep")
+
+
+def drain(receive: MemoryObjectReceiveStream[Envelope]) -> list[Envelope]:
+    """Everything already in the stream, without waiting."""
+    out: list[Envelope] = []
+    while True:
+        try:
+            out.append(receive.receive_nowait())
+        except anyio.WouldBlock:
+            return out

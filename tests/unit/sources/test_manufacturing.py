@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -15,14 +12,13 @@ from typing import Any
 
 import anyio
 import pytest
-from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import ValidationError
 
 from streamd.rows import Envelope
 from streamd.sources.base import SourceContext
 from streamd.sources.manufacturing import ManufacturingSource, ManufacturingSourceConfig
 from streamd.sources.manufacturing_models import shift_for_hour
-from streamd.testing import ManualClock, MemorySequences
+from streamd.testing import ManualClock, MemorySequences, drain, running_source, settle
 
 DDL = Path(__file__).parents[3] / "sql" / "manufacturing" / "02_raw_tables.sql"
 SENSOR = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
@@ -33,41 +29,6 @@ ID_FORMAT = re.compile(r"(sensor-EQ-\d{4}|production-LINE-\d{2}|quality-PRD-\d{3
 
 def config(**overrides: Any) -> ManufacturingSourceConfig:
     return ManufacturingSourceConfig.model_validate(overrides)
-
-
-@asynccontextmanager
-async def running(
-    source: ManufacturingSource,
-    clock: Any,
-    sequences: MemorySequences | None = None,
-    capacity: float = math.inf,
-) -> AsyncIterator[MemoryObjectReceiveStream[Envelope]]:
-    """Run `source` in the background; cancel it when the block ends."""
-    send, receive = anyio.create_memory_object_stream[Envelope](capacity)
-    ctx = SourceContext(send=send, clock=clock, sequences=sequences or MemorySequences())
-    with send, receive:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(source.run, ctx)
-            yield receive
-            tg.cancel_scope.cancel()
-
-
-async def settle(clock: ManualClock, producers: int) -> None:
-    """Let producers run until every one of them is asleep on the clock again."""
-    for _ in range(1_000_000):
-        await anyio.lowlevel.checkpoint()
-        if clock.sleepers == producers:
-            return
-    raise AssertionError(f"only {clock.sleepers} of {producers} producers went back to sleep")
-
-
-def drain(receive: MemoryObjectReceiveStream[Envelope]) -> list[Envelope]:
-    out: list[Envelope] = []
-    while True:
-        try:
-            out.append(receive.receive_nowait())
-        except anyio.WouldBlock:
-            return out
 
 
 async def produce(
@@ -83,7 +44,7 @@ async def produce(
     source = ManufacturingSource(cfg)
     n = len(source.producers())
     out: list[Envelope] = []
-    async with running(source, clock, sequences) as receive:
+    async with running_source(source, clock, sequences) as receive:
         await settle(clock, n)
         for _ in range(steps):
             clock.advance(seconds / steps)
@@ -115,7 +76,7 @@ async def test_one_producer_task_per_machine_line_and_product() -> None:
     cfg = config(equipment_count=5, line_count=3, product_count=4)
     clock, sequences = ManualClock(), MemorySequences()
     source = ManufacturingSource(cfg)
-    async with running(source, clock, sequences) as receive:
+    async with running_source(source, clock, sequences) as receive:
         # One task per producer: exactly 12 tasks end up asleep on the clock.
         await settle(clock, 12)
         clock.advance(3.5)
@@ -332,7 +293,7 @@ async def test_backpressure_blocks_producers_without_dropping_or_buffering() -> 
     cfg = config(equipment_count=3, line_count=1, product_count=1, jitter=0)
     clock = ManualClock()
     sequences = MemorySequences(block=1000)
-    async with running(ManufacturingSource(cfg), clock, sequences, capacity=4) as receive:
+    async with running_source(ManufacturingSource(cfg), clock, sequences, capacity=4) as receive:
         await settle(clock, 5)
         clock.advance(10.5)
         for _ in range(10_000):

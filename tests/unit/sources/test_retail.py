@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -17,14 +14,13 @@ import anyio
 import httpx
 import orjson
 import pytest
-from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import ValidationError
 
 from streamd.rows import Envelope
 from streamd.sources.base import SourceContext
 from streamd.sources.retail import RetailSource, RetailSourceConfig
 from streamd.sources.retail_models import FUNNEL
-from streamd.testing import ManualClock, MemorySequences
+from streamd.testing import ManualClock, MemorySequences, drain, running_source, settle
 from tests.conftest import MANUFACTURING_SQL, StandinFactory
 
 RETAIL_SQL = Path(__file__).parents[3] / "sql" / "retail"
@@ -46,39 +42,6 @@ def only(**overrides: Any) -> RetailSourceConfig:
     return config(**{**ONLY, **overrides})
 
 
-@asynccontextmanager
-async def running(
-    source: RetailSource,
-    clock: Any,
-    sequences: MemorySequences | None = None,
-    capacity: float = math.inf,
-) -> AsyncIterator[MemoryObjectReceiveStream[Envelope]]:
-    send, receive = anyio.create_memory_object_stream[Envelope](capacity)
-    ctx = SourceContext(send=send, clock=clock, sequences=sequences or MemorySequences())
-    with send, receive:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(source.run, ctx)
-            yield receive
-            tg.cancel_scope.cancel()
-
-
-async def settle(clock: ManualClock, producers: int) -> None:
-    for _ in range(1_000_000):
-        await anyio.lowlevel.checkpoint()
-        if clock.sleepers == producers:
-            return
-    raise AssertionError(f"only {clock.sleepers} of {producers} producers went back to sleep")
-
-
-def drain(receive: MemoryObjectReceiveStream[Envelope]) -> list[Envelope]:
-    out: list[Envelope] = []
-    while True:
-        try:
-            out.append(receive.receive_nowait())
-        except anyio.WouldBlock:
-            return out
-
-
 async def produce(
     cfg: RetailSourceConfig,
     seconds: float,
@@ -90,7 +53,7 @@ async def produce(
     source = RetailSource(cfg)
     n = len(source.producers())
     out: list[Envelope] = []
-    async with running(source, clock, sequences) as receive:
+    async with running_source(source, clock, sequences) as receive:
         await settle(clock, n)
         for _ in range(steps):
             clock.advance(seconds / steps)
@@ -126,7 +89,7 @@ ALL = {"store_count": 3, "web_count": 2, "shop_count": 2, "customer_count": 50, 
 async def test_one_producer_per_store_web_front_end_shop_feed_and_customers() -> None:
     clock, sequences = ManualClock(), MemorySequences()
     source = RetailSource(config(**ALL))
-    async with running(source, clock, sequences) as receive:
+    async with running_source(source, clock, sequences) as receive:
         await settle(clock, 8)
         clock.advance(10.5)
         await settle(clock, 8)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,8 @@ import pytest
 from streamd.standin.faults import FaultRule, parse_fault_spec
 from streamd.standin.server import Standin
 from tests.conftest import StandinFactory
+
+from .conftest import connect
 
 _PATH = "databases/manufacturing_demo/schemas/raw_data/pipes/SENSOR_DATA_RAW-STREAMING"
 PIPE = f"/v2/streaming/{_PATH}"
@@ -31,20 +32,6 @@ def ndjson(*ids: str) -> bytes:
         + b"\n"
         for i in ids
     )
-
-
-@contextlib.asynccontextmanager
-async def connect(standin: Standin) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=standin.url, headers={"Authorization": "Bearer any"}
-    ) as c:
-        r = await c.post(
-            "/oauth/token",
-            data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "scope": "h"},
-        )
-        assert r.status_code == 200
-        c.headers["Authorization"] = f"Bearer {r.text}"
-        yield c
 
 
 @pytest.fixture

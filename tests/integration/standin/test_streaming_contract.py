@@ -20,6 +20,8 @@ from streamd.standin.auth import fingerprint
 from streamd.standin.server import Standin
 from tests.conftest import StandinFactory
 
+from .conftest import connect
+
 _PATH = "databases/manufacturing_demo/schemas/raw_data/pipes/SENSOR_DATA_RAW-STREAMING"
 PIPE = f"/v2/streaming/{_PATH}"
 ROWS = f"/v2/streaming/data/{_PATH}"
@@ -45,15 +47,7 @@ def ndjson(*rows: dict[str, Any]) -> bytes:
 
 @pytest.fixture
 async def client(standin: Standin) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=standin.url, headers={"Authorization": "Bearer any"}
-    ) as c:
-        token = await c.post(
-            "/oauth/token",
-            data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "scope": "h"},
-        )
-        assert token.status_code == 200
-        c.headers["Authorization"] = f"Bearer {token.text}"
+    async with connect(standin) as c:
         yield c
 
 

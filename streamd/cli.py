@@ -190,6 +190,30 @@ def sql(
         typer.echo("\t".join("NULL" if v is None else str(v) for v in row))
 
 
+@app.command()
+def setup(
+    domain: Annotated[
+        list[str] | None,
+        typer.Option("--domain", help="sql/ folder to apply (repeatable); all when omitted."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would run.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Apply the shipped sql/ pipelines to the target through the SQL API, in order."""
+    from streamd.setup_command import apply, plan, preview
+
+    cfg = _load(config)
+    with _one_line_errors():
+        planned = plan(domain or ())
+        if dry_run:
+            for item in planned:
+                typer.echo(f"{item.where}  {preview(item.text)}")
+            typer.echo(f"{len(planned)} statements (dry run: nothing sent)")
+            return
+        count = anyio.run(apply, cfg, planned, typer.echo)
+    typer.echo(f"{count} statements applied")
+
+
 @standin_app.command("serve")
 def standin_serve(
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",

@@ -1,8 +1,8 @@
-"""A minimal SQL API v2 (`/api/v2/statements`, reference §4): one synchronous statement per request.
+"""SQL API v2 (`/api/v2/statements`, reference §4): synchronous single and multi-statement requests.
 
-Statements are translated from Snowflake SQL to DuckDB with sqlglot. Queries run on a read cursor,
-everything else on the single writer. What the stand-in cannot run (multi-statement, async,
-streams, tasks, pipes) is refused with a Snowflake-style 422, never skipped.
+The HTTP side only: statements are split, dispatched and executed by `sqlengine.SqlEngine`. A lone
+query runs on a read cursor, everything else on the single writer. What the stand-in cannot run is
+refused with a Snowflake-style 422, never skipped.
 """
 
 from __future__ import annotations
@@ -15,42 +15,23 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import duckdb
 import orjson
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from streamd.standin.auth import Authenticator, AuthError
-from streamd.standin.ddl import CreateDatabase, DdlError, translate
 from streamd.standin.routes_streaming import json_response
+from streamd.standin.sqlengine import Result, SqlEngine, SqlFailure, parse_request
 from streamd.standin.sqlvalues import column_type, format_value
 from streamd.standin.state import StandinState
-from streamd.standin.storage import Cursor, quote
+
+__all__ = ["SqlApi", "SqlFailure"]
 
 MAX_STORED_RESULTS = 256
 """Finished results kept for GET by handle; older ones are evicted (bounded memory)."""
 
-_READ_ONLY = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Show, exp.Describe)
-_DML_LABELS = {
-    exp.Insert: ("number of rows inserted", "numRowsInserted"),
-    exp.Update: ("number of rows updated", "numRowsUpdated"),
-    exp.Delete: ("number of rows deleted", "numRowsDeleted"),
-    exp.Merge: ("number of rows affected", "numRowsUpdated"),
-}
-
-
-class SqlFailure(Exception):
-    """A statement that failed: rendered as a 422 QueryFailureStatus (§4.2)."""
-
-    def __init__(self, code: str, sql_state: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.sql_state = sql_state
-        self.message = message
+MULTI_OK = "Multiple statements executed successfully."
 
 
 @dataclass
@@ -59,6 +40,7 @@ class SqlApi:
 
     state: StandinState
     auth: Authenticator
+    engine: SqlEngine
     results: OrderedDict[str, tuple[int, dict[str, Any]]] = field(default_factory=OrderedDict)
 
     def routes(self) -> list[Route]:
@@ -69,7 +51,7 @@ class SqlApi:
         ]
 
     async def submit(self, request: Request) -> Response:
-        """POST /api/v2/statements: run one statement and answer 200 ResultSet or 422."""
+        """POST /api/v2/statements: run the statement(s) and answer 200 ResultSet or 422."""
         try:
             self.auth.check_control(request.headers.get("authorization"))
         except AuthError as err:
@@ -86,8 +68,11 @@ class SqlApi:
         handle = str(uuid.uuid4())
         created = int(time.time() * 1000)
         try:
-            result = await self._run(body, request.query_params.get("async", ""))
-            status, payload = 200, _result_set(handle, created, *result)
+            results = await self._run(body, request.query_params.get("async", ""))
+            if len(results) == 1 and not _multi(body):
+                status, payload = 200, _result_set(handle, created, results[0])
+            else:
+                status, payload = 200, self._multi_result(handle, created, results)
         except SqlFailure as err:
             status, payload = 422, _failure(handle, created, err)
         self._remember(handle, status, payload)
@@ -111,97 +96,79 @@ class SqlApi:
         while len(self.results) > MAX_STORED_RESULTS:
             self.results.popitem(last=False)
 
-    async def _run(
-        self, body: dict[str, Any], async_flag: str
-    ) -> tuple[list[dict[str, Any]], list[list[str | None]], dict[str, int] | None]:
+    def _multi_result(self, handle: str, created: int, results: list[Result]) -> dict[str, Any]:
+        # Each statement's result is fetched by its own handle (§4.5, §4.7).
+        handles = []
+        for result in results:
+            child = str(uuid.uuid4())
+            self._remember(child, 200, _result_set(child, created, result))
+            handles.append(child)
+        payload = _result_set(handle, created, Result.status(MULTI_OK))
+        payload["statementHandles"] = handles
+        payload["resultSetMetaData"]["rowType"][0]["name"] = "multiple statement execution"
+        return payload
+
+    async def _run(self, body: dict[str, Any], async_flag: str) -> list[Result]:
         if async_flag.lower() == "true":
             raise SqlFailure("000002", "0A000", "async=true is not supported by the stand-in yet")
-        stmt = _parse_one(body["statement"])
+        statements = parse_request(body["statement"])
+        _check_count(len(statements), _statement_count(body))
         params = _bindings(body.get("bindings"))
-        use = _use_clause(body.get("database"), body.get("schema"))
-        storage = self.state.storage
-        if isinstance(stmt, exp.Command):
+        if params and len(statements) > 1:
             raise SqlFailure(
-                "000002",
-                "0A000",
-                f"Unsupported feature in the stand-in: {stmt.sql('snowflake')[:80]}",
+                "000002", "0A000", "Bind variables are not supported in multi-statement requests"
             )
-        if isinstance(stmt, exp.Create) and (stmt.kind or "").upper() in (
-            "DATABASE",
-            "SCHEMA",
-            "TABLE",
-        ):
-            try:
-                action = translate(stmt)
-            except DdlError as err:
-                raise SqlFailure("000002", "0A000", str(err)) from err
-            if isinstance(action, CreateDatabase):
-                await storage.write(functools.partial(storage.attach_sync, name=action.name))
-                return _status_only(f"Database {action.name.upper()} successfully created.")
-            await storage.write(functools.partial(_execute, sql=action.sql, params=[], use=use))
-            if action.table is not None:
-                self.state.add_tables([action.table])
-            return _status_only("Statement executed successfully.")
-        sql = _to_duckdb(stmt)
-        if isinstance(stmt, _READ_ONLY):
-            columns, rows = await storage.read(
-                functools.partial(_execute, sql=sql, params=params, use=use)
-            )
-            return (*_result_rows(columns, rows), None)
-        columns, rows = await storage.write(
-            functools.partial(_execute, sql=sql, params=params, use=use)
+        database, schema = _name(body.get("database")), _name(body.get("schema"))
+        storage = self.state.storage
+        run = functools.partial(
+            self.engine.run,
+            statements=statements,
+            database=database,
+            schema=schema,
+            params=params,
         )
-        if isinstance(stmt, exp.Drop | exp.Alter):
-            self.state.forget_tables()
-        label = next((v for k, v in _DML_LABELS.items() if isinstance(stmt, k)), None)
-        if label is not None and rows and len(rows[0]) == 1:
-            count = int(rows[0][0] or 0)
-            meta = [
-                {"name": label[0], "type": "fixed", "nullable": False, "precision": 19, "scale": 0}
-            ]
-            return meta, [[str(count)]], {label[1]: count}
-        return (*_result_rows(columns, rows), None)
+        if len(statements) == 1 and self.engine.is_plain_read(statements[0]):
+            results, effects = await storage.read(run)
+        else:
+            results, effects = await storage.write(run)
+        for effect in effects:
+            effect()
+        return results
 
 
-def _parse_one(text: str) -> exp.Expr:
-    try:
-        statements = [s for s in sqlglot.parse(text, read="snowflake") if s is not None]
-    except SqlglotError as err:
-        raise SqlFailure("001003", "42000", f"SQL compilation error: {err}") from err
-    if len(statements) != 1:
-        # Multi-statement requests come later (issue 7); wording as Snowflake's (§4.7).
+def _multi(body: dict[str, Any]) -> bool:
+    return _statement_count(body) != 1
+
+
+def _statement_count(body: dict[str, Any]) -> int:
+    params = body.get("parameters")
+    if not isinstance(params, dict):
+        return 1
+    for key, value in params.items():
+        if str(key).upper() == "MULTI_STATEMENT_COUNT":
+            try:
+                return int(str(value))
+            except ValueError as err:
+                raise SqlFailure(
+                    "390142", "22023", f"MULTI_STATEMENT_COUNT must be a number, got {value!r}"
+                ) from err
+    return 1
+
+
+def _check_count(actual: int, desired: int) -> None:
+    if actual == 0:
+        raise SqlFailure("000900", "42601", "SQL compilation error:\nEmpty SQL statement.")
+    if desired != 0 and actual != desired:
+        # Wording as Snowflake's (§4.7).
         raise SqlFailure(
             "000008",
             "0A000",
-            f"Actual statement count {len(statements)} did not match the desired "
-            "statement count 1.",
+            f"Actual statement count {actual} did not match the desired statement count {desired}.",
         )
-    return statements[0]
 
 
-def _to_duckdb(stmt: exp.Expr) -> str:
-    def unquote_text_casts(node: exp.Expression) -> exp.Expression:
-        # `col:path::STRING` must yield the unquoted text (sqlglot keeps JSON quotes,
-        # local-target-notes §5.2): a text cast of a JSON extract becomes `->>`.
-        if (
-            isinstance(node, exp.Cast)
-            and isinstance(node.this, exp.JSONExtract)
-            and node.to.is_type(*exp.DataType.TEXT_TYPES)
-        ):
-            inner = node.this
-            return exp.JSONExtractScalar(this=inner.this, expression=inner.expression)
-        return node
-
-    return stmt.transform(unquote_text_casts).sql(dialect="duckdb")
-
-
-def _use_clause(database: object, schema: object) -> str | None:
-    if isinstance(database, str) and database:
-        target = quote(database.upper())
-        if isinstance(schema, str) and schema:
-            target += "." + quote(schema.upper())
-        return f"USE {target}"
-    return None
+def _name(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _bindings(raw: object) -> list[object]:
@@ -230,33 +197,6 @@ def _bindings(raw: object) -> list[object]:
     return values
 
 
-def _execute(
-    cur: Cursor, sql: str, params: list[object], use: str | None
-) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
-    try:
-        if use is not None:
-            cur.execute(use).fetchall()
-        result = cur.execute(sql, params) if params else cur.execute(sql)
-        description = result.description or []
-        rows = result.fetchall() if description else []
-    except duckdb.Error as err:
-        raise _failure_of(err) from err
-    return [(d[0], str(d[1])) for d in description], rows
-
-
-def _failure_of(err: duckdb.Error) -> SqlFailure:
-    text = str(err).splitlines()[0]
-    if isinstance(err, duckdb.ParserException):
-        return SqlFailure("001003", "42000", f"SQL compilation error: {text}")
-    if isinstance(err, duckdb.CatalogException):
-        return SqlFailure("002003", "42S02", f"SQL compilation error: {text}")
-    if isinstance(err, duckdb.BinderException):
-        return SqlFailure("000904", "42000", f"SQL compilation error: {text}")
-    if isinstance(err, duckdb.ConstraintException):
-        return SqlFailure("100072", "22000", text)
-    return SqlFailure("100000", "22000", text)
-
-
 def _result_rows(
     columns: list[tuple[str, str]], rows: list[tuple[Any, ...]]
 ) -> tuple[list[dict[str, Any]], list[list[str | None]]]:
@@ -268,17 +208,9 @@ def _result_rows(
     return meta, data
 
 
-def _status_only(message: str) -> tuple[list[dict[str, Any]], list[list[str | None]], None]:
-    return [{"name": "status", "type": "text", "nullable": True}], [[message]], None
-
-
-def _result_set(
-    handle: str,
-    created: int,
-    row_type: list[dict[str, Any]],
-    data: list[list[str | None]],
-    stats: dict[str, int] | None,
-) -> dict[str, Any]:
+def _result_set(handle: str, created: int, result: Result) -> dict[str, Any]:
+    row_type, data = _result_rows(result.columns, result.rows)
+    stats = result.stats
     size = len(orjson.dumps(data))
     body: dict[str, Any] = {
         "code": "090001",

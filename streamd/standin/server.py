@@ -22,6 +22,7 @@ from streamd.standin.fault_http import FaultMiddleware
 from streamd.standin.faults import FaultPlan
 from streamd.standin.routes_sql import SqlApi
 from streamd.standin.routes_streaming import StreamingApi
+from streamd.standin.sqlruntime import SqlRuntime
 from streamd.standin.state import MAX_CHANNELS_PER_PIPE, StandinState
 from streamd.standin.storage import Storage
 
@@ -91,15 +92,16 @@ async def serve(
         sock = bind_tcp(settings.host, settings.port)
         hostname = settings.hostname or settings.host
         streaming = StreamingApi(state, auth, hostname)
-        app = FaultMiddleware(
-            Starlette(routes=[*streaming.routes(), *SqlApi(state, auth).routes()]), state
-        )
+        runtime = SqlRuntime.create(state)
+        sql_api = SqlApi(state, auth, runtime.engine)
+        app = FaultMiddleware(Starlette(routes=[*streaming.routes(), *sql_api.routes()]), state)
         server = EmbeddedServer(app, graceful_shutdown_s=2)
         app.server = server  # connection resets need uvicorn's live connections
         if auth.public_key is None:
             log.warning("stand-in accepts any bearer on control calls (no public key)")
         async with anyio.create_task_group() as tg:
             tg.start_soon(state.run_commits)
+            tg.start_soon(runtime.run)
             url = await tg.start(functools.partial(serve_asgi, app, sock, server=server))
             log.info("stand-in listening at %s, data in %s", url, settings.data_dir)
             task_status.started(Standin(url, state, settings))

@@ -82,6 +82,49 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 
+        # The reconciler (streamd/reconciler/): findings, cycles, freshness and remediation.
+        self.findings = Gauge(
+            "streamd_reconciler_findings",
+            "Active reconciler findings per severity",
+            ["severity"],
+            registry=r,
+        )
+        self.finding_active = Gauge(
+            "streamd_reconciler_finding_active",
+            "1 while a finding about an object is active (removed when it clears)",
+            ["check", "object", "severity"],
+            registry=r,
+        )
+        self.reconciler_cycles = Counter(
+            "streamd_reconciler_cycles",
+            "Reconciler cycles, by whether they finished within reconciler.cycle_timeout_s",
+            ["outcome"],
+            registry=r,
+        )
+        self.reconciler_cycle_seconds = Gauge(
+            "streamd_reconciler_cycle_seconds",
+            "Duration of the latest reconciler cycle",
+            registry=r,
+        )
+        self.reconciler_query_failures = Counter(
+            "streamd_reconciler_query_failures",
+            "Reconciler checks whose SQL failed (each is also a warning finding)",
+            ["check"],
+            registry=r,
+        )
+        self.freshness = Gauge(
+            "streamd_freshness_seconds",
+            "End-to-end freshness: newest event produced to newest row visible in the final object",
+            ["source", "final"],
+            registry=r,
+        )
+        self.remediations = Counter(
+            "streamd_reconciler_remediations",
+            "Fixes the reconciler applied (reconciler.remediation)",
+            ["kind", "outcome"],
+            registry=r,
+        )
+
     def value(self, name: str, **labels: str) -> float:
         """Current value of a counter (use the name without `_total`) or gauge; 0 when never set."""
         sample = self.registry.get_sample_value(f"{name}_total", labels)

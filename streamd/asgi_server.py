@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import uvicorn
@@ -27,9 +28,19 @@ def bind_tcp(host: str, port: int) -> socket.socket:
 
 
 class EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers (the daemon owns signals) and with a started event."""
+    """uvicorn without its signal handlers (the daemon owns signals) and with a started event.
 
-    def __init__(self, app: object, *, graceful_shutdown_s: int = 1) -> None:
+    `tls` = (certificate chain PEM, key PEM) serves HTTPS; uvicorn speaks HTTP/1.1 only and
+    offers no ALPN, which is what the official Snowflake SDK expects (official-sdk-wire §1).
+    """
+
+    def __init__(
+        self,
+        app: object,
+        *,
+        graceful_shutdown_s: int = 1,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         super().__init__(
             uvicorn.Config(
                 app,  # type: ignore[arg-type]
@@ -37,6 +48,8 @@ class EmbeddedServer(uvicorn.Server):
                 access_log=False,
                 lifespan="off",
                 timeout_graceful_shutdown=graceful_shutdown_s,
+                ssl_certfile=None if tls is None else str(tls[0]),
+                ssl_keyfile=None if tls is None else str(tls[1]),
             )
         )
         self.started_event = anyio.Event()
@@ -57,7 +70,7 @@ async def serve_asgi(
     server: EmbeddedServer | None = None,
     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `app` on `sock` until cancelled; reports `http://host:port` once accepting.
+    """Serve `app` on `sock` until cancelled; reports `http(s)://host:port` once accepting.
 
     Pass `server` to keep a handle on uvicorn (e.g. to reach its open connections). Cancellation
     reaches uvicorn as `should_exit`, so it closes its listener and connections instead of being
@@ -81,7 +94,9 @@ async def serve_asgi(
         await server.started_event.wait()
         if done.is_set():
             raise OSError(f"HTTP server on {host}:{port} stopped during start-up")
-        task_status.started(f"http://{host}:{port}")
+        scheme = "https" if server.config.is_ssl else "http"
+        shown = f"[{host}]" if ":" in host else host
+        task_status.started(f"{scheme}://{shown}:{port}")
         try:
             await done.wait()
         finally:

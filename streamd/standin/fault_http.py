@@ -44,7 +44,7 @@ def classify(method: str, raw_path: str) -> tuple[str, ChannelId | None] | None:
     if names is None:
         return None
     kind, db, schema, pipe, channel = names
-    if kind == "rows":
+    if kind in ("rows", "filebuffer"):  # file mode's registration is the SDK's append
         return "append", ChannelId(db.upper(), schema.upper(), pipe.upper(), channel.upper())
     if kind == "status":
         return "status", None

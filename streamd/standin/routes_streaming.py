@@ -7,7 +7,7 @@ as `%2F` (official-sdk-wire §3), which a decoded path would turn into an extra 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 import orjson
@@ -16,8 +16,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from streamd.standin.auth import Authenticator, AuthError
-from streamd.standin.state import ChannelId, StandinState, StreamingError
+from streamd.standin.state import Attempt, ChannelId, StandinState, StreamingError
 from streamd.standin.storage import ChannelRow
+
+if TYPE_CHECKING:
+    from streamd.standin.routes_sdk import SdkApi
 
 MAX_APPEND_BYTES = 4 * 1024 * 1024
 """4 MB per append as sent on the wire, i.e. before decompression (§2.2, §2.13)."""
@@ -46,6 +49,8 @@ class StreamingApi:
     state: StandinState
     auth: Authenticator
     hostname: str
+    sdk: SdkApi | None = None
+    """The official SDK's undocumented calls under /v2/streaming (`:pipe-info`, `/filebuffer`)."""
 
     def routes(self) -> list[Route]:
         """Starlette routes for the control-host and ingest-host streaming calls."""
@@ -118,6 +123,11 @@ class StreamingApi:
                 self.auth.check_ingest(request.headers.get("authorization"))
                 cid = ChannelId(db.upper(), schema.upper(), pipe.upper(), channel.upper())
                 return await self._append(request, cid)
+            if kind == "pipe-info" and method == "POST" and self.sdk is not None:
+                return await self.sdk.pipe_info(request, db, schema, pipe)
+            if kind == "filebuffer" and method == "POST" and self.sdk is not None:
+                cid = ChannelId(db.upper(), schema.upper(), pipe.upper(), channel.upper())
+                return await self.sdk.filebuffer(request, cid)
         return error_response(
             404, "ERR_NOT_FOUND", f"no such endpoint: {method} {request.url.path}"
         )
@@ -134,8 +144,16 @@ class StreamingApi:
         # `offsetToken` (§2.6 [DOC-OLD]) is accepted in its place.
         end = query.get("endOffsetToken") or query.get("offsetToken")
         start = query.get("startOffsetToken") or query.get("offsetToken")
+        # The SDK's x-snowflake-uncompressed-content-length and -min-append-timestamp-ms headers
+        # are undocumented hints (wire §5); nothing depends on them, so they are not checked.
         next_token = await self.state.append(
-            cid, token, body, request.headers.get("content-encoding"), start, end
+            cid,
+            token,
+            body,
+            request.headers.get("content-encoding"),
+            start,
+            end,
+            attempt_of(request),
         )
         return json_response({"next_continuation_token": next_token})
 
@@ -155,23 +173,37 @@ class StreamingApi:
         return json_response({"channel_statuses": statuses})
 
 
+_PIPE_ACTIONS = {"bulk-channel-status": "status", "pipe-info": "pipe-info"}
+_DATA_ACTIONS = {"rows": "rows", "filebuffer": "filebuffer"}
+
+
 def parse_names(parts: list[str]) -> tuple[str, str, str, str, str] | None:
-    """(kind, db, schema, pipe, channel) of a channel, status or rows path, decoded."""
+    """(kind, db, schema, pipe, channel) of a channel, status, pipe-info, rows or filebuffer
+    path, decoded."""
     if len(parts) == 8 and parts[0::2] == ["databases", "schemas", "pipes", "channels"]:
         return ("channel", *(unquote(p) for p in parts[1::2]))  # type: ignore[return-value]
     if len(parts) == 6 and parts[0::2] == ["databases", "schemas", "pipes"]:
         pipe, sep, action = parts[5].rpartition(":")
-        if sep and action == "bulk-channel-status":
-            return ("status", unquote(parts[1]), unquote(parts[3]), unquote(pipe), "")
+        if sep and action in _PIPE_ACTIONS:
+            return (_PIPE_ACTIONS[action], unquote(parts[1]), unquote(parts[3]), unquote(pipe), "")
         return None
     if (
         len(parts) == 10
         and parts[0] == "data"
         and parts[1:9:2] == ["databases", "schemas", "pipes", "channels"]
-        and parts[9] == "rows"
+        and parts[9] in _DATA_ACTIONS
     ):
-        return ("rows", *(unquote(p) for p in parts[2:9:2]))  # type: ignore[return-value]
+        return (_DATA_ACTIONS[parts[9]], *(unquote(p) for p in parts[2:9:2]))  # type: ignore[return-value]
     return None
+
+
+def attempt_of(request: Request) -> Attempt:
+    """`requestId`/`retryCount` of a request (the SDK sends both on every call, wire §3)."""
+    retry = request.query_params.get("retryCount", "0")
+    return Attempt(
+        request_id=request.query_params.get("requestId") or None,
+        retry_count=int(retry) if retry.isdigit() else 0,
+    )
 
 
 def _status(cid: ChannelId, row: ChannelRow, code: str) -> dict[str, Any]:

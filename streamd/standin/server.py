@@ -20,11 +20,14 @@ from streamd.asgi_server import EmbeddedServer, bind_tcp, serve_asgi
 from streamd.standin.auth import Authenticator
 from streamd.standin.fault_http import FaultMiddleware
 from streamd.standin.faults import FaultPlan
+from streamd.standin.routes_sdk import SdkApi
 from streamd.standin.routes_sql import SqlApi
 from streamd.standin.routes_streaming import StreamingApi
 from streamd.standin.sqlruntime import SqlRuntime
+from streamd.standin.stage import Stage
 from streamd.standin.state import MAX_CHANNELS_PER_PIPE, StandinState
 from streamd.standin.storage import Storage
+from streamd.standin.tls import TlsError, TlsFiles, ensure_self_signed, user_tls
 
 log = logging.getLogger("streamd.standin")
 
@@ -51,6 +54,13 @@ class StandinSettings:
     """Per-channel 10 appends/s and 20 MB/s uncompressed → 429 (§2.13, `limits.py`)."""
     max_channels_per_pipe: int | None = MAX_CHANNELS_PER_PIPE
     """Opening a channel beyond this many on one pipe fails 400 (§2.13); None = no limit."""
+    tls: bool = False
+    """Serve HTTPS (the official SDK refuses http://). Without `tls_cert`/`tls_key`, a throwaway
+    CA and a certificate for 127.0.0.1 are made under `<data_dir>/tls/` (`Standin.ca_file`)."""
+    tls_cert: Path | None = None
+    """PEM certificate chain to serve instead of the generated one (implies `tls`)."""
+    tls_key: Path | None = None
+    """PEM private key of `tls_cert`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,8 @@ class Standin:
     url: str
     state: StandinState
     settings: StandinSettings
+    ca_file: Path | None = None
+    """The generated CA to trust (`SSL_CERT_FILE`) when serving HTTPS with our own certificate."""
 
     @property
     def faults(self) -> FaultPlan:
@@ -89,13 +101,22 @@ async def serve(
             max_channels_per_pipe=settings.max_channels_per_pipe,
         )
         auth = Authenticator.create(settings.public_key_pem)
-        sock = bind_tcp(settings.host, settings.port)
         hostname = settings.hostname or settings.host
-        streaming = StreamingApi(state, auth, hostname)
+        tls = await anyio.to_thread.run_sync(_tls_files, settings, hostname)
+        stage = Stage(settings.data_dir / "stage")
+        await anyio.to_thread.run_sync(stage.reset_sync)
+        sock = bind_tcp(settings.host, settings.port)
+        # Control, ingest and stage share this one port: the SDK appends the control URL's port
+        # to the Get Hostname answer and prepends https:// to storage_endpoint (wire §3, §4.1).
+        sdk = SdkApi(state, auth, stage, f"{hostname}:{sock.getsockname()[1]}")
+        streaming = StreamingApi(state, auth, hostname, sdk)
         runtime = SqlRuntime.create(state)
         sql_api = SqlApi(state, auth, runtime.engine)
-        app = FaultMiddleware(Starlette(routes=[*streaming.routes(), *sql_api.routes()]), state)
-        server = EmbeddedServer(app, graceful_shutdown_s=2)
+        routes = [*streaming.routes(), *sdk.routes(), *sql_api.routes()]
+        app = FaultMiddleware(Starlette(routes=routes), state)
+        server = EmbeddedServer(
+            app, graceful_shutdown_s=2, tls=None if tls is None else (tls.cert, tls.key)
+        )
         app.server = server  # connection resets need uvicorn's live connections
         if auth.public_key is None:
             log.warning("stand-in accepts any bearer on control calls (no public key)")
@@ -104,10 +125,21 @@ async def serve(
             tg.start_soon(runtime.run)
             url = await tg.start(functools.partial(serve_asgi, app, sock, server=server))
             log.info("stand-in listening at %s, data in %s", url, settings.data_dir)
-            task_status.started(Standin(url, state, settings))
+            task_status.started(Standin(url, state, settings, None if tls is None else tls.ca))
             await anyio.sleep_forever()
     finally:
         with anyio.CancelScope(shield=True):
             if state is not None:
                 await state.flush()
             await anyio.to_thread.run_sync(storage.close)
+
+
+def _tls_files(settings: StandinSettings, hostname: str) -> TlsFiles | None:
+    """The certificate to serve, if any: the user's own, or one from our throwaway CA."""
+    if settings.tls_cert is not None or settings.tls_key is not None:
+        if settings.tls_cert is None or settings.tls_key is None:
+            raise TlsError("give both --tls-cert and --tls-key, or neither")
+        return user_tls(settings.tls_cert, settings.tls_key)
+    if not settings.tls:
+        return None
+    return ensure_self_signed(settings.data_dir / "tls", (hostname,))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import anyio
 
@@ -19,11 +20,12 @@ from streamd.standin.ddl import TableSpec
 from streamd.standin.faults import FaultPlan
 from streamd.standin.ingest import BodyError, ParsedRows, decode_body, parse_rows
 from streamd.standin.limits import RATE_LIMIT_CODE, ChannelRateLimiter, RateLimited
+from streamd.standin.replay import FIRST_ATTEMPT, Attempt, RecentRequests
 from streamd.standin.scheduler import ChannelId, CommitScheduler, Pending
 from streamd.standin.storage import ChannelLimitError, ChannelRow, Commit, Storage
 from streamd.standin.tokens import TokenClaims, TokenError, decode_token, encode_token
 
-__all__ = ["ChannelId", "StandinState", "StreamingError"]
+__all__ = ["Attempt", "ChannelId", "SdkCounters", "StandinState", "StreamingError"]
 MAX_CHANNELS_PER_PIPE = 2000
 """Active named channels per pipe (§2.13, default; Snowflake raises it through Support)."""
 
@@ -53,6 +55,20 @@ class LiveChannel:
     """Batches appended and not yet committed or discarded (pending or being committed)."""
     invalid_code: str | None = None
     """Set by fault injection: the channel is invalid until reopened."""
+    recent: RecentRequests = field(default_factory=RecentRequests)
+    """Answers to this opener's latest appends, for idempotent retries (`replay.py`)."""
+
+
+@dataclass(slots=True)
+class SdkCounters:
+    """What the official SDK's undocumented endpoints saw (for tests and inspection)."""
+
+    telemetry_posts: int = 0
+    telemetry_logs: int = 0
+    stage_uploads: int = 0
+    file_fragments: int = 0
+    replayed_appends: int = 0
+    """Retries answered from memory instead of being applied again."""
 
 
 class StandinState:
@@ -75,6 +91,7 @@ class StandinState:
         self._secret = secrets.token_bytes(32)
         self._tables = {(t.database, t.schema, t.name): t for t in tables}
         self._channels: dict[ChannelId, LiveChannel] = {}
+        self.sdk = SdkCounters()
         self._scheduler = CommitScheduler(storage, self.faults, commit_delay_s, self._settled)
 
     # ---- pipes ---------------------------------------------------------------------------
@@ -154,16 +171,46 @@ class StandinState:
         content_encoding: str | None,
         start_offset: str | None,
         end_offset: str | None,
+        attempt: Attempt = FIRST_ATTEMPT,
     ) -> str:
         """Append Rows (§2.6): check the token chain, parse, queue for commit; next token."""
-        self._check_token(cid, continuation_token)  # reject early, before parsing the body
+        load = functools.partial(decode_body, body, content_encoding)
+        return await self.append_loaded(
+            cid, continuation_token, load, start_offset, end_offset, attempt
+        )
+
+    async def append_loaded(
+        self,
+        cid: ChannelId,
+        continuation_token: str,
+        load: Callable[[], bytes],
+        start_offset: str | None,
+        end_offset: str | None,
+        attempt: Attempt = FIRST_ATTEMPT,
+    ) -> str:
+        """Append NDJSON that `load` produces in a worker thread (raising BodyError when it
+        cannot): /rows bodies and file-mode fragments share the token chain and commits."""
+        # Rejected early, before the body is read; a retry of an applied request is answered here.
+        live, replayed = self._check_token(cid, continuation_token, attempt)
+        if replayed is not None:
+            return replayed
         spec = await self.resolve_pipe(cid.db, cid.schema, cid.pipe)
         try:
             if self.limits is not None:
                 self.limits.check_request(cid)
-            rows, size = await anyio.to_thread.run_sync(_parse, spec, body, content_encoding)
-            # Checked again: the channel may have been reopened while the body was parsed.
-            live = self._check_token(cid, continuation_token)
+            try:
+                rows, size = await anyio.to_thread.run_sync(_parse, spec, load)
+            except StreamingError:
+                # The first attempt may have finished (and cleaned up its input) meanwhile.
+                live, replayed = self._check_token(cid, continuation_token, attempt)
+                if replayed is not None:
+                    return replayed
+                raise
+            # Checked again: the channel may have been reopened, or the first attempt of this
+            # retry applied, while the body was parsed.
+            live, replayed = self._check_token(cid, continuation_token, attempt)
+            if replayed is not None:
+                return replayed
             if self.limits is not None:
                 self.limits.accept(cid, size)
         except RateLimited as err:
@@ -184,7 +231,9 @@ class StandinState:
         live.row_seq += 1
         live.uncommitted += 1
         self._scheduler.schedule(cid, commit)
-        return self._token(cid, live.client_seq, live.row_seq)
+        next_token = self._token(cid, live.client_seq, live.row_seq)
+        live.recent.remember(attempt, continuation_token, next_token)
+        return next_token
 
     async def drop_channel(self, cid: ChannelId, fail_on_uncommitted: bool) -> None:
         """Drop Channel (§2.9): forget the channel, its offset token and its pending data."""
@@ -253,7 +302,10 @@ class StandinState:
 
     # ---- helpers -------------------------------------------------------------------------
 
-    def _check_token(self, cid: ChannelId, token: str) -> LiveChannel:
+    def _check_token(
+        self, cid: ChannelId, token: str, attempt: Attempt
+    ) -> tuple[LiveChannel, str | None]:
+        """The live channel the token may append to, or the earlier answer to a retry."""
         try:
             claims = decode_token(self._secret, token)
         except TokenError as err:
@@ -290,15 +342,19 @@ class StandinState:
                 f"Channel {cid.channel} is invalid ({live.invalid_code}). Please reopen the channel",
             )
         if claims.row_seq != live.row_seq:
-            # A reused token (retry after a timeout) lands here too: the docs leave that case open,
-            # and reopen + replay from the committed offset is the exactly-once answer (§2.6).
+            replayed = live.recent.replay(attempt, token)
+            if replayed is not None:
+                self.sdk.replayed_appends += 1
+                return live, replayed
+            # A reused token without a matching requestId lands here: the docs leave that case
+            # open, and reopen + replay from the committed offset is the exactly-once answer (§2.6).
             raise StreamingError(
                 400,
                 "ERR_CHANNEL_MUST_BE_REOPENED_DUE_TO_ROW_SEQ_GAP",
                 f"Row sequencer {claims.row_seq} in the continuation token does not match the "
                 f"channel's {live.row_seq}. Please reopen the channel",
             )
-        return live
+        return live, None
 
     def _token(self, cid: ChannelId, client_seq: int, row_seq: int) -> str:
         claims = TokenClaims(cid.db, cid.schema, cid.pipe, cid.channel, client_seq, row_seq)
@@ -310,9 +366,9 @@ class StandinState:
             live.uncommitted -= 1
 
 
-def _parse(spec: TableSpec, body: bytes, content_encoding: str | None) -> tuple[ParsedRows, int]:
+def _parse(spec: TableSpec, load: Callable[[], bytes]) -> tuple[ParsedRows, int]:
     try:
-        raw = decode_body(body, content_encoding)
+        raw = load()
         return parse_rows(spec, raw), len(raw)
     except BodyError as err:
         raise StreamingError(400, err.code, err.message) from err

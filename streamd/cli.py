@@ -232,6 +232,16 @@ def standin_serve(
     no_rate_limits: Annotated[
         bool, typer.Option("--no-rate-limits", help="Do not answer 429 over 10 req/s or 20 MB/s.")
     ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls", help="Serve HTTPS with a throwaway CA (the official SDK needs HTTPS)."
+        ),
+    ] = False,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Your own PEM certificate chain (implies --tls).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The PEM key of --tls-cert.")] = None,
 ) -> None:
     """Serve the Snowflake stand-in on its own, for other clients."""
     from streamd.config import sql_dirs
@@ -242,6 +252,8 @@ def standin_serve(
         plan = parse_fault_spec(faults) if faults else None
     except FaultSpecError as err:
         _fail(f"--faults: {err}", 2)
+    if (tls_cert is None) != (tls_key is None):
+        _fail("--tls-cert and --tls-key go together: give both, or neither", 2)
     configure("auto", "info")
     settings = StandinSettings(
         faults=plan,
@@ -252,12 +264,18 @@ def standin_serve(
         sql_dirs=sql_dirs(),
         commit_delay_s=commit_delay_ms / 1000,
         public_key_pem=public_key.read_bytes() if public_key else None,
+        tls=tls or tls_cert is not None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
             standin = await tg.start(serve, settings)
             typer.echo(f"stand-in listening on {standin.url}", err=True)
+            if standin.ca_file is not None:
+                # What the official SDK (its Rust core reads SSL_CERT_FILE) and curl must trust.
+                typer.echo(f"stand-in CA: SSL_CERT_FILE={standin.ca_file.resolve()}", err=True)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
                     tg.cancel_scope.cancel()

@@ -95,7 +95,7 @@ def start_standin_process(data_dir: Path, *args: str) -> tuple[subprocess.Popen[
     )
     assert proc.stderr is not None
     for line in proc.stderr:
-        found = re.search(r"listening on (http://\S+)", line)
+        found = re.search(r"listening on (https?://\S+)", line)
         if found:
             return proc, found.group(1)
     proc.wait(timeout=10)

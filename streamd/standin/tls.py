@@ -24,13 +24,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from streamd.errors import StreamdError
+
 CA_LIFETIME = datetime.timedelta(days=3650)
 CERT_LIFETIME = datetime.timedelta(days=825)
 RENEW_BEFORE = datetime.timedelta(days=1)
 DEFAULT_NAMES = ("127.0.0.1", "::1", "localhost")
 
 
-class TlsError(Exception):
+class TlsError(StreamdError):
     """The TLS material given or found cannot be used; the message names the file and the fix."""
 
 

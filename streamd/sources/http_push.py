@@ -179,6 +179,8 @@ class HttpPushSource:
         self._admission_wait = config.admission_wait_ms / 1000
         self._blocked_since: float | None = None
         self._jobs_send: MemoryObjectSendStream[_Job] | None = None
+        self._current: _Job | None = None  # the job the sender works on
+        self._stopping = False
         self._log = get_logger(source=config.name)
 
     @property
@@ -209,8 +211,24 @@ class HttpPushSource:
 
     async def _sender(self, ctx: SourceContext, jobs: MemoryObjectReceiveStream[_Job]) -> None:
         """Move admitted requests' rows into the source stream, in order of admission."""
+        try:
+            await self._send_jobs(ctx, jobs)
+        finally:
+            # Stopping: answer every admitted request now (503 naming what is pending or not
+            # sent) instead of letting the server's graceful shutdown cut its connection.
+            self._stopping = True
+            if self._current is not None:
+                self._current.done.set()
+            while True:
+                try:
+                    jobs.receive_nowait().done.set()
+                except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                    break
+
+    async def _send_jobs(self, ctx: SourceContext, jobs: MemoryObjectReceiveStream[_Job]) -> None:
         broken = False
         async for job in jobs:
+            self._current = job
             while not broken and not job.abandoned and job.sent < len(job.envelopes):
                 # Backpressure: this is where a full pipeline makes the sender wait; new
                 # requests see `_blocked_since` and answer 429 instead of queueing behind it.
@@ -219,12 +237,13 @@ class HttpPushSource:
                 try:
                     await ctx.send.send(job.envelopes[job.sent])
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    broken = True
+                    job.sending, broken = False, True  # not delivered
                     self._log.warning("http_push_pipeline_closed")
                     break
                 finally:
-                    job.sending = False
+                    # Cancelled mid-send, `sending` stays set: the row may have been taken.
                     self._blocked_since = None
+                job.sending = False
                 job.sent += 1
             if broken:
                 job.closed = True
@@ -299,6 +318,8 @@ class HttpPushSource:
         retry = {"Retry-After": str(self.config.retry_after_s)}
         deadline = anyio.current_time() + self.config.ack_timeout_s
         job = _Job()
+        if n and self._stopping:
+            return self._answer(parsed, job, 0, retry)  # 503: every row not sent
         if n:
             if self._inflight + n > self.config.max_inflight_rows:
                 return _json(

@@ -21,6 +21,7 @@ from streamd.standin.auth import Authenticator
 from streamd.standin.fault_http import FaultMiddleware
 from streamd.standin.faults import FaultPlan
 from streamd.standin.routes_sdk import SdkApi
+from streamd.standin.routes_snowpipe import SnowpipeApi
 from streamd.standin.routes_sql import SqlApi
 from streamd.standin.routes_streaming import StreamingApi
 from streamd.standin.sqlruntime import SqlRuntime
@@ -112,7 +113,8 @@ async def serve(
         streaming = StreamingApi(state, auth, hostname, sdk)
         runtime = SqlRuntime.create(state)
         sql_api = SqlApi(state, auth, runtime.engine)
-        routes = [*streaming.routes(), *sdk.routes(), *sql_api.routes()]
+        snowpipe = SnowpipeApi(runtime.snowpipe, auth)
+        routes = [*streaming.routes(), *sdk.routes(), *sql_api.routes(), *snowpipe.routes()]
         app = FaultMiddleware(Starlette(routes=routes), state)
         server = EmbeddedServer(
             app, graceful_shutdown_s=2, tls=None if tls is None else (tls.cert, tls.key)

@@ -125,6 +125,7 @@ class Session:
         self.txn_cache: dict[str, Any] = {}
         """Per-transaction memo (e.g. a stream's change rows, so every read sees one snapshot)."""
         self._on_commit: list[Callable[[], None]] = []
+        self._splices: dict[str, str] = {}
         self.after: list[Callable[[], None]] = []
         """Effects to apply on the event loop once the request is done (e.g. table cache)."""
 
@@ -162,7 +163,23 @@ class Session:
         expr = expr.copy()
         for rewrite in self.engine.rewriters:
             expr = rewrite(self, expr, consume)
-        return translate_expr(expr)
+        sql = translate_expr(expr)
+        for placeholder, raw in self._splices.items():
+            sql = sql.replace(placeholder, f"({raw})")
+        self._splices.clear()
+        return sql
+
+    def splice(self, duckdb_sql: str, alias: str | None) -> exp.Table:
+        """A table reference that `to_duckdb` renders as `(duckdb_sql) AS alias`.
+
+        For rewriters: raw DuckDB SQL goes in verbatim instead of round-tripping through sqlglot.
+        """
+        placeholder = f"__splice_{len(self._splices)}__"
+        self._splices[placeholder] = duckdb_sql
+        ref = exp.to_table(placeholder)
+        if alias:
+            ref.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+        return ref
 
     def on_commit(self, fn: Callable[[], None]) -> None:
         """Run `fn` (on the cursor, inside the transaction) just before the next COMMIT."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamd.standin import pipe_sql, sqldefault
+from streamd.standin import pipe_sql, sqldefault, streams
 from streamd.standin.pipe_loader import Snowpipe
 from streamd.standin.sqlengine import SqlEngine
 from streamd.standin.state import StandinState
@@ -23,6 +23,7 @@ class SqlRuntime:
         """An engine with every statement handler registered."""
         engine = SqlEngine()
         sqldefault.register(engine, state.storage, state.add_tables, state.forget_tables)
+        streams.register(engine)
         snowpipe = Snowpipe(state, state.storage.data_dir)
         pipe_sql.register(engine, snowpipe)
         return cls(engine, snowpipe)

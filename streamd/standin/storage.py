@@ -34,6 +34,7 @@ from streamd.standin.ddl import (
     sql_files,
 )
 from streamd.standin.duck import HIDDEN_SCHEMA, Cursor, channels_table, execute, now_ms, quote
+from streamd.standin.objcatalog import create_sync as create_object_catalog
 
 __all__ = ["ChannelLimitError", "ChannelRow", "Commit", "Cursor", "Storage", "now_ms", "quote"]
 __all__ += ["StandinBusyError", "query_offline"]
@@ -153,6 +154,8 @@ class Storage:
                 "TIMESTAMP" TIMESTAMPTZ, QUERY_ID VARCHAR, TABLE_SCHEMA VARCHAR,
                 TABLE_NAME VARCHAR, ERROR_CODE VARCHAR, ERROR_METADATA JSON, ERROR_DATA JSON)""",
         )
+        # Streams, tasks and dynamic tables keep their bookkeeping next to the data (objcatalog).
+        create_object_catalog(cur, name)
         self.databases.add(name)
 
     def apply_sql_dirs_sync(self, cur: Cursor, sql_dirs: Sequence[Path]) -> list[TableSpec]:

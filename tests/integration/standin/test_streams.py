@@ -1,0 +1,101 @@
+"""Streams on the stand-in over the SQL API: change rows, offsets, ISUPDATE pairs, staleness."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamd.errors import SqlError
+from streamd.standin.server import Standin
+from tests.integration.standin.sql_client import rows, script, sql_client
+
+SETUP = """
+CREATE DATABASE D;
+CREATE SCHEMA D.S;
+CREATE TABLE D.S.T (ID NUMBER, NAME VARCHAR);
+CREATE TABLE D.S.SINK (ID NUMBER, NAME VARCHAR, ACTION VARCHAR, ISUPDATE BOOLEAN);
+INSERT INTO D.S.T VALUES (1, 'a'), (2, 'b'), (3, 'c');
+CREATE STREAM D.S.ST ON TABLE D.S.T;
+"""
+CONSUME = "INSERT INTO D.S.SINK SELECT ID, NAME, METADATA$ACTION, METADATA$ISUPDATE FROM D.S.ST"
+CHANGES = "SELECT ID, NAME, METADATA$ACTION AS A, METADATA$ISUPDATE AS U FROM D.S.ST ORDER BY ID, A"
+
+
+async def test_select_does_not_advance_and_insert_select_does(standin: Standin) -> None:
+    async with sql_client(standin) as c:
+        await script(c, SETUP)
+        assert await rows(c, CHANGES) == []  # created after the first rows: empty
+        await c.execute("INSERT INTO D.S.T VALUES (4, 'd'), (5, 'e')")
+        first = await rows(c, CHANGES)
+        assert first == [
+            {"ID": 4, "NAME": "d", "A": "INSERT", "U": False},
+            {"ID": 5, "NAME": "e", "A": "INSERT", "U": False},
+        ]
+        assert await rows(c, CHANGES) == first  # a SELECT leaves the offset alone
+        result = await c.execute(CONSUME)
+        assert result.stats == {"numRowsInserted": 2}
+        assert await rows(c, CHANGES) == []
+        assert await rows(c, "SELECT count(*) AS N FROM D.S.SINK") == [{"N": 2}]
+
+
+async def test_update_is_a_delete_insert_pair_and_delete_nets_out(standin: Standin) -> None:
+    async with sql_client(standin) as c:
+        await script(c, SETUP)
+        await script(
+            c,
+            "UPDATE D.S.T SET NAME = 'B' WHERE ID = 2; DELETE FROM D.S.T WHERE ID = 3; "
+            "INSERT INTO D.S.T VALUES (9, 'z'); DELETE FROM D.S.T WHERE ID = 9",
+        )
+        assert await rows(c, CHANGES) == [
+            {"ID": 2, "NAME": "b", "A": "DELETE", "U": True},
+            {"ID": 2, "NAME": "B", "A": "INSERT", "U": True},
+            {"ID": 3, "NAME": "c", "A": "DELETE", "U": False},
+        ]
+        ids = await rows(c, "SELECT DISTINCT METADATA$ROW_ID AS R FROM D.S.ST WHERE ID = 2")
+        assert len(ids) == 1  # the pair shares its row id
+
+
+async def test_failed_or_rolled_back_dml_leaves_the_offset(standin: Standin) -> None:
+    async with sql_client(standin) as c:
+        await script(c, SETUP)
+        await c.execute("INSERT INTO D.S.T VALUES (4, 'd')")
+        await script(c, f"BEGIN; {CONSUME}; ROLLBACK")
+        with pytest.raises(SqlError):
+            # Fails at run time (cast), after reading the stream.
+            await c.execute(
+                "INSERT INTO D.S.SINK SELECT ID / 0, CAST(NAME AS INT), 'x', false FROM D.S.ST"
+            )
+        assert len(await rows(c, CHANGES)) == 1
+        # Inside one transaction both reads see the same change set; commit consumes it.
+        await script(c, f"BEGIN; {CONSUME}; {CONSUME}; COMMIT")
+        assert await rows(c, "SELECT count(*) AS N FROM D.S.SINK") == [{"N": 2}]
+        assert await rows(c, CHANGES) == []
+
+
+async def test_append_only_stream_ignores_updates_and_deletes(standin: Standin) -> None:
+    async with sql_client(standin) as c:
+        await script(c, SETUP + "CREATE OR REPLACE STREAM D.S.AO ON TABLE D.S.T APPEND_ONLY = TRUE")
+        await script(
+            c,
+            "UPDATE D.S.T SET NAME = 'x'; DELETE FROM D.S.T WHERE ID = 1; "
+            "INSERT INTO D.S.T VALUES (7, 'g')",
+        )
+        assert await rows(c, "SELECT ID, METADATA$ACTION AS A FROM D.S.AO") == [
+            {"ID": 7, "A": "INSERT"}
+        ]
+
+
+async def test_stream_has_data_and_staleness(standin: Standin) -> None:
+    async with sql_client(standin) as c:
+        await script(c, SETUP)
+        probe = "SELECT SYSTEM$STREAM_HAS_DATA('D.S.ST') AS H"
+        assert await rows(c, probe) == [{"H": False}]
+        await c.execute("INSERT INTO D.S.T VALUES (4, 'd')")
+        assert await rows(c, probe) == [{"H": True}]
+        # Retention of 0 days: the unconsumed offset is stale at once.
+        await c.execute(
+            "ALTER TABLE D.S.T SET DATA_RETENTION_TIME_IN_DAYS = 0 "
+            "MAX_DATA_EXTENSION_TIME_IN_DAYS = 0"
+        )
+        with pytest.raises(SqlError) as err:
+            await c.execute(CHANGES)
+        assert "stale" in str(err.value)

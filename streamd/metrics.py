@@ -56,6 +56,12 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.files = Counter(
+            "streamd_files",
+            "Files-mode files by outcome: loaded, load_failed, partially_loaded, resubmitted",
+            ["table", "outcome"],
+            registry=r,
+        )
         self.lane_depth = Gauge(
             "streamd_lane_depth_rows", "Rows waiting in a lane", ["lane"], registry=r
         )

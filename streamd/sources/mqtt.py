@@ -10,9 +10,17 @@ Delivery (QoS 1, precisely):
 - A message that produced no rows (NCMD, a bad payload already written to the dead letters) is
   acked in its turn. Bad payloads are never lost and never block.
 - If the connection drops, acks that arrive later for its messages are not sent (their message ids
-  belong to the old connection); the broker redelivers those messages on reconnect, so rows
-  spooled before the drop can be spooled again: at-least-once across reconnects, exactly once
-  otherwise. Tables that must never see a duplicate should deduplicate on a payload id.
+  belong to the old connection); the broker redelivers those messages on reconnect (DUP set,
+  same packet id). This process remembers the messages it had handed to the pipeline and not
+  acked, recognises their redeliveries (`streamd.sources.mqtt_acks`) and acks them once the first
+  copy's rows are durable without producing the rows again: a reconnect adds no duplicates.
+- What a restart of the daemon (or a crash) cannot tell: a message whose rows reached the spool
+  but whose PUBACK had not gone out when the process stopped is delivered again to the new
+  process and spooled again. Across restarts the source is at-least-once; the window is the time
+  between a row's spool ack and its PUBACK (milliseconds, or `delivery.drain_timeout_s` at worst
+  on shutdown). Rows carry no id of their own that would let the table drop such copies: give
+  payloads an id (Sparkplug B rows: GROUP_ID, EDGE_NODE_ID, DEVICE_ID, SEQ and TIMESTAMP together
+  identify a message) and deduplicate downstream where a restart duplicate matters.
 - The broker's in-flight window (mosquitto `max_inflight_messages`, default 20) bounds unacked
   messages, so a full pipeline makes the broker hold messages rather than this process.
 
@@ -23,11 +31,6 @@ on asyncio, so the daemon must use the asyncio backend — it does).
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiomqtt
@@ -40,6 +43,7 @@ from streamd.logs import get_logger
 from streamd.rows import Envelope, Row
 from streamd.secrets import resolve_secret
 from streamd.sources.base import SourceContext
+from streamd.sources.mqtt_acks import AckQueue, Pending
 from streamd.sources.rejects import DeadLetter, raw_row
 from streamd.sources.sparkplug import SparkplugDecoder, SparkplugError
 
@@ -178,53 +182,6 @@ def json_rows(payload: bytes) -> list[Row]:
     raise ValueError("payload must be a JSON object or a non-empty array of objects")
 
 
-@dataclass(slots=True)
-class _Pending:
-    mid: int
-    qos: int
-    remaining: int
-
-
-class AckQueue:
-    """PUBACKs of one connection, sent in arrival order once each message's rows are durable."""
-
-    def __init__(self, send_ack: Callable[[int, int], object]) -> None:
-        self._send_ack = send_ack
-        self._pending: deque[_Pending] = deque()
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.get_ident()
-        self.closed = False
-
-    def add(self, mid: int, qos: int, rows: int) -> _Pending:
-        """Track one received message that produced `rows` rows (0: ack it in its turn)."""
-        entry = _Pending(mid, qos, rows)
-        self._pending.append(entry)
-        self._flush()
-        return entry
-
-    def row_done(self, entry: _Pending) -> None:
-        """One row of `entry` is durable; callable from any thread."""
-        if threading.get_ident() == self._thread:
-            self._row_done(entry)
-        elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._row_done, entry)
-
-    @property
-    def unacked(self) -> int:
-        """Messages received and not yet acked."""
-        return len(self._pending)
-
-    def _row_done(self, entry: _Pending) -> None:
-        entry.remaining -= 1
-        self._flush()
-
-    def _flush(self) -> None:
-        while self._pending and self._pending[0].remaining <= 0:
-            entry = self._pending.popleft()
-            if not self.closed and entry.qos > 0:
-                self._send_ack(entry.mid, entry.qos)
-
-
 class MqttSource:
     """Subscribes until cancelled, reconnecting with backoff; `run` reports once subscribed."""
 
@@ -236,6 +193,9 @@ class MqttSource:
         self._log = get_logger(source=config.name)
         self.connects = 0
         """Successful connections so far (tests and logs)."""
+        self.duplicates = 0
+        """Redelivered messages recognised after reconnects (not turned into rows again)."""
+        self._carried: list[Pending] = []  # unacked messages of the last connection
 
     async def run(
         self, ctx: SourceContext, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -273,7 +233,20 @@ class MqttSource:
         # before connecting, so even messages the session holds for us wait for our ack.
         paho = client._client
         paho.manual_ack_set(True)
-        acks = AckQueue(paho.ack)
+        acks = AckQueue(paho.ack, self._carried)
+        # aiomqtt's Message drops paho's DUP flag, which tells a redelivery from a new message.
+        dups: set[int] = set()
+        on_message = paho.on_message
+        assert on_message is not None  # aiomqtt's own handler, set by its constructor
+
+        def keep_dup(c: Any, userdata: Any, message: Any) -> None:
+            if message.dup:
+                dups.add(message.mid)
+            else:
+                dups.discard(message.mid)
+            on_message(c, userdata, message)
+
+        paho.on_message = keep_dup
         try:
             async with client:
                 self.connects += 1
@@ -283,19 +256,32 @@ class MqttSource:
                 if self.connects == 1:
                     task_status.started()
                 async for message in client.messages:
-                    await self._handle(ctx, client, acks, message)
+                    dup = message.mid in dups
+                    dups.discard(message.mid)
+                    await self._handle(ctx, client, acks, message, dup)
         finally:
-            acks.closed = True  # message ids of a dead connection must not be acked on a new one
+            # Message ids of a dead connection must not be acked on a new one; its unacked
+            # messages are remembered so their redeliveries do not become rows twice.
+            self._carried = acks.close()
 
     async def _handle(
-        self, ctx: SourceContext, client: aiomqtt.Client, acks: AckQueue, message: aiomqtt.Message
+        self,
+        ctx: SourceContext,
+        client: aiomqtt.Client,
+        acks: AckQueue,
+        message: aiomqtt.Message,
+        dup: bool,
     ) -> None:
         topic = message.topic.value
         payload = _payload_bytes(message.payload)
+        if acks.redelivered(message.mid, message.qos, topic, payload, dup):
+            self.duplicates += 1
+            self._log.info("mqtt_redelivery_skipped", topic=topic, mid=message.mid)
+            return
         sub = next((s for s in self.config.subscriptions if topic_matches(s.filter, topic)), None)
         if sub is None:
             self._log.warning("mqtt_unexpected_topic", topic=topic)
-            acks.add(message.mid, message.qos, 0)
+            acks.add(message.mid, message.qos, 0, topic, payload)
             return
         try:
             if sub.format == "json":
@@ -311,10 +297,10 @@ class MqttSource:
         except (ValueError, SparkplugError) as exc:  # orjson.JSONDecodeError is a ValueError
             rule = "invalid_sparkplug" if sub.format == "sparkplug_b" else "invalid_json"
             await self._reject(sub.table, topic, payload, rule, str(exc))
-            acks.add(message.mid, message.qos, 0)
+            acks.add(message.mid, message.qos, 0, topic, payload)
             return
         extra = topic_columns(sub, topic)
-        entry = acks.add(message.mid, message.qos, len(rows))
+        entry = acks.add(message.mid, message.qos, len(rows), topic, payload)
 
         def ack(_seq: int | None) -> None:
             acks.row_done(entry)

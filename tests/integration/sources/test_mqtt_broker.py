@@ -1,18 +1,7 @@
-"""MQTT source against a real Mosquitto broker on a free loopback port.
-
-Skipped when `mosquitto` is not installed, unless STREAMD_REQUIRE_BROKERS=1 (set by `.ci/run`),
-which turns the skip into a failure so CI always runs these.
-"""
+"""MQTT source against a real Mosquitto broker on a free loopback port (see `conftest.py`)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -26,66 +15,19 @@ from streamd.rows import Envelope, Row
 from streamd.sources.base import SourceContext
 from streamd.sources.mqtt import MqttSource, MqttSourceConfig
 from streamd.sources.sparkplug_b_pb2 import Payload
-from streamd.testing import MemorySequences
+from streamd.testing import MemorySequences, drain
+
+from .conftest import Broker, Relay
 
 pytestmark = pytest.mark.slow
 
 
-class Broker:
-    def __init__(self, binary: str, tmp: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self._binary = binary
-        self._conf = tmp / "mosquitto.conf"
-        self._conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        )
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._proc = subprocess.Popen(  # the broker binary found on PATH, our own config
-            [self._binary, "-c", str(self._conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start listening")
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(10)
-            self._proc = None
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
-    )
-    if binary is None:
-        if os.environ.get("STREAMD_REQUIRE_BROKERS") == "1":
-            pytest.fail("mosquitto is required (STREAMD_REQUIRE_BROKERS=1) but not installed")
-        pytest.skip("mosquitto is not installed")
-    b = Broker(binary, tmp_path)
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
-
-
-def config(broker: Broker, client_id: str = "streamd-test") -> MqttSourceConfig:
+def config(
+    broker: Broker, client_id: str = "streamd-test", port: int | None = None
+) -> MqttSourceConfig:
     return MqttSourceConfig.model_validate(
         {
-            "port": broker.port,
+            "port": port or broker.port,
             "client_id": client_id,
             "reconnect_min_s": 0.1,
             "reconnect_max_s": 0.5,
@@ -242,3 +184,38 @@ async def test_reconnects_and_resubscribes_after_broker_restart(broker: Broker) 
         (e,) = await take(receive, 1)
         assert e.row == {"n": 9, "PLANT": "p9", "LINE": "l9"}
         tg.cancel_scope.cancel()
+
+
+async def test_redeliveries_after_a_dropped_connection_make_no_duplicate_rows(
+    broker: Broker,
+) -> None:
+    """Rows handed over before a drop are not produced again; their PUBACKs go out after."""
+    messages = [("plants/p1/l1/telemetry", f'{{"n": {i}}}'.encode()) for i in range(3)]
+    async with anyio.create_task_group() as tg:
+        relay = Relay(broker.port)
+        port = await tg.start(relay.serve)
+        source = MqttSource(config(broker, "dedupe", port))
+        send, receive = anyio.create_memory_object_stream[Envelope](100)
+        ctx = SourceContext(send, SystemClock(), MemorySequences())
+        async with send, receive, anyio.create_task_group() as run:
+            await run.start(source.run, ctx)
+            await publish(broker, *messages)
+            held = await take(receive, 3)  # handed to the pipeline, not durable yet
+            relay.cut()
+            with anyio.fail_after(15):
+                # The broker resends all three on the new connection (DUP set).
+                while source.duplicates < 3:  # noqa: ASYNC110 - polls the source's counter
+                    await anyio.sleep(0.05)
+            assert source.connects == 2
+            assert drain(receive) == []  # recognised: no second copy of any row
+            for e in held:
+                assert e.ack is not None
+                e.ack(1)  # durable now: the PUBACKs go out on the new connection
+            await anyio.sleep(0.3)  # let the PUBACKs reach the broker
+            run.cancel_scope.cancel()
+        tg.cancel_scope.cancel()
+    assert [e.row["n"] for e in held] == [0, 1, 2]
+    # The broker got its acks: a new process on the same session is sent nothing old.
+    await publish(broker, ("plants/p1/l1/telemetry", b'{"n": 3}'))
+    after = await run_until(broker, 1, ack=True, client_id="dedupe")
+    assert [e.row["n"] for e in after] == [3]

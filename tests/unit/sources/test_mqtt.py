@@ -93,22 +93,44 @@ def test_json_rows() -> None:
 
 async def test_acks_go_out_in_arrival_order_once_rows_are_durable() -> None:
     sent: list[int] = []
-    q = AckQueue(lambda mid, qos: sent.append(mid))
-    first = q.add(1, 1, 2)
-    second = q.add(2, 1, 1)
+    q = AckQueue(lambda mid, qos: sent.append(mid), [])
+    first = q.add(1, 1, 2, "t", b"a")
+    second = q.add(2, 1, 1, "t", b"b")
     q.row_done(second)
     assert sent == []  # 1 still waits for a row, so 2's PUBACK waits too
     q.row_done(first)
     assert sent == []
     q.row_done(first)
     assert sent == [1, 2]
-    q.add(3, 1, 0)  # a message with no rows (e.g. dead-lettered) is acked in its turn
+    q.add(3, 1, 0, "t", b"c")  # a message with no rows (e.g. dead-lettered) is acked in its turn
     assert sent == [1, 2, 3]
-    late = q.add(4, 1, 1)
-    q.closed = True  # the connection dropped: its message ids must never be acked
+    late = q.add(4, 1, 1, "t", b"d")
+    assert q.close() == [late]  # the connection dropped: its message ids must never be acked
     q.row_done(late)
     assert sent == [1, 2, 3]
-    assert q.unacked == 0
+    assert q.unacked == 1
+
+
+async def test_a_redelivery_is_acked_once_the_first_copy_is_durable_and_makes_no_rows() -> None:
+    old_acks: list[int] = []
+    old = AckQueue(lambda mid, qos: old_acks.append(mid), [])
+    slow = old.add(7, 1, 2, "t/a", b"payload")
+    old.row_done(slow)
+    carried = old.close()
+    new_acks: list[int] = []
+    new = AckQueue(lambda mid, qos: new_acks.append(mid), carried)
+    # Not a redelivery: DUP clear, or another packet id, topic or payload.
+    assert not new.redelivered(7, 1, "t/a", b"payload", dup=False)
+    assert not new.redelivered(8, 1, "t/a", b"payload", dup=True)
+    assert not new.redelivered(7, 1, "t/b", b"payload", dup=True)
+    assert not new.redelivered(7, 1, "t/a", b"other", dup=True)
+    assert new.redelivered(7, 1, "t/a", b"payload", dup=True)
+    assert not new.redelivered(7, 1, "t/a", b"payload", dup=True)  # matched once only
+    assert new_acks == []  # the first copy's last row is not durable yet
+    old.row_done(slow)  # the pipeline acks it late, through the queue it was created on
+    assert new_acks == [7]
+    assert old_acks == []
+    assert new.duplicates == 1
 
 
 def test_sparkplug_birth_data_death() -> None:

@@ -102,13 +102,17 @@ def start_standin_process(data_dir: Path, *args: str) -> tuple[subprocess.Popen[
     raise RuntimeError(f"stand-in process exited with {proc.returncode} before listening")
 
 
-def standin_query(url: str, statement: str) -> list[list[str | None]]:
-    """Rows of one statement through a running stand-in's SQL API (no JWT check configured)."""
+def standin_query(url: str, statement: str, *, verify: str | bool = True) -> list[list[str | None]]:
+    """Rows of one statement through a running stand-in's SQL API (no JWT check configured).
+
+    `verify`: the CA file of a stand-in serving HTTPS with its own CA (`Standin.ca_file`).
+    """
     response = httpx.post(
         f"{url}/api/v2/statements",
         json={"statement": statement},
         headers={"Authorization": "Bearer test", "Accept": "application/json"},
         timeout=60,
+        verify=verify,
     )
     response.raise_for_status()
     rows: list[list[str | None]] = response.json()["data"]

@@ -31,6 +31,10 @@ class DaemonView(Protocol):
         """Bring gauges (lane depth, spool bytes, commit lag) up to date before a scrape."""
         ...
 
+    def health_reasons(self) -> list[str]:
+        """The reconciler's critical findings, one line each (empty when healthy)."""
+        ...
+
 
 def _json(body: object, status: int = 200) -> Response:
     return Response(
@@ -45,7 +49,11 @@ def build_app(daemon: DaemonView, metrics: Metrics) -> Starlette:
         return _json(daemon.status())
 
     async def healthz(_: Request) -> Response:
-        # Alive: the event loop answers. Degraded findings come with the reconciler.
+        # Alive whenever the event loop answers, so 200 either way: a restart cannot fix a
+        # suspended task or a stale stream. Degraded (critical findings) is in the body.
+        reasons = daemon.health_reasons()
+        if reasons:
+            return _json({"status": "degraded", "reasons": reasons})
         return _json({"status": "ok"})
 
     async def readyz(_: Request) -> Response:

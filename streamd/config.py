@@ -21,6 +21,7 @@ from pydantic import (
 from streamd.config_lines import key_lines, locate
 from streamd.errors import ConfigError
 from streamd.pipeline.validation import TableRules
+from streamd.reconciler.config import ReconcilerConfig
 from streamd.secrets import resolve_secret
 from streamd.sources.http_push import HttpPushSourceConfig
 from streamd.sources.manufacturing import ManufacturingSourceConfig
@@ -186,6 +187,9 @@ class Config(BaseModel):
     """Admin endpoint for `streamd inspect`."""
     log: LogConfig = LogConfig()
     """Logging."""
+    reconciler: ReconcilerConfig = ReconcilerConfig()
+    """Health checks of the Snowflake side (channels, streams, tasks, dynamic tables, exports,
+    pipes, end-to-end freshness), run inside the daemon."""
     sources: list[SourceConfig] = Field(default_factory=list)
     """Producers; each `[[sources]]` table has a `kind`."""
     tables: dict[str, TableRules] = Field(default_factory=dict)
@@ -224,6 +228,17 @@ class Config(BaseModel):
                     f"spool_total_max_bytes gives each of {lanes} lanes {share} bytes, less than one "
                     f"segment (spool.segment_bytes = {self.spool.segment_bytes}); raise it or lower "
                     "spool.segment_bytes"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _freshness_sources_exist(self) -> Config:
+        names = {s.name for s in self.sources}
+        for target in self.reconciler.freshness:
+            if names and target.source not in names:
+                raise ValueError(
+                    f"reconciler.freshness: source {target.source!r} is not one of the "
+                    f"[[sources]] ({', '.join(sorted(names))}); fix its name"
                 )
         return self
 

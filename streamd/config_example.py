@@ -14,6 +14,8 @@ _EXAMPLES: dict[str, object] = {
     "role": "STREAMD_ROLE",
     "url": "https://myorg-myaccount.snowflakecomputing.com",
     "spool_total_max_bytes": 8 * 1024**3,
+    "warehouse": "STREAMD_WH",
+    "databases": ["MANUFACTURING_DEMO", "RETAIL_DEMO"],
 }
 
 

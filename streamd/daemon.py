@@ -36,10 +36,12 @@ from streamd.pipeline.batcher import Batcher
 from streamd.pipeline.dead_letters import DeadLetters
 from streamd.pipeline.lanes import Lane, open_lanes
 from streamd.pipeline.router import Router
+from streamd.reconciler.loop import Reconciler, for_daemon
 from streamd.rows import Envelope
 from streamd.sinks.commit_tracker import CommitTracker
 from streamd.sinks.streaming import ChannelWriter
 from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
+from streamd.snowflake.sql_api import SqlApiClient
 from streamd.snowflake.streaming import StreamingClient
 from streamd.sources.base import Source, SourceContext
 from streamd.sources.sequences import FileSequences
@@ -89,6 +91,8 @@ class Daemon:
         self.trackers: dict[tuple[str, str, str], CommitTracker] = {}
         self.spools: dict[str, LaneSpool] = {}
         self.batchers: dict[str, Batcher] = {}
+        self.reconciler: Reconciler | None = None
+        """Set once channels are open, when `reconciler.enabled`."""
         self.started_at = self.clock.wall()
         self._admin_sock: socket.socket | None = None
         self.target_url = ""
@@ -133,7 +137,12 @@ class Daemon:
                 {"table": table, "rule": rule, "rows": int(n)}
                 for (table, rule), n in self.metrics.by_labels("streamd_rows_rejected").items()
             ],
+            "reconciler": self.reconciler.status() if self.reconciler else {"enabled": False},
         }
+
+    def health_reasons(self) -> list[str]:
+        """Why /healthz says degraded: the reconciler's critical findings (empty when healthy)."""
+        return self.reconciler.health_reasons() if self.reconciler else []
 
     def summary(self) -> RunSummary:
         """Produced / committed / rejected per table, from the metrics."""
@@ -270,6 +279,11 @@ class Daemon:
             client = StreamingClient(
                 http, auth, compression=cfg.delivery.compression, user_agent=USER_AGENT
             )
+            if cfg.reconciler.enabled:
+                sql = SqlApiClient(
+                    http, key_auth, self.target_url, self.clock, user_agent=USER_AGENT
+                )
+                self.reconciler = for_daemon(cfg, sql, self.clock, self.metrics, self.tables, self)
             with anyio.move_on_after(cfg.delivery.startup_timeout_s) as opening:
                 await self._open_channels(client)
             if opening.cancelled_caught:
@@ -326,6 +340,8 @@ class Daemon:
             async with anyio.create_task_group() as outer:
                 for tracker in self.trackers.values():
                     outer.start_soon(tracker.run)
+                if self.reconciler is not None:
+                    outer.start_soon(self.reconciler.run)
                 outer.start_soon(self._stop_when_asked, duration, sources_scope, drain_scope)
                 # Delivery ends when every writer has seen its lane end and its rows committed.
                 async with anyio.create_task_group() as tg:

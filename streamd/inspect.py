@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ def fetch_status(config: Config, *, timeout: float = 3.0) -> dict[str, Any]:
 
 
 def render(status: dict[str, Any], width: int = 80) -> str:
-    """A one-screen text view: target, sources, lanes and channels."""
+    """A one-screen text view: target, sources, lanes, channels, tables and reconciler findings."""
     out: list[str] = []
     target = status.get("target", {})
     out.append(
@@ -90,7 +92,46 @@ def render(status: dict[str, Any], width: int = 80) -> str:
         for entry in rejected:
             label = f"{entry['table'].split('.')[-1]} {entry['rule']}"
             out.append(f"{_short(label, 66):<66} {entry['rows']:>11}")
+    out += _findings(status.get("reconciler") or {}, width)
     return "\n".join(line[:width] for line in out)
+
+
+_SEVERITY_TAGS = {"critical": "CRIT", "warning": "WARN", "info": "INFO"}
+
+
+def _findings(reconciler: dict[str, Any], width: int) -> list[str]:
+    """The reconciler's findings (what, why, what to do) and end-to-end freshness per source."""
+    out = ["", "FINDINGS"]
+    if not reconciler.get("enabled"):
+        out[-1] += "  reconciler disabled (reconciler.enabled)"
+        return out
+    started = reconciler.get("cycle_started")
+    if started is None:
+        out[-1] += "  waiting for the first reconciler cycle"
+        return out
+    counts = reconciler.get("counts", {})
+    out[-1] += (
+        f"  {counts.get('critical', 0)} critical, {counts.get('warning', 0)} warning"
+        f"  (cycle {reconciler.get('cycles')} at {_clock(started)}, {reconciler.get('cycle_s')} s)"
+    )
+    for f in reconciler.get("findings", []):
+        since = f" since {_clock(f['first_seen'])}" if f.get("first_seen") else ""
+        head = f"{_SEVERITY_TAGS.get(f['severity'], f['severity'])} {f['check']} "
+        out.append(head + _short(f["object"], width - len(head) - len(since)) + since)
+        out += textwrap.wrap(f["message"], width, initial_indent="  ", subsequent_indent="  ")
+        out += textwrap.wrap(f["action"], width, initial_indent="  → ", subsequent_indent="    ")
+    freshness = reconciler.get("freshness", [])
+    if freshness:
+        out += ["", f"{'FRESHNESS (source: final object)':<58} {'LAG s':>9} {'TARGET s':>9}"]
+        for entry in freshness:
+            label = f"{entry['source']}: {entry['final']}"
+            lag = "-" if entry.get("lag_s") is None else f"{entry['lag_s']:.1f}"
+            out.append(f"{_short(label, 58):<58} {lag:>9} {entry['target_s']:>9g}")
+    return out
+
+
+def _clock(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).strftime("%H:%M:%S")
 
 
 def _short(text: str, width: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -102,11 +103,14 @@ def start_standin_process(data_dir: Path, *args: str) -> tuple[subprocess.Popen[
     raise RuntimeError(f"stand-in process exited with {proc.returncode} before listening")
 
 
-def standin_query(url: str, statement: str, *, verify: str | bool = True) -> list[list[str | None]]:
+def standin_query(
+    url: str, statement: str, *, ca_file: Path | None = None
+) -> list[list[str | None]]:
     """Rows of one statement through a running stand-in's SQL API (no JWT check configured).
 
-    `verify`: the CA file of a stand-in serving HTTPS with its own CA (`Standin.ca_file`).
+    `ca_file`: the CA of a stand-in serving HTTPS with its own CA (`Standin.ca_file`).
     """
+    verify = True if ca_file is None else ssl.create_default_context(cafile=str(ca_file))
     response = httpx.post(
         f"{url}/api/v2/statements",
         json={"statement": statement},

@@ -7,6 +7,7 @@ stand-in that quietly ignores a statement lets the real account and the local on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,14 +104,26 @@ _INT_TYPES = {
 _REAL_TYPES = {exp.DataType.Type.FLOAT, exp.DataType.Type.DOUBLE}
 
 
+LANDING_MAX_NUMBER = 9
+"""Files numbered `01_`…`09_` hold landing DDL (databases, schemas, raw tables), loaded at start so
+`streamd run` works without setup; `10_` and up are pipelines (streams, tasks, dynamic tables …)
+that `streamd setup` applies through the SQL API."""
+_NUMBER_RE = re.compile(r"^(\d+)_")
+
+
 def sql_files(sql_dirs: Iterable[Path]) -> list[Path]:
-    """The `.sql` files of the directories, each directory in sorted file order."""
+    """The landing `.sql` files of the directories, each directory in sorted file order."""
     files: list[Path] = []
     for directory in sql_dirs:
         if not directory.is_dir():
             raise DdlError(f"sql dir {directory} does not exist")
-        files.extend(sorted(directory.glob("*.sql")))
+        files.extend(sorted(f for f in directory.glob("*.sql") if _is_landing(f)))
     return files
+
+
+def _is_landing(path: Path) -> bool:
+    number = _NUMBER_RE.match(path.name)
+    return number is None or int(number[1]) <= LANDING_MAX_NUMBER
 
 
 def plan_file(path: Path) -> Iterator[Action]:

@@ -23,6 +23,7 @@ from streamd.errors import ConfigError
 from streamd.pipeline.validation import TableRules
 from streamd.reconciler.config import ReconcilerConfig
 from streamd.secrets import resolve_secret
+from streamd.sinks.file_config import FilesConfig
 from streamd.sources.http_push import HttpPushSourceConfig
 from streamd.sources.manufacturing import ManufacturingSourceConfig
 from streamd.sources.mqtt import MqttSourceConfig
@@ -192,6 +193,8 @@ class Config(BaseModel):
     pipes, end-to-end freshness), run inside the daemon."""
     sources: list[SourceConfig] = Field(default_factory=list)
     """Producers; each `[[sources]]` table has a `kind`."""
+    files: FilesConfig = FilesConfig()
+    """Files mode (classic Snowpipe) for tables with `mode = "files"`: file limits, stage, pipes."""
     tables: dict[str, TableRules] = Field(default_factory=dict)
     """Row rules per fully qualified table, e.g. [tables."DB.SCHEMA.T".columns.TEMPERATURE] with
     type, required, min, max, allowed; rows that break them go to the dead-letter file."""
@@ -241,6 +244,10 @@ class Config(BaseModel):
                     f"[[sources]] ({', '.join(sorted(names))}); fix its name"
                 )
         return self
+
+    def files_tables(self) -> list[str]:
+        """Tables delivered as files through classic Snowpipe (`mode = "files"`)."""
+        return [t for t, rules in self.tables.items() if rules.mode == "files"]
 
     def target_tables(self) -> list[str]:
         """Every fully qualified table some source writes, in a stable order."""

@@ -42,6 +42,9 @@ class TableRules(BaseModel):
 
     model_config = _MODEL
 
+    mode: Literal["streaming", "files"] = "streaming"
+    """How the table is delivered: Snowpipe Streaming channels, or gzip NDJSON files through
+    classic Snowpipe (see [files]) — for bulk and backfill, minutes rather than seconds."""
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
     """Column name (as the row spells it) → its rule."""
 

@@ -36,7 +36,6 @@ class Fragment:
     file_path: str
     start_byte: int
     length: int
-    uncompressed_length: int | None
     start_offset: str | None
     end_offset: str | None
     row_count: int
@@ -80,13 +79,11 @@ def _fragment(item: Any, index: int) -> Fragment:
         raise BodyError("ERR_INVALID_REQUEST", f"fragment {index}: iv_base64: {err}") from err
     if len(iv) != 16:
         raise BodyError("ERR_INVALID_REQUEST", f"fragment {index}: the IV must be 16 bytes")
-    uncompressed = item.get("fragment_length_uncompressed_bytes")
     start, end = item.get("fragment_start_offset_token"), item.get("fragment_end_offset_token")
     return Fragment(
         file_path=need("file_path", str),
         start_byte=need("fragment_start_byte_offset", int),
         length=need("fragment_length_bytes", int),
-        uncompressed_length=uncompressed if isinstance(uncompressed, int) else None,
         start_offset=None if start is None else str(start),
         end_offset=None if end is None else str(end),
         row_count=need("fragment_row_count", int),
@@ -113,12 +110,9 @@ def fragment_loader(stage: Stage, key: bytes, fragments: list[Fragment]) -> Call
             decryptor = Cipher(algorithms.AES(key), modes.CTR(fragment.iv)).decryptor()
             compressed = decryptor.update(encrypted) + decryptor.finalize()
             ndjson = decode_body(compressed, "zstd")
-            if fragment.uncompressed_length not in (None, len(ndjson)):
-                raise BodyError(
-                    "ERR_INVALID_PAYLOAD",
-                    f"fragment {i}: {len(ndjson)} bytes after decryption and zstd, "
-                    f"not {fragment.uncompressed_length} (wrong pipe key?)",
-                )
+            # fragment_length_uncompressed_bytes is not compared: the SDK reports more than the
+            # NDJSON it sent (21,176,780 for 21,076,880 bytes of 100,000 rows, measured with
+            # 1.9.1), apparently its own size estimate. The row count below is exact.
             rows = sum(1 for _ in iter_lines(ndjson))
             if rows != fragment.row_count:
                 raise BodyError(

@@ -38,14 +38,19 @@ async def open_spools(
         )
     d = config.delivery
     policy = BatchPolicy(d.max_rows, d.max_bytes, d.linger_ms / 1000)
+    f = config.files
+    file_policy = BatchPolicy(f.max_file_rows, f.max_file_bytes, f.max_file_age_s)
+    files_tables = set(config.files_tables())
     for name, lane in lanes.items():
         spool = await LaneSpool.open(
             config.state_dir / "spool" / name, spool_config, clock, lane=name
         )
         await tg.start(spool.run)
         spools[name] = spool
+        # Files-mode lanes cut files (rows, bytes, age) where streaming lanes cut appends.
+        lane_policy = file_policy if lane.table in files_tables else policy
         batchers[name] = Batcher(
-            lane.table, spool, policy, clock, on_oversize=dead_letters.oversize
+            lane.table, spool, lane_policy, clock, on_oversize=dead_letters.oversize
         )
 
 
@@ -61,7 +66,10 @@ async def open_channels(
 ) -> None:
     """A writer per lane (registered before it opens, so a slow open can be reported on)."""
     d = config.delivery
+    files_tables = set(config.files_tables())
     for lane in lanes.values():
+        if lane.table in files_tables:
+            continue  # delivered as files (`sinks/file_setup.py`)
         database, schema, name = split_table(lane.table)
         pipe = f"{name}-STREAMING"
         channel = f"{d.channel_prefix}_{name}"

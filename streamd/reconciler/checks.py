@@ -202,7 +202,9 @@ def _judge_task(
 ) -> list[Finding]:
     name = full_name(task)
     found: list[Finding] = []
-    if str(task.get("state") or "").lower() == "suspended":
+    suspended = str(task.get("state") or "").lower() == "suspended"
+    resumed = ctx.resumes.observe(name, suspended, now)
+    if suspended:
         reason = task.get("last_suspended_reason") or "no reason given"
         found.append(
             Finding(
@@ -242,7 +244,9 @@ def _judge_task(
         if str(r.get("state")) in _TASK_RAN
     ]
     last_ok = max((t for t in ran if t is not None), default=None)
-    since = last_ok if last_ok is not None else epoch(task.get("created_on"))
+    # Late counts from the newest of: last good run, creation, a resume this reconciler saw.
+    marks = [last_ok, epoch(task.get("created_on")), resumed]
+    since = max((m for m in marks if m is not None), default=None)
     if since is not None and now - since > allowed:
         found.append(
             Finding(

@@ -32,6 +32,25 @@ class ErrorHistory:
         return count - samples[0][1]
 
 
+class TaskResumes:
+    """When the reconciler saw a task go from suspended to started: a task just resumed has not
+    had time to run, and SHOW TASKS says when a task was suspended but not when it was resumed."""
+
+    def __init__(self) -> None:
+        self._suspended: set[str] = set()
+        self._resumed: dict[str, float] = {}
+
+    def observe(self, task: str, suspended: bool, now: float) -> float | None:
+        """Record the task's state; the wall time it was seen resumed, if it was."""
+        if suspended:
+            self._suspended.add(task)
+            self._resumed.pop(task, None)
+        elif task in self._suspended:
+            self._suspended.discard(task)
+            self._resumed[task] = now
+        return self._resumed.get(task)
+
+
 @dataclass
 class CheckContext:
     """Inputs every check may read; the loop builds one per daemon and refreshes `channels`."""
@@ -45,3 +64,4 @@ class CheckContext:
     """Wall times of the first and the newest event produced for a landing table in this run;
     None while it has produced nothing."""
     errors: ErrorHistory = field(default_factory=ErrorHistory)
+    resumes: TaskResumes = field(default_factory=TaskResumes)

@@ -191,6 +191,27 @@ def sql(
 
 
 @app.command()
+def backfill(
+    paths: Annotated[list[Path], typer.Argument(help="NDJSON or JSON-array files, .gz or not.")],
+    table: Annotated[str, typer.Option("--table", help="Target table DATABASE.SCHEMA.TABLE.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Load existing files into a table through classic Snowpipe (idempotent: re-runs skip)."""
+    from streamd.backfill import backfill as run_backfill
+
+    cfg = _load(config)
+    with _one_line_errors():
+        summary = anyio.run(run_backfill, cfg, table, paths, typer.echo)
+    typer.echo(
+        f"backfill: {summary.files} files, {summary.rows_loaded} of {summary.rows_sent} rows "
+        f"loaded in {summary.seconds:.1f} s ({summary.rows_per_s:,.0f} rows/s), "
+        f"{len(summary.failed)} files failed"
+    )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def setup(
     domain: Annotated[
         list[str] | None,

@@ -9,6 +9,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from streamd.clock import Clock
+from streamd.config import Config
 from streamd.errors import ConfigError, RetryableError, SqlError
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
@@ -23,6 +24,21 @@ from streamd.sinks.retry import retrying
 from streamd.snowflake.pipe_ingest import PipeIngestClient
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.snowflake.stage_upload import InternalStage, LocalDirStage, S3Stage, StageUploader
+
+
+def effective_files(config: Config) -> FilesConfig:
+    """`config.files`, with the embedded stand-in's stage directory filled in for local targets."""
+    files = config.files
+    if (
+        config.target.kind == "local"
+        and files.stage.kind == "internal"
+        and not files.stage.directory
+    ):
+        directory = Path(config.state_dir) / "standin" / "stages"
+        files = files.model_copy(
+            update={"stage": files.stage.model_copy(update={"directory": directory})}
+        )
+    return files
 
 
 def make_uploader(

@@ -19,8 +19,11 @@ import anyio
 import requests  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from snowflake.ingest import SimpleIngestManager, StagedFile
 from snowflake.ingest.error import IngestClientError, IngestResponseError
+
+# From the submodule: the snowpipe-streaming package ships its own `snowflake/ingest/__init__.py`
+# (empty), which hides these re-exports when both are installed.
+from snowflake.ingest.simple_ingest_manager import SimpleIngestManager, StagedFile
 from snowflake.ingest.utils.network import SnowflakeRestful
 
 from streamd.errors import AuthError, FatalError, ObjectNotFound, RetryableError

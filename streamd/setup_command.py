@@ -10,6 +10,7 @@ the same data dir for the duration of the run.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -141,6 +142,8 @@ async def _local_target(config: Config) -> AsyncIterator[str]:
     from streamd.keys import local_key_pair
     from streamd.standin.server import StandinSettings, serve
 
+    # sqlglot logs every statement it hands back as a Command (tasks, streams): noise here.
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
     state_dir = Path(config.state_dir)
     _, public_pem = local_key_pair(state_dir / "local")
     settings = StandinSettings(

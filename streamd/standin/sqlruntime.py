@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamd.standin import pipe_sql, sqldefault, streams
+import anyio
+
+from streamd.standin import (
+    dynamic_tables,
+    exports,
+    pipe_sql,
+    sqldefault,
+    sqlviews,
+    stages,
+    streams,
+    tasks,
+)
+from streamd.standin.objloop import RefreshLoop, TaskLoop
 from streamd.standin.pipe_loader import Snowpipe
 from streamd.standin.sqlengine import SqlEngine
 from streamd.standin.state import StandinState
@@ -17,17 +29,29 @@ class SqlRuntime:
     engine: SqlEngine
     snowpipe: Snowpipe
     """Classic pipes (CREATE PIPE here; insertFiles and friends in `routes_snowpipe.py`)."""
+    task_loop: TaskLoop
+    refresh_loop: RefreshLoop
 
     @classmethod
-    def create(cls, state: StandinState) -> SqlRuntime:
-        """An engine with every statement handler registered."""
+    def create(cls, state: StandinState, *, task_minute_s: float = 60.0) -> SqlRuntime:
+        """An engine with every statement handler registered; `task_minute_s` scales schedules."""
         engine = SqlEngine()
         sqldefault.register(engine, state.storage, state.add_tables, state.forget_tables)
         streams.register(engine)
+        sqlviews.register(engine)
+        task_loop = TaskLoop(state.storage, engine, task_minute_s)
+        tasks.register(engine, task_loop.poke)
+        refresh_loop = RefreshLoop(state.storage, engine, task_minute_s)
+        dynamic_tables.register(engine, refresh_loop.poke)
+        stages.register(engine, state.storage.data_dir)
+        exports.register(engine, state.storage.data_dir)
         snowpipe = Snowpipe(state, state.storage.data_dir)
         pipe_sql.register(engine, snowpipe)
-        return cls(engine, snowpipe)
+        return cls(engine, snowpipe, task_loop, refresh_loop)
 
     async def run(self) -> None:
         """Run the schedulers until cancelled."""
-        await self.snowpipe.run()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.task_loop.run)
+            tg.start_soon(self.refresh_loop.run)
+            await self.snowpipe.run()

@@ -29,6 +29,14 @@ from typing import Any
 import orjson
 
 from streamd.standin.duck import Cursor, execute
+from streamd.standin.sqlengine import (
+    Result,
+    Session,
+    SqlEngine,
+    SqlFailure,
+    Statement,
+    strip_comments,
+)
 
 STAGES_DIR = "stages"
 Columns = list[tuple[str, str]]
@@ -291,6 +299,25 @@ def run_stage_statement(
         return _status(message)
     raise StageError(
         "001003", "42000", f"SQL compilation error: not a stage statement: {flat[:80]}"
+    )
+
+
+def register(engine: SqlEngine, data_dir: Path) -> None:
+    """Install CREATE/DROP STAGE, LIST and REMOVE on the stand-in's SQL engine."""
+    stages = Stages(data_dir)
+
+    def handle(session: Session, stmt: Statement) -> Result:
+        try:
+            columns, rows = run_stage_statement(
+                session.cur, stages, strip_comments(stmt.text), session.database, session.schema
+            )
+        except StageError as err:
+            raise SqlFailure(err.code, err.sql_state, err.message) from err
+        return Result(columns, rows)
+
+    engine.register(
+        r"(CREATE\s+(OR\s+REPLACE\s+)?(TEMP(ORARY)?\s+)?STAGE|DROP\s+STAGE|LIST|LS|REMOVE|RM)\b",
+        handle,
     )
 
 

@@ -26,7 +26,7 @@ COMMIT_TIMEOUT_S = 45
 
 
 def private_key_pem() -> str:
-    """Any RSA key: the stand-in is started without a public key, so it checks none."""
+    """Any RSA key, for a stand-in started without a public key (it then checks none)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -142,7 +142,10 @@ SCENARIOS = {"full_lifecycle": full_lifecycle, "append_and_commit": append_and_c
 def main() -> None:
     """Run the scenario named in the spec file and write its result next to it."""
     spec = json.loads(Path(sys.argv[1]).read_text())
-    spec["properties"]["private_key"] = private_key_pem()
+    key_file = spec.get("private_key_file")
+    spec["properties"]["private_key"] = (
+        Path(key_file).read_text() if key_file else private_key_pem()
+    )
     result = SCENARIOS[spec["scenario"]](spec)
     Path(spec["result"]).write_text(json.dumps(result))
 

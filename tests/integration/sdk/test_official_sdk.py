@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from streamd.snowflake.auth import mint_jwt
 from streamd.standin.faults import FaultRule
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
@@ -169,3 +175,44 @@ def test_sdk_retry_after_connection_reset_is_applied_once(
     assert tls_standin.state.sdk.replayed_appends == 1
     assert result["committed"] == str(ROWS - 1)
     assert table_counts(tls_standin, "resets") == (ROWS, ROWS)
+
+
+def test_sdk_key_pair_jwt_is_verified(make_standin: StandinFactory, tmp_path: Path) -> None:
+    """With --public-key the stand-in verifies the SDK's JWTs (iat/exp in ms, `scp` claim)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "rsa_key.p8"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    standin = make_standin(tls=True, public_key_pem=public)
+    result = run_sdk(
+        standin,
+        tmp_path,
+        "append_and_commit",
+        channel="verified",
+        rows=1000,
+        prefix="verified",
+        private_key_file=str(key_file),
+        properties=properties(standin, rowset_only=True),
+    )
+    assert result["committed"] == "999"
+    assert standin.ca_file is not None
+    # The SQL API now wants a verified JWT too.
+    r = httpx.post(
+        f"{standin.url}/api/v2/statements",
+        json={"statement": f"select count(distinct EVENT_ID) from {TABLE}"},
+        headers={
+            "Authorization": f"Bearer {mint_jwt(key, 'testacct', 'testuser', now=time.time())}"
+        },
+        verify=ssl.create_default_context(cafile=str(standin.ca_file)),
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["data"] == [["1000"]]

@@ -1,0 +1,118 @@
+"""CDC exports on the stand-in, with the shipped sql/cdc statements: a standard stream on the SCD1
+customer table feeds an Iceberg table (DELETE then MERGE, read back with pyiceberg) and Parquet
+files in a stage (COPY INTO, read back with pyarrow), across an insert, an update and a delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.table import StaticTable
+
+from streamd.setup_command import Planned, plan
+from streamd.snowflake.sql_api import SqlApiClient
+from streamd.standin.server import Standin
+from tests.conftest import REPO, StandinFactory
+from tests.integration.standin.sql_client import rows, script, sql_client
+
+RETAIL_SQL = REPO / "sql" / "retail"
+
+
+def _body(item: Planned) -> str:
+    """A task's body: the text after its `AS` line, without a BEGIN … END wrapper."""
+    body = item.text.split("\nAS\n", 1)[1].strip()
+    if body.upper().startswith("BEGIN") and body.upper().endswith("END"):
+        body = body[len("BEGIN") : -len("END")]
+    return body
+
+
+async def _objects(client: SqlApiClient) -> dict[str, str]:
+    """Run the customers/cdc DDL (not the tasks); return the task bodies by task name."""
+    bodies: dict[str, str] = {}
+    for item in plan(["retail", "customers", "cdc"]):
+        head = " ".join(item.text.split()[:5]).upper()
+        if "TASK" in head:
+            if head.startswith("CREATE"):
+                bodies[item.text.split()[4].split(".")[-1]] = _body(item)
+            continue
+        await client.execute(item.text)
+    return bodies
+
+
+async def test_cdc_to_iceberg_and_parquet(make_standin: StandinFactory) -> None:
+    standin: Standin = make_standin(sql_dirs=(RETAIL_SQL,))
+    data_dir: Path = standin.settings.data_dir
+    customers = "RETAIL_DEMO.CURATED.CUSTOMERS"
+    async with sql_client(standin) as c:
+        bodies = await _objects(c)
+        to_iceberg, to_parquet = bodies["TASK_CDC_TO_ICEBERG"], bodies["TASK_CDC_TO_PARQUET"]
+
+        await c.execute(
+            f"INSERT INTO {customers} (CUSTOMER_ID, NAME, EMAIL, CITY, TIER, UPDATED_AT) VALUES "
+            "('C1', 'Ann', 'a@x', 'Oslo', 'GOLD', '2026-01-01 10:00:00'), "
+            "('C2', 'Bob', 'b@x', 'Rome', 'BRONZE', '2026-01-01 10:00:00'), "
+            "('C3', 'Cid', 'c@x', 'Lima', 'SILVER', '2026-01-01 10:00:00')"
+        )
+        await script(c, to_iceberg)
+        await c.execute(to_parquet)
+        # Consumed: the streams are empty, and a second run exports nothing more.
+        has = await rows(
+            c, "SELECT SYSTEM$STREAM_HAS_DATA('RETAIL_DEMO.CDC.CUSTOMERS_PARQUET_STREAM') AS H"
+        )
+        assert has == [{"H": False}]
+
+        await c.execute(f"UPDATE {customers} SET CITY = 'Bergen' WHERE CUSTOMER_ID = 'C1'")
+        await c.execute(f"DELETE FROM {customers} WHERE CUSTOMER_ID = 'C2'")
+        await script(c, to_iceberg)
+        await c.execute(to_parquet)
+
+        info = await rows(
+            c, "SELECT SYSTEM$GET_ICEBERG_TABLE_INFORMATION('RETAIL_DEMO.CDC.CUSTOMERS_ICEBERG')"
+        )
+        listing = await rows(c, "LIST @RETAIL_DEMO.CDC.CDC_EXPORT_STAGE/customers/")
+        mirror = await rows(
+            c, "SELECT CUSTOMER_ID, CITY FROM RETAIL_DEMO.CDC.CUSTOMERS_ICEBERG ORDER BY 1"
+        )
+
+    assert mirror == [
+        {"CUSTOMER_ID": "C1", "CITY": "Bergen"},
+        {"CUSTOMER_ID": "C3", "CITY": "Lima"},
+    ]
+
+    # The Iceberg table, read by an Iceberg reader: through the catalog and the metadata file.
+    catalog = SqlCatalog(
+        "standin",  # the catalog name the stand-in registered its tables under
+        uri=f"sqlite:///{data_dir / 'iceberg' / 'catalog.db'}",
+        warehouse=(data_dir / "iceberg" / "warehouse").as_uri(),
+    )
+    table = catalog.load_table(("RETAIL_DEMO", "CDC", "CUSTOMERS_ICEBERG"))
+    current = sorted(
+        (r["CUSTOMER_ID"], r["CITY"], r["TIER"]) for r in table.scan().to_arrow().to_pylist()
+    )
+    assert current == [("C1", "Bergen", "GOLD"), ("C3", "Lima", "SILVER")]
+    # One commit per task run: an append, then an overwrite (pyiceberg: delete + append snapshots).
+    assert len(table.snapshots()) == 3
+    location = orjson.loads(next(iter(info[0].values())))
+    assert location["status"] == "success"
+    static = StaticTable.from_metadata(location["metadataLocation"])
+    assert static.scan().to_arrow().num_rows == 2
+
+    # The Parquet CDC files: one per run, ADD ×3 then UPDATE C1 and DELETE C2.
+    assert len(listing) == 2
+    assert all(r["name"].endswith(".snappy.parquet") for r in listing)
+    assert all(r["last_modified"].endswith("GMT") for r in listing)
+    stage_dir = data_dir / "stages" / "RETAIL_DEMO" / "CDC" / "CDC_EXPORT_STAGE"
+    files = [stage_dir / r["name"].split("/", 1)[1] for r in listing]
+    runs = [pq.read_table(f).to_pylist() for f in files]
+    runs.sort(key=len, reverse=True)
+    assert sorted((r["CUSTOMER_ID"], r["OP_TYPE"]) for r in runs[0]) == [
+        ("C1", "ADD"),
+        ("C2", "ADD"),
+        ("C3", "ADD"),
+    ]
+    assert sorted((r["CUSTOMER_ID"], r["OP_TYPE"], r["CITY"]) for r in runs[1]) == [
+        ("C1", "UPDATE", "Bergen"),
+        ("C2", "DELETE", "Rome"),
+    ]

@@ -263,6 +263,10 @@ def standin_serve(
         Path | None, typer.Option(help="Your own PEM certificate chain (implies --tls).")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The PEM key of --tls-cert.")] = None,
+    task_minute_s: Annotated[
+        float,
+        typer.Option(help="Seconds a minute of task schedules and target lags lasts (demo: 1)."),
+    ] = 60.0,
 ) -> None:
     """Serve the Snowflake stand-in on its own, for other clients."""
     from streamd.config import sql_dirs
@@ -288,6 +292,7 @@ def standin_serve(
         tls=tls or tls_cert is not None,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        task_minute_s=task_minute_s,
     )
 
     async def main() -> None:

@@ -62,6 +62,9 @@ class StandinSettings:
     """PEM certificate chain to serve instead of the generated one (implies `tls`)."""
     tls_key: Path | None = None
     """PEM private key of `tls_cert`."""
+    task_minute_s: float = 60.0
+    """Seconds that a minute of a task SCHEDULE or a dynamic table TARGET_LAG stands for: tests
+    set ~1 so a '1 minute' task runs every second (cron schedules keep their spacing, scaled)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,7 @@ async def serve(
         # to the Get Hostname answer and prepends https:// to storage_endpoint (wire §3, §4.1).
         sdk = SdkApi(state, auth, stage, f"{hostname}:{sock.getsockname()[1]}")
         streaming = StreamingApi(state, auth, hostname, sdk)
-        runtime = SqlRuntime.create(state)
+        runtime = SqlRuntime.create(state, task_minute_s=settings.task_minute_s)
         sql_api = SqlApi(state, auth, runtime.engine)
         snowpipe = SnowpipeApi(runtime.snowpipe, auth)
         routes = [*streaming.routes(), *sdk.routes(), *sql_api.routes(), *snowpipe.routes()]

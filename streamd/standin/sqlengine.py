@@ -293,19 +293,21 @@ class SqlEngine:
                     target += "." + quote(session.schema)
                 session.execute(f"USE {target}")
             for stmt in statements:
-                results.append(self._one(session, stmt))
+                results.append(self.run_statement(session, stmt))
         finally:
             if session.explicit_txn:
                 session.rollback()
         return results, session.after
 
-    def _one(self, session: Session, stmt: Statement) -> Result:
-        handler = self.handler_for(stmt)
-        if handler is not None:
-            return handler(session, stmt)
-        if self.default is None:
+    def run_statement(self, session: Session, stmt: Statement) -> Result:
+        """Dispatch one statement within `session` (used for task bodies too)."""
+        handler = self.handler_for(stmt) or self.default
+        if handler is None:
             raise unsupported(stmt.text)
-        return self.default(session, stmt)
+        try:
+            return handler(session, stmt)
+        except duckdb.Error as err:  # a handler's bookkeeping query failed
+            raise failure_of(err) from err
 
 
 def parse_request(text: str) -> list[Statement]:
@@ -320,6 +322,23 @@ def parse_request(text: str) -> list[Statement]:
             expr = None
         out.append(Statement(part, expr))
     return out
+
+
+def split_top_level_as(text: str) -> tuple[str, str] | None:
+    """(header, body) around the first top-level `AS` keyword (CREATE TASK / DYNAMIC TABLE)."""
+    try:
+        tokens = Tokenizer().tokenize(text)
+    except SqlglotError:
+        return None
+    depth = 0
+    for tok in tokens:
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif tok.token_type == TokenType.ALIAS and depth == 0:
+            return text[: tok.start], text[tok.end + 1 :].strip()
+    return None
 
 
 def split_statements(text: str) -> list[str]:

@@ -1,0 +1,133 @@
+"""Tasks on the stand-in: schedules, WHEN, AFTER graphs, suspend/resume, failures, TASK_HISTORY."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from streamd.errors import SqlError
+from streamd.snowflake.sql_api import SqlApiClient
+from streamd.standin.server import Standin
+from tests.conftest import StandinFactory
+from tests.integration.standin.sql_client import rows, script, sql_client
+
+SETUP = """
+CREATE DATABASE D;
+CREATE SCHEMA D.S;
+CREATE TABLE D.S.RAW (ID NUMBER, V NUMBER);
+CREATE TABLE D.S.OUT (ID NUMBER, V NUMBER);
+CREATE TABLE D.S.AGG (N NUMBER);
+CREATE STREAM D.S.RAW_ST ON TABLE D.S.RAW;
+"""
+HISTORY = (
+    "SELECT NAME, STATE, ERROR_CODE, ERROR_MESSAGE, SCHEDULED_TIME, COMPLETED_TIME, "
+    "SCHEDULED_FROM FROM TABLE(D.INFORMATION_SCHEMA.TASK_HISTORY(TASK_NAME => '{name}')) "
+    "ORDER BY SCHEDULED_TIME"
+)
+
+
+async def _until(c: SqlApiClient, statement: str, check: object, timeout_s: float = 30) -> list:
+    """Poll `statement` until `check(rows)` holds (tasks run on their own clock)."""
+    assert callable(check)
+    with anyio.fail_after(timeout_s):
+        while True:
+            found = await rows(c, statement)
+            if check(found):
+                return found
+            await anyio.sleep(0.2)
+
+
+@pytest.fixture
+def fast(make_standin: StandinFactory) -> Standin:
+    """A stand-in where a '1 minute' schedule lasts 0.5 s."""
+    return make_standin(task_minute_s=0.5)
+
+
+async def test_scheduled_task_consumes_stream_and_skips_when_empty(fast: Standin) -> None:
+    async with sql_client(fast) as c:
+        await script(c, SETUP)
+        await c.execute(
+            "CREATE TASK D.S.MOVE WAREHOUSE = W SCHEDULE = '1 minute' "
+            "WHEN SYSTEM$STREAM_HAS_DATA('D.S.RAW_ST') "
+            "AS INSERT INTO D.S.OUT SELECT ID, V FROM D.S.RAW_ST WHERE METADATA$ACTION = 'INSERT'"
+        )
+        shown = await rows(c, "SHOW TASKS IN DATABASE D")
+        assert [(t["name"], t["state"], t["schedule"]) for t in shown] == [
+            ("MOVE", "suspended", "1 minute")
+        ]
+        await c.execute("INSERT INTO D.S.RAW VALUES (1, 10), (2, 20)")
+        await c.execute("ALTER TASK D.S.MOVE RESUME")
+        history = HISTORY.format(name="MOVE")
+        runs = await _until(
+            c,
+            history,
+            lambda r: (
+                any(x["STATE"] == "SKIPPED" for x in r)
+                and any(x["STATE"] == "SUCCEEDED" for x in r)
+            ),
+        )
+        assert runs[0]["STATE"] == "SUCCEEDED"  # the first run had data
+        assert all(x["SCHEDULED_FROM"] == "SCHEDULE" for x in runs)
+        assert all(x["COMPLETED_TIME"] >= x["SCHEDULED_TIME"] for x in runs)
+        assert await rows(c, "SELECT sum(V) AS S, count(*) AS N FROM D.S.OUT") == [
+            {"S": 30, "N": 2}
+        ]
+        await c.execute("ALTER TASK D.S.MOVE SUSPEND")
+        shown = await rows(c, "SHOW TASKS LIKE 'MOV%' IN SCHEMA D.S")
+        assert shown[0]["state"] == "suspended"
+        assert shown[0]["last_suspended_reason"] == "USER_SUSPENDED"
+        count = len(await rows(c, history))
+        await c.execute("INSERT INTO D.S.RAW VALUES (3, 30)")
+        await anyio.sleep(1.5)  # three schedule periods while suspended
+        assert len(await rows(c, history)) == count
+        assert await rows(c, "SELECT count(*) AS N FROM D.S.OUT") == [{"N": 2}]
+
+
+async def test_after_graph_runs_children_and_failures_are_recorded(fast: Standin) -> None:
+    async with sql_client(fast) as c:
+        await script(c, SETUP)
+        await script(
+            c,
+            """
+            CREATE TASK D.S.ROOT SCHEDULE = '1 minute' AS
+              INSERT INTO D.S.OUT SELECT ID, V FROM D.S.RAW_ST;
+            CREATE TASK D.S.CHILD AFTER D.S.ROOT AS
+              BEGIN
+                DELETE FROM D.S.AGG;
+                INSERT INTO D.S.AGG SELECT count(*) FROM D.S.OUT;
+              END;
+            CREATE TASK D.S.BAD AFTER D.S.ROOT AS INSERT INTO D.S.NOPE VALUES (1);
+            ALTER TASK D.S.CHILD RESUME;
+            ALTER TASK D.S.BAD RESUME;
+            """,
+        )
+        await c.execute("INSERT INTO D.S.RAW VALUES (1, 1), (2, 2), (3, 3)")
+        await c.execute("EXECUTE TASK D.S.ROOT")  # runs although the root is suspended
+        assert await rows(c, "SELECT N FROM D.S.AGG") == [{"N": 3}]
+        bad = await rows(c, HISTORY.format(name="BAD"))
+        assert [(r["STATE"], r["ERROR_CODE"]) for r in bad] == [("FAILED", 2003)]
+        assert "NOPE" in bad[0]["ERROR_MESSAGE"]
+        child = await rows(c, HISTORY.format(name="CHILD"))
+        assert [(r["STATE"], r["SCHEDULED_FROM"]) for r in child] == [("SUCCEEDED", "EXECUTE_TASK")]
+        failed = await rows(
+            c,
+            "SELECT NAME FROM TABLE(D.INFORMATION_SCHEMA.TASK_HISTORY(ERROR_ONLY => TRUE))",
+        )
+        assert failed == [{"NAME": "BAD"}]
+        shown = {t["name"]: t for t in await rows(c, "SHOW TASKS IN DATABASE D")}
+        assert shown["CHILD"]["predecessors"] == '["D.S.ROOT"]'
+        assert shown["ROOT"]["schedule"] == "1 minute"
+
+
+async def test_task_statements_are_checked(standin: Standin) -> None:
+    async with sql_client(standin) as c:
+        await script(c, SETUP)
+        with pytest.raises(SqlError) as err:
+            await c.execute("CREATE TASK D.S.T SCHEDULE = 'every tuesday' AS SELECT 1")
+        assert err.value.code == "001003"
+        with pytest.raises(SqlError) as err:
+            await c.execute("ALTER TASK D.S.MISSING RESUME")
+        assert err.value.code == "002003"
+        await c.execute("CREATE TASK D.S.T SCHEDULE = 'USING CRON 0 9 * * MON-FRI UTC' AS SELECT 1")
+        await c.execute("DROP TASK D.S.T")
+        assert await rows(c, "SHOW TASKS IN DATABASE D") == []

@@ -23,6 +23,8 @@ from streamd.logs import get_logger
 from streamd.sinks.retry import retrying
 from streamd.snowflake.pipe_ingest import FileReport, PipeIngestClient
 
+CLOCK_SKEW_S = 5.0
+"""Tolerance between our clock and Snowflake's when telling an old load event from a new one."""
 HISTORY_MARGIN_S = 120.0
 """loadHistoryScan starts this long before a file was cut (clock skew, slow uploads)."""
 
@@ -43,6 +45,7 @@ class _Pending:
     created_wall: float
     submitted_at: float
     """Monotonic time of the latest insertFiles for it."""
+    submitted_wall: float
     scan_now: bool
     done: anyio.Event = field(default_factory=anyio.Event)
     report: FileReport | None = None
@@ -83,7 +86,9 @@ class FileConfirmer:
         now = self._clock.monotonic()
         for path, size, created in files:
             if path not in self._pending:
-                self._pending[path] = _Pending(path, size, created, now, maybe_loaded)
+                self._pending[path] = _Pending(
+                    path, size, created, now, self._clock.wall(), maybe_loaded
+                )
         await retrying(
             lambda: self.client.ingest_files([(p, s) for p, s, _ in files]),
             self._clock,
@@ -134,6 +139,7 @@ class FileConfirmer:
         if stale:
             for p in stale:
                 p.submitted_at, p.resubmits = now, p.resubmits + 1
+                p.submitted_wall = self._clock.wall()
                 self._on_resubmit(p.path)
             await self.client.ingest_files([(p.path, p.size) for p in stale])
 
@@ -142,5 +148,19 @@ class FileConfirmer:
             pending = self._pending.get(report.path)
             if pending is None or pending.report is not None or not report.finished:
                 continue
+            if not report.loaded and _before(report, pending.submitted_wall - CLOCK_SKEW_S):
+                # A failure from an earlier attempt (Snowpipe retries failed files when they are
+                # submitted again); a load, whenever it happened, stands.
+                continue
             pending.report = report
             pending.done.set()
+
+
+def _before(report: FileReport, wall: float) -> bool:
+    if not report.last_insert_time:
+        return False
+    try:
+        at = datetime.fromisoformat(report.last_insert_time.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return at.timestamp() < wall

@@ -72,13 +72,18 @@ class FileWriter:
         self._log = get_logger(table=table, pipe=confirmer.client.pipe)
         self.files_loaded = 0
         self.files_failed = 0
+        self.rows_loaded = 0
+        self.rows_failed = 0
         self.last_failure: dict[str, Any] | None = None
         self.is_open = False
 
     def snapshot(self) -> dict[str, Any]:
-        """This lane's file delivery for `inspect`."""
+        """This lane's file delivery for `inspect` (the channel row's keys, plus file counts)."""
+        oldest = self._inflight[0].created_wall if self._inflight else None
+        failure = self.last_failure
         return {
             "table": self.table,
+            "channel": f"files:{self.confirmer.client.pipe.rsplit('.', 1)[-1]}",
             "pipe": self.confirmer.client.pipe,
             "mode": "files",
             "open": self.is_open,
@@ -86,9 +91,15 @@ class FileWriter:
             "spool": self._spool.stats(),
             "inflight_files": len(self._inflight),
             "inflight_rows": sum(e.rows for e in self._inflight),
+            "commit_lag_s": 0.0 if oldest is None else round(self._clock.wall() - oldest, 3),
+            "rows_inserted": self.rows_loaded,
+            "rows_error_count": self.rows_failed,
             "files_loaded": self.files_loaded,
             "files_failed": self.files_failed,
-            "last_failure": self.last_failure,
+            "last_error_message": None
+            if failure is None
+            else f"{failure['status']} {failure['file']}: {failure['first_error']}",
+            "last_failure": failure,
         }
 
     @property
@@ -169,6 +180,7 @@ class FileWriter:
             self._signal_progress()
 
     async def _settle(self, entry: FileEntry, report: FileReport) -> None:
+        self.rows_loaded += report.rows_inserted
         if report.loaded:
             self.files_loaded += 1
             self._metrics.files.labels(self.table, "loaded").inc()
@@ -176,6 +188,7 @@ class FileWriter:
             self._log.info("file_loaded", file=entry.path, rows=report.rows_inserted)
             return
         self.files_failed += 1
+        self.rows_failed += entry.rows - report.rows_inserted
         outcome = report.status.lower()
         self._metrics.files.labels(self.table, outcome).inc()
         self._metrics.rows_committed.labels(self.table).inc(report.rows_inserted)

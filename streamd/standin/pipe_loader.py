@@ -185,7 +185,7 @@ class Snowpipe:
             return
         try:
             self._send.send_nowait((spec, fresh))
-        except anyio.WouldBlock:
+        except (anyio.WouldBlock, anyio.ClosedResourceError):
             raise LoaderBusy("too many insertFiles requests queued; retry later") from None
         for f in fresh:
             pending[f.path] = f
@@ -196,7 +196,7 @@ class Snowpipe:
 
     async def run(self) -> None:
         """Load queued files one at a time until cancelled."""
-        async with self._receive:
+        async with self._send, self._receive:
             async for spec, files in self._receive:
                 for queued in files:
                     try:

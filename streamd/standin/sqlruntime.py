@@ -9,12 +9,14 @@ import anyio
 from streamd.standin import (
     dynamic_tables,
     exports,
+    flatten,
     pipe_sql,
     sqldefault,
     sqlviews,
     stages,
     streams,
     tasks,
+    warehouses,
 )
 from streamd.standin.objloop import RefreshLoop, TaskLoop
 from streamd.standin.pipe_loader import Snowpipe
@@ -45,6 +47,8 @@ class SqlRuntime:
         dynamic_tables.register(engine, refresh_loop.poke)
         stages.register(engine, state.storage.data_dir)
         exports.register(engine, state.storage.data_dir)
+        warehouses.register(engine, state.storage.data_dir)
+        flatten.register(engine)
         snowpipe = Snowpipe(state, state.storage.data_dir)
         pipe_sql.register(engine, snowpipe)
         return cls(engine, snowpipe, task_loop, refresh_loop)

@@ -34,6 +34,8 @@ S seconds and then serves it normally; `invalidate` (append only) marks the chan
 `channel_status_code`, its uncommitted batches are discarded and appends fail 400 with that code
 until the channel is reopened.
 
+`append` covers the official SDK's file-mode registrations (`/filebuffer`) as well as `/rows`.
+
 Every rule counts the requests of its endpoint on its own, so `every=N` is exact per rule. `slow`
 rules add up; of the other kinds the first rule (in plan order) that fires wins and later ones do
 not fire on that request (their `every` slot is then lost).

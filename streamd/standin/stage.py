@@ -136,8 +136,17 @@ class Stage:
         return self._path(file_path).stat().st_size
 
     def delete_sync(self, file_path: str) -> None:
-        """Remove a consumed blob (missing is fine: a retry may have removed it)."""
-        self._path(file_path).unlink(missing_ok=True)
+        """Remove a consumed blob (missing is fine: a retry may have removed it) and the
+        per-client prefix directories it leaves empty."""
+        path = self._path(file_path)
+        path.unlink(missing_ok=True)
+        for parent in path.parents:
+            if parent == self.directory or not parent.is_relative_to(self.directory):
+                break
+            try:
+                parent.rmdir()
+            except OSError:  # not empty: other blobs still wait there
+                break
 
     def _path(self, name: str) -> Path:
         parts = PurePosixPath(name.lstrip("/")).parts

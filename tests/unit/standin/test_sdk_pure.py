@@ -142,6 +142,7 @@ def test_fragment_is_decrypted_decompressed_counted_and_consumed(tmp_path: Path)
     consume(stage, fragments)
     with pytest.raises(StageError):
         stage.read_sync(f"{BUCKET}/p/0.ndjson", 0, 1)
+    assert list(stage.directory.iterdir()) == []  # empty prefixes go with the blob
 
 
 def test_fragment_row_count_must_match(tmp_path: Path) -> None:

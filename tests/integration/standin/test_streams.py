@@ -8,6 +8,9 @@ from streamd.errors import SqlError
 from streamd.standin.server import Standin
 from tests.integration.standin.sql_client import rows, script, sql_client
 
+from .conftest import connect
+from .test_streaming_contract import append, ndjson, open_channel, row, wait_committed
+
 SETUP = """
 CREATE DATABASE D;
 CREATE SCHEMA D.S;
@@ -99,3 +102,65 @@ async def test_stream_has_data_and_staleness(standin: Standin) -> None:
         with pytest.raises(SqlError) as err:
             await c.execute(CHANGES)
         assert "stale" in str(err.value)
+
+
+async def test_show_streams_reports_mode_table_and_stale_after(standin: Standin) -> None:
+    async with sql_client(standin) as c:
+        await script(c, SETUP + "CREATE STREAM D.S.AO ON TABLE D.S.T APPEND_ONLY = TRUE")
+        shown = {s["name"]: s for s in await rows(c, "SHOW STREAMS IN DATABASE D")}
+        assert set(shown) == {"ST", "AO"}
+        st = shown["ST"]
+        assert (st["mode"], shown["AO"]["mode"]) == ("DEFAULT", "APPEND_ONLY")
+        assert st["table_name"] == "D.S.T"
+        assert st["type"] == "DELTA"
+        assert st["stale"] == "false"
+        # Default retention: max(1 day, 14 days extension) after the offset (§5.1).
+        assert (
+            13.99 * 86400
+            < st["stale_after"].timestamp() - st["created_on"].timestamp()
+            < 14.01 * 86400
+        )
+        await c.execute("ALTER TABLE D.S.T SET MAX_DATA_EXTENSION_TIME_IN_DAYS = 2")
+        st = (await rows(c, "SHOW STREAMS LIKE 's%' IN SCHEMA D.S"))[0]
+        assert st["name"] == "ST"
+        assert (
+            1.99 * 86400
+            < st["stale_after"].timestamp() - st["created_on"].timestamp()
+            < 2.01 * 86400
+        )
+        await c.execute(
+            "ALTER TABLE D.S.T SET DATA_RETENTION_TIME_IN_DAYS = 0 MAX_DATA_EXTENSION_TIME_IN_DAYS = 0"
+        )
+        assert [s["stale"] for s in await rows(c, "SHOW STREAMS IN ACCOUNT")] == ["true", "true"]
+        await c.execute("CREATE OR REPLACE STREAM D.S.ST ON TABLE D.S.T")
+        with pytest.raises(SqlError):
+            await c.execute("CREATE STREAM D.S.ST ON TABLE D.S.T")
+        await c.execute("DROP STREAM D.S.ST")
+        assert [s["name"] for s in await rows(c, "SHOW STREAMS IN DATABASE D")] == ["AO"]
+
+
+async def test_rows_committed_by_snowpipe_streaming_appear_in_the_stream(standin: Standin) -> None:
+    table = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
+    async with sql_client(standin) as c, connect(standin) as http:
+        await c.execute(
+            f"CREATE STREAM MANUFACTURING_DEMO.RAW_DATA.S ON TABLE {table} APPEND_ONLY = TRUE"
+        )
+        opened = await open_channel(http, "c1")
+        r = await append(
+            http, "c1", opened["next_continuation_token"], ndjson(row("a"), row("b")), "2"
+        )
+        assert r.status_code == 200
+        await wait_committed(http, "c1", "2")
+        seen = await rows(
+            c, "SELECT EVENT_ID, METADATA$ACTION AS A FROM MANUFACTURING_DEMO.RAW_DATA.S ORDER BY 1"
+        )
+        assert seen == [{"EVENT_ID": "a", "A": "INSERT"}, {"EVENT_ID": "b", "A": "INSERT"}]
+        await c.execute(
+            "CREATE TABLE MANUFACTURING_DEMO.RAW_DATA.SEEN AS SELECT EVENT_ID FROM MANUFACTURING_DEMO.RAW_DATA.S"
+        )  # CTAS consumes the stream (§5.3)
+        assert await rows(c, "SELECT count(*) AS N FROM MANUFACTURING_DEMO.RAW_DATA.S") == [
+            {"N": 0}
+        ]
+        assert await rows(c, "SELECT count(*) AS N FROM MANUFACTURING_DEMO.RAW_DATA.SEEN") == [
+            {"N": 2}
+        ]

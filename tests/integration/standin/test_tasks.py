@@ -131,3 +131,23 @@ async def test_task_statements_are_checked(standin: Standin) -> None:
         await c.execute("CREATE TASK D.S.T SCHEDULE = 'USING CRON 0 9 * * MON-FRI UTC' AS SELECT 1")
         await c.execute("DROP TASK D.S.T")
         assert await rows(c, "SHOW TASKS IN DATABASE D") == []
+
+
+async def test_task_history_takes_the_reconcilers_time_range(standin: Standin) -> None:
+    async with sql_client(standin) as c:
+        await script(c, SETUP)
+        await c.execute("CREATE TASK D.S.ONE SCHEDULE = '5 minute' AS DELETE FROM D.S.AGG")
+        await c.execute("EXECUTE TASK D.S.ONE")
+        await c.execute("EXECUTE TASK D.S.ONE")
+        recent = (
+            "SELECT NAME, DATABASE_NAME, SCHEMA_NAME, STATE FROM TABLE(D.INFORMATION_SCHEMA."
+            "TASK_HISTORY(SCHEDULED_TIME_RANGE_START=>DATEADD('hour', -{h}, CURRENT_TIMESTAMP()), "
+            "RESULT_LIMIT=>{n}))"
+        )
+        assert (
+            await rows(c, recent.format(h=2, n=10000))
+            == [{"NAME": "ONE", "DATABASE_NAME": "D", "SCHEMA_NAME": "S", "STATE": "SUCCEEDED"}] * 2
+        )
+        assert len(await rows(c, recent.format(h=2, n=1))) == 1
+        future = recent.replace("-{h}", "{h}").format(h=1, n=10)
+        assert await rows(c, future) == []

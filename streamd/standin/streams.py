@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -236,11 +237,20 @@ def has_data(session: Session, name: str) -> bool:
     return found
 
 
+@dataclass
+class _Read:
+    """A stream's change set materialised for one transaction."""
+
+    sql: str
+    consumed: bool = False
+
+
 def _changes_sql(session: Session, db: str, stream: dict[str, object], consume: bool) -> str:
     key = f"stream:{db}.{stream['SCHEMA_NAME']}.{stream['NAME']}"
     cached = session.txn_cache.get(key)
-    if isinstance(cached, str):
-        return cached
+    if isinstance(cached, _Read):
+        cached.consumed |= consume
+        return cached.sql
     if now() > stale_after(session, db, stream):
         # Wording after Snowflake's; the code is not documented (tolerant choice).
         raise SqlFailure(
@@ -258,14 +268,19 @@ def _changes_sql(session: Session, db: str, stream: dict[str, object], consume: 
     if not consume and not session.explicit_txn:
         return _visible(diff, columns)
     # Materialise once per transaction: every read in it sees the same change set (§5.3), and the
-    # snapshot moves by exactly these rows when the transaction commits.
+    # snapshot moves by exactly these rows when the transaction commits, if DML read it.
     temp = quote(f"_stream_{uuid.uuid4().hex[:12]}")
     execute(session.cur, f"CREATE TEMP TABLE {temp} AS {diff}")
-    visible = _visible(f"SELECT * FROM {temp}", columns)
-    session.txn_cache[key] = visible
-    if consume:
-        session.on_commit(lambda: _advance(session, db, stream, snap, temp, columns))
-    return visible
+    read = _Read(_visible(f"SELECT * FROM {temp}", columns), consume)
+    session.txn_cache[key] = read
+
+    def at_commit() -> None:
+        if read.consumed:
+            _advance(session, db, stream, snap, temp, columns)
+        execute(session.cur, f"DROP TABLE IF EXISTS {temp}")
+
+    session.on_commit(at_commit)
+    return read.sql
 
 
 def _advance(
@@ -285,7 +300,6 @@ def _advance(
         f"UPDATE {hidden(db, 'STREAMS')} SET OFFSET_ON = ? WHERE SCHEMA_NAME = ? AND NAME = ?",
         [now(), stream["SCHEMA_NAME"], stream["NAME"]],
     )
-    execute(cur, f"DROP TABLE IF EXISTS {temp}")
 
 
 def _diff_sql(source: str, snap: str, columns: list[str], append_only: bool) -> str:

@@ -164,3 +164,18 @@ async def test_rows_committed_by_snowpipe_streaming_appear_in_the_stream(standin
         assert await rows(c, "SELECT count(*) AS N FROM MANUFACTURING_DEMO.RAW_DATA.SEEN") == [
             {"N": 2}
         ]
+
+
+async def test_select_then_dml_in_one_transaction_consumes_once(standin: Standin) -> None:
+    async with sql_client(standin) as c:
+        await script(c, SETUP)
+        await c.execute("INSERT INTO D.S.T VALUES (4, 'd')")
+        await script(
+            c, f"BEGIN; SELECT * FROM D.S.ST; INSERT INTO D.S.T VALUES (5, 'e'); {CONSUME}; COMMIT"
+        )
+        # The change set was fixed at the first read: row 5 (inserted later in the transaction)
+        # was not exported, and the offset moved only past what was read.
+        assert await rows(c, "SELECT ID FROM D.S.SINK") == [{"ID": 4}]
+        assert await rows(c, "SELECT ID FROM D.S.ST") == [{"ID": 5}]
+        await script(c, "BEGIN; SELECT * FROM D.S.ST; COMMIT")  # a SELECT-only commit: no move
+        assert await rows(c, "SELECT ID FROM D.S.ST") == [{"ID": 5}]

@@ -103,11 +103,12 @@ class _Readable(Protocol):
 
 
 def _lines(head: bytes, f: _Readable) -> Iterator[bytes]:
-    pending = head
-    for block in iter(lambda: f.read(1 << 20), b""):
-        pending += block
-        *complete, pending = pending.split(b"\n")
+    pending = b""
+    block = head
+    while block:
+        *complete, pending = (pending + block).split(b"\n")
         yield from (line.rstrip(b"\r") for line in complete if line.strip())
+        block = f.read(1 << 20)
     if pending.strip():
         yield pending.rstrip(b"\r")
 

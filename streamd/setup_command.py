@@ -87,18 +87,27 @@ def preview(text: str, limit: int = 72) -> str:
 
 
 async def apply(config: Config, planned: Sequence[Planned], echo: Callable[[str], None]) -> int:
-    """Run the statements in order; returns how many ran. Raises SqlError naming file:line."""
+    """Run the statements on the configured target; returns how many ran (see `run_planned`)."""
     async with sql_client(config) as client:
-        for item in planned:
-            try:
-                result = await client.execute(
-                    item.text, role=config.target.role, timeout_s=STATEMENT_TIMEOUT_S
-                )
-            except StreamdError as err:
-                raise SqlError(f"{item.where}: {err}") from None
-            status = result.rows[0][0] if result.rows and result.rows[0] else None
-            outcome = status if result.columns == ["status"] and status else "ok"
-            echo(f"{item.where}  {preview(item.text)}  {outcome}")
+        return await run_planned(client, planned, echo, role=config.target.role)
+
+
+async def run_planned(
+    client: SqlApiClient,
+    planned: Sequence[Planned],
+    echo: Callable[[str], None],
+    *,
+    role: str | None = None,
+) -> int:
+    """Run the statements in order, one line each; raises SqlError naming file:line on failure."""
+    for item in planned:
+        try:
+            result = await client.execute(item.text, role=role, timeout_s=STATEMENT_TIMEOUT_S)
+        except StreamdError as err:
+            raise SqlError(f"{item.where}: {err}") from None
+        status = result.rows[0][0] if result.rows and result.rows[0] else None
+        outcome = status if result.columns == ["status"] and status else "ok"
+        echo(f"{item.where}  {preview(item.text)}  {outcome}")
     return len(planned)
 
 

@@ -31,7 +31,7 @@ from streamd.standin.filebuffer import (
     pipe_key,
 )
 from streamd.standin.ingest import BodyError
-from streamd.standin.routes_streaming import attempt_of, json_response
+from streamd.standin.routes_streaming import attempt_of, json_body, json_response, read_limited
 from streamd.standin.stage import BUCKET, MAX_OBJECT_BYTES, Stage, StageError, Upload
 from streamd.standin.state import ChannelId, StandinState, StreamingError
 
@@ -116,16 +116,14 @@ class SdkApi:
         """`POST …/pipes/{pipe}:pipe-info`: stage locations, fake creds and the pipe's key."""
         self.auth.check_ingest(request.headers.get("authorization"))
         spec = await self.state.resolve_pipe(db, schema, pipe)
-        body = await request.body()
-        asked = orjson.loads(body) if body.strip() else {}
-        version = asked.get("encryption_version") if isinstance(asked, dict) else None
+        version = (await json_body(request)).get("encryption_version")
         if version not in (None, ENCRYPTION_VERSION):
             raise StreamingError(
                 400, "ERR_INVALID_REQUEST", f"encryption_version {version!r} is not supported"
             )
         # A fresh prefix per call: the SDK names its blobs 0.ndjson, 1.ndjson … per client, so
         # clients sharing a prefix would overwrite each other's blobs (wire §4.1 [REC]).
-        prefix = f"{spec.database}/{spec.schema}/{pipe.upper()}/{uuid.uuid4().hex}/"
+        prefix = f"{spec.database}/{spec.schema}/{spec.name}/{uuid.uuid4().hex}/"
         location = {
             "expiry_time_ms": STAGE_EXPIRY_MS,
             "location_type": "S3",
@@ -158,7 +156,7 @@ class SdkApi:
                 400, "ERR_MISSING_CONTINUATION_TOKEN", "continuationToken is required"
             )
         try:
-            fragments = parse_fragments(orjson.loads(await request.body()))
+            fragments = parse_fragments(orjson.loads(await read_limited(request)))
         except orjson.JSONDecodeError as err:
             raise StreamingError(400, "ERR_INVALID_REQUEST", f"body is not JSON: {err}") from err
         except BodyError as err:

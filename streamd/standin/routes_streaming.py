@@ -103,7 +103,7 @@ class StreamingApi:
             if kind == "channel" and method in ("PUT", "DELETE"):
                 self.auth.check_ingest(request.headers.get("authorization"))
                 cid = ChannelId(db.upper(), schema.upper(), pipe.upper(), channel.upper())
-                body = await _json_body(request)
+                body = await json_body(request)
                 fail = bool(body.get("fail_on_uncommitted_rows", False))
                 if method == "PUT":
                     offset = body.get("offset_token")
@@ -139,7 +139,7 @@ class StreamingApi:
             raise StreamingError(
                 400, "ERR_MISSING_CONTINUATION_TOKEN", "continuationToken is required"
             )
-        body = await _read_limited(request)
+        body = await read_limited(request)
         # endOffsetToken is what becomes last_committed_offset_token; the older single
         # `offsetToken` (§2.6 [DOC-OLD]) is accepted in its place.
         end = query.get("endOffsetToken") or query.get("offsetToken")
@@ -158,7 +158,7 @@ class StreamingApi:
         return json_response({"next_continuation_token": next_token})
 
     async def _bulk_status(self, request: Request, db: str, schema: str, pipe: str) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         names = body.get("channel_names")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise StreamingError(
@@ -229,7 +229,8 @@ def _status(cid: ChannelId, row: ChannelRow, code: str) -> dict[str, Any]:
     }
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object (`{}` when empty); 400 ERR_INVALID_REQUEST otherwise."""
     raw = await request.body()
     if not raw.strip():
         return {}
@@ -242,7 +243,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _read_limited(request: Request) -> bytes:
+async def read_limited(request: Request) -> bytes:
+    """The request body, refused with 413 beyond 4 MB as sent on the wire."""
     # The status and code for an oversize body are not documented (§2.2); 413 with
     # ERR_PAYLOAD_TOO_LARGE is the stand-in's choice. Checked before decompression (on the wire).
     declared = request.headers.get("content-length")

@@ -22,6 +22,7 @@ from streamd.standin.sqlengine import (
     unsupported,
 )
 from streamd.standin.storage import Storage
+from streamd.standin.streams import set_retention
 
 _DML_LABELS = {
     exp.Insert: ("number of rows inserted", "numRowsInserted"),
@@ -29,6 +30,7 @@ _DML_LABELS = {
     exp.Delete: ("number of rows deleted", "numRowsDeleted"),
     exp.Merge: ("number of rows affected", "numRowsUpdated"),
 }
+_RETENTION_PROPS = ("DATA_RETENTION_TIME_IN_DAYS", "MAX_DATA_EXTENSION_TIME_IN_DAYS")
 _WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Copy)
 
 
@@ -146,6 +148,7 @@ def _landing_ddl(
     session.execute(action.sql)
     table = action.table
     if table is not None:
+        _keep_retention(session, expr, table)
         session.after.append(lambda: add_tables([table]))
         return Result.status(f"Table {table.name} successfully created.")
     return Result.status("Statement executed successfully.")
@@ -164,3 +167,20 @@ def _dml_result(
             f"{(expr.kind or 'object').title()} {name.upper()} successfully created."
         )
     return Result(columns, rows)
+
+
+def _keep_retention(session: Session, expr: exp.Create, table: TableSpec) -> None:
+    # DATA_RETENTION_TIME_IN_DAYS / MAX_DATA_EXTENSION_TIME_IN_DAYS decide when streams on the
+    # table go stale (§5.1); ddl.translate drops the properties, so they are kept here.
+    values = {
+        p.name.upper(): p.args["value"].name
+        for p in expr.find_all(exp.Property)
+        if p.name.upper() in _RETENTION_PROPS and isinstance(p.args.get("value"), exp.Literal)
+    }
+    if not values:
+        return
+    keys = ", ".join(f"{k} = {float(v)}" for k, v in values.items())
+    set_retention(
+        session,
+        Statement(f"ALTER TABLE {table.database}.{table.schema}.{table.name} SET {keys}", None),
+    )

@@ -35,6 +35,7 @@ transaction commits. With `consume=False` (plain SELECT) the offsets never move.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,6 +51,10 @@ from sqlglot.tokens import Tokenizer
 from streamd.standin.duck import Cursor, quote
 
 __all__ = ["Handler", "Result", "Rewriter", "Session", "SqlEngine", "SqlFailure", "Statement"]
+
+# sqlglot logs a warning for every statement it can only keep as a Command (CREATE STREAM, SHOW
+# TASKS, …); those are exactly the ones our handlers claim, so the warning is noise here.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 _COMMENT_RE = re.compile(r"^\s*(?:(?:--|//)[^\n]*\n|/\*.*?\*/|\s)*", re.S)
 

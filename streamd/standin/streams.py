@@ -136,11 +136,13 @@ def _drop(session: Session, db: str, schema: str, name: str) -> None:
 
 def _is_retention_alter(stmt: Statement) -> bool:
     text = strip_comments(stmt.text).upper()
-    return text.startswith("ALTER") and any(k in text for k in _RETENTION_KEYS)
+    keys = (*_RETENTION_KEYS, "CHANGE_TRACKING")
+    return text.startswith("ALTER") and " SET " in text and any(k in text for k in keys)
 
 
 def set_retention(session: Session, stmt: Statement) -> Result:
-    """`ALTER TABLE t SET DATA_RETENTION_TIME_IN_DAYS = n [MAX_DATA_EXTENSION_TIME_IN_DAYS = m]`.
+    """`ALTER TABLE t SET DATA_RETENTION_TIME_IN_DAYS = n [MAX_DATA_EXTENSION_TIME_IN_DAYS = m]`
+    (and `CHANGE_TRACKING = TRUE|FALSE`, accepted as is).
 
     Fractional days are accepted (Snowflake takes integers) so tests can make streams go stale in
     seconds; nothing else in the SET list is accepted here.
@@ -152,9 +154,14 @@ def set_retention(session: Session, stmt: Statement) -> Result:
     if not columns_of(session.cur, db, schema, name):
         raise does_not_exist("Table", f"{db}.{schema}.{name}")
     values: dict[str, float] = {}
-    for key, value in re.findall(r"(\w+)\s*=\s*([\d.]+)", m["rest"]):
-        if key.upper() not in _RETENTION_KEYS:
-            raise unsupported(f"ALTER TABLE … SET {key}")
+    pair = r"(\w+)\s*=\s*('(?:[^']|'')*'|[\w.\-]+)"
+    if re.sub(pair, "", m["rest"]).strip(" ,;\n\t"):
+        raise unsupported(f"ALTER TABLE … SET {m['rest'].strip()}")
+    for key, value in re.findall(pair, m["rest"]):
+        if key.upper() == "CHANGE_TRACKING" and value.upper() in ("TRUE", "FALSE"):
+            continue  # every table is tracked here (streams diff snapshots): nothing to switch
+        if key.upper() not in _RETENTION_KEYS or not re.fullmatch(r"\d+(\.\d+)?", value):
+            raise unsupported(f"ALTER TABLE … SET {key} = {value}")
         values[key.upper()] = float(value)
     current = _retention(session, db, schema, name)
     retention = values.get(_RETENTION_KEYS[0], current[0])

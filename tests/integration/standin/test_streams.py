@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from streamd.errors import SqlError
@@ -179,3 +180,32 @@ async def test_select_then_dml_in_one_transaction_consumes_once(standin: Standin
         assert await rows(c, "SELECT ID FROM D.S.ST") == [{"ID": 5}]
         await script(c, "BEGIN; SELECT * FROM D.S.ST; COMMIT")  # a SELECT-only commit: no move
         assert await rows(c, "SELECT ID FROM D.S.ST") == [{"ID": 5}]
+
+
+async def test_retention_from_create_table_and_has_data_renews_an_empty_stream(
+    standin: Standin,
+) -> None:
+    async with sql_client(standin) as c:
+        await script(
+            c,
+            "CREATE DATABASE D; CREATE SCHEMA D.S; "
+            "CREATE TABLE D.S.R (ID NUMBER) DATA_RETENTION_TIME_IN_DAYS = 0 "
+            "MAX_DATA_EXTENSION_TIME_IN_DAYS = 1; "
+            "ALTER TABLE D.S.R SET CHANGE_TRACKING = TRUE; CREATE STREAM D.S.RS ON TABLE D.S.R",
+        )
+        show = "SHOW STREAMS LIKE 'RS' IN DATABASE D"
+        first = (await rows(c, show))[0]
+        lead = first["stale_after"].timestamp() - first["created_on"].timestamp()
+        assert 0.99 * 86400 < lead < 1.01 * 86400
+        await anyio.sleep(0.2)
+        # An empty stream probed with SYSTEM$STREAM_HAS_DATA moves its staleness forward (§5.2) …
+        assert await rows(c, "SELECT SYSTEM$STREAM_HAS_DATA('D.S.RS') AS H") == [{"H": False}]
+        renewed = (await rows(c, show))[0]["stale_after"]
+        assert renewed > first["stale_after"]
+        # … one with data does not.
+        await c.execute("INSERT INTO D.S.R VALUES (1)")
+        assert await rows(c, "SELECT SYSTEM$STREAM_HAS_DATA('D.S.RS') AS H") == [{"H": True}]
+        assert (await rows(c, show))[0]["stale_after"] == renewed
+        with pytest.raises(SqlError) as err:
+            await c.execute("ALTER TABLE D.S.R SET DATA_RETENTION_TIME_IN_DAYS = 'x'")
+        assert err.value.code == "000002"

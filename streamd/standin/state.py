@@ -92,6 +92,8 @@ class StandinState:
         self._tables = {(t.database, t.schema, t.name): t for t in tables}
         self._channels: dict[ChannelId, LiveChannel] = {}
         self.sdk = SdkCounters()
+        self.refused_opens = 0
+        """Opens answered 409 ERR_CHANNEL_HAS_UNCOMMITTED_DATA (for tests and inspection)."""
         self._scheduler = CommitScheduler(storage, self.faults, commit_delay_s, self._settled)
 
     # ---- pipes ---------------------------------------------------------------------------
@@ -137,6 +139,7 @@ class StandinState:
         await self.resolve_pipe(cid.db, cid.schema, cid.pipe)
         live = self._channels.get(cid)
         if live is not None and live.uncommitted and fail_on_uncommitted:
+            self.refused_opens += 1
             raise _uncommitted(cid)
         self._scheduler.discard(cid)
         try:

@@ -57,8 +57,10 @@ def properties(standin: Standin, *, rowset_only: bool) -> dict[str, str]:
     return props
 
 
-def run_sdk(standin: Standin, tmp_path: Path, scenario: str, **spec: Any) -> dict[str, Any]:
-    """Run one driver scenario in a fresh interpreter that trusts the stand-in's CA."""
+def start_sdk(
+    standin: Standin, tmp_path: Path, scenario: str, **spec: Any
+) -> tuple[subprocess.Popen[str], Path]:
+    """Start one driver scenario in a fresh interpreter that trusts the stand-in's CA."""
     assert standin.ca_file is not None
     spec_file = tmp_path / f"{scenario}-{spec['channel']}.json"
     result_file = spec_file.with_suffix(".result.json")
@@ -69,18 +71,36 @@ def run_sdk(standin: Standin, tmp_path: Path, scenario: str, **spec: Any) -> dic
         "SS_LOG_TARGET": "stderr",
         "SS_LOG_LEVEL": "info",
     }
-    proc = subprocess.run(
-        [sys.executable, str(DRIVER), str(spec_file)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=DRIVER_TIMEOUT_S,
-        check=False,
-    )
-    log_tail = "\n".join(proc.stderr.splitlines()[-25:])
-    assert proc.returncode == 0, f"SDK driver failed ({proc.returncode}):\n{log_tail}"
+    log = (tmp_path / f"{scenario}-{spec['channel']}.log").open("w")
+    with log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, str(DRIVER), str(spec_file)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+    return proc, result_file
+
+
+def finish_sdk(proc: subprocess.Popen[str], result_file: Path) -> dict[str, Any]:
+    """Wait for a driver; its result, or a failure showing the end of the SDK's log."""
+    try:
+        returncode = proc.wait(timeout=DRIVER_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log_file = result_file.with_name(result_file.name.replace(".result.json", ".log"))
+    log_tail = "\n".join(log_file.read_text().splitlines()[-25:])
+    assert returncode == 0, f"SDK driver failed ({returncode}):\n{log_tail}"
     result: dict[str, Any] = json.loads(result_file.read_text())
     return result
+
+
+def run_sdk(standin: Standin, tmp_path: Path, scenario: str, **spec: Any) -> dict[str, Any]:
+    """Run one driver scenario to its end."""
+    return finish_sdk(*start_sdk(standin, tmp_path, scenario, **spec))
 
 
 def table_counts(standin: Standin, prefix: str) -> tuple[int, int]:
@@ -216,3 +236,30 @@ def test_sdk_key_pair_jwt_is_verified(make_standin: StandinFactory, tmp_path: Pa
     )
     assert r.status_code == 200, r.text
     assert r.json()["data"] == [["1000"]]
+
+
+def test_sdk_reopen_waits_while_data_is_uncommitted(tls_standin: Standin, tmp_path: Path) -> None:
+    """The SDK opens with `fail_on_uncommitted_rows: true`: while the first writer's rows are
+    received but not committed, the successor's open is refused 409 (and retried by the SDK);
+    once they commit, it opens at their offset and nothing was discarded."""
+    tls_standin.faults.freeze_commits()
+    proc, result_file = start_sdk(
+        tls_standin,
+        tmp_path,
+        "reopen_while_uncommitted",
+        channel="handover",
+        rows=5000,
+        prefix="handover",
+        properties=properties(tls_standin, rowset_only=True),
+    )
+    try:
+        deadline = time.monotonic() + DRIVER_TIMEOUT_S
+        while tls_standin.state.refused_opens == 0 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the successor's open never reached the stand-in"
+            time.sleep(0.1)
+    finally:
+        tls_standin.faults.release_commits()
+    result = finish_sdk(proc, result_file)
+    assert tls_standin.state.refused_opens >= 1
+    assert result["reopen_committed"] == "4999"
+    assert table_counts(tls_standin, "handover") == (5000, 5000)

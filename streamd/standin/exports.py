@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import sqlglot
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
+from streamd.standin.ddl import DdlError, RunSql, translate
 from streamd.standin.duck import HIDDEN_SCHEMA, execute, quote
 from streamd.standin.iceberg_store import IcebergStore
 from streamd.standin.parquet_unload import UnloadOptions, unload
@@ -46,6 +49,9 @@ from streamd.standin.stages import StageError, Stages, parse_stage_ref
 
 _CREATE = re.compile(r"CREATE\s+(OR\s+REPLACE\s+)?ICEBERG\s+TABLE\b", re.I)
 _PROPERTY = re.compile(r"\b(CATALOG|EXTERNAL_VOLUME|BASE_LOCATION)\s*=\s*'((?:[^']|'')*)'", re.I)
+_DROP = re.compile(
+    r"DROP\s+(?P<iceberg>ICEBERG\s+)?TABLE\s+(?P<ie>IF\s+EXISTS\s+)?(?P<name>[^\s;]+)\s*$", re.I
+)
 _DML = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
 _REGISTRY = "ICEBERG_TABLES"
 
@@ -61,6 +67,7 @@ def register(engine: SqlEngine, data_dir: Path) -> None:
         functools.partial(iceberg_information, store=store),
     )
     engine.register(_is_dml, functools.partial(iceberg_dml, store=store, default=default))
+    engine.register(_DROP.pattern, functools.partial(drop_iceberg, store=store, default=default))
     engine.register(r"COPY\s+INTO\s+@", functools.partial(copy_into_stage, stages=stages))
 
 
@@ -103,10 +110,8 @@ def create_iceberg(session: Session, stmt: Statement, *, store: IcebergStore) ->
     plain = _CREATE.sub(lambda m: f"CREATE {m.group(1) or ''}TABLE", text, count=1)
     plain = _PROPERTY.sub("", plain)
     try:
-        import sqlglot
-
         expr = sqlglot.parse_one(plain, read="snowflake")
-    except Exception as err:
+    except SqlglotError as err:
         raise compilation_error(f"cannot parse Iceberg table definition: {err}") from err
     if not isinstance(expr, exp.Create) or not isinstance(expr.this, exp.Schema):
         raise unsupported("CREATE ICEBERG TABLE without a column list (AS SELECT, FROM …)")
@@ -123,10 +128,13 @@ def create_iceberg(session: Session, stmt: Statement, *, store: IcebergStore) ->
         base = props.get("BASE_LOCATION", f"{db}/{schema}/{name}".lower())
         expr.set("replace", True)
         expr.set("exists", False)
-        from streamd.standin.ddl import translate
-
-        action = translate(expr)
-        session.execute(getattr(action, "sql", ""))
+        try:
+            action = translate(expr)
+        except DdlError as err:
+            raise unsupported(str(err)) from err
+        if not isinstance(action, RunSql):
+            raise unsupported(stmt.text)
+        session.execute(action.sql)
         columns = session.cur.sql(f"SELECT * FROM {_table(db, schema, name)} LIMIT 0")
         location = store.create(
             (db, schema, name), columns.to_arrow_table().schema, volume, base, replace=replace
@@ -136,6 +144,31 @@ def create_iceberg(session: Session, stmt: Statement, *, store: IcebergStore) ->
             [schema, name, volume, base, location],
         )
     return Result.status(f"Table {name} successfully created.")
+
+
+def drop_iceberg(
+    session: Session,
+    stmt: Statement,
+    *,
+    store: IcebergStore,
+    default: Callable[[Session, Statement], Result] | None,
+) -> Result:
+    """DROP [ICEBERG] TABLE: an Iceberg table loses its mirror, registry row and files."""
+    match = _DROP.match(strip_comments(stmt.text).rstrip(";").strip())
+    if match is None or default is None:
+        raise unsupported(stmt.text)
+    db, schema, name = session.qualify(match["name"])
+    if _iceberg_row(session, db, schema, name) is None:
+        if match["iceberg"] and not match["ie"]:
+            raise does_not_exist("Iceberg table", f"{db}.{schema}.{name}")
+        return default(session, stmt)
+    with session.transaction():
+        session.execute(f"DROP TABLE IF EXISTS {_table(db, schema, name)}")
+        session.execute(
+            f"DELETE FROM {_registry(db)} WHERE SCHEMA_NAME = ? AND NAME = ?", [schema, name]
+        )
+        store.drop((db, schema, name))
+    return Result.status(f"{name} successfully dropped.")
 
 
 def _table(db: str, schema: str, name: str) -> str:

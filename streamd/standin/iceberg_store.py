@@ -71,6 +71,12 @@ class IcebergStore:
             table.overwrite(data)
         self._expire(table)
 
+    def drop(self, ident: Identifier) -> None:
+        """Drop the table and delete its files (Snowflake-managed tables own their storage)."""
+        catalog = self.catalog()
+        if catalog.table_exists(ident):
+            catalog.purge_table(ident)
+
     def metadata_location(self, ident: Identifier) -> str:
         """The table's current root metadata file."""
         return str(self.catalog().load_table(ident).metadata_location)

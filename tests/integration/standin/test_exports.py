@@ -116,3 +116,10 @@ async def test_cdc_to_iceberg_and_parquet(make_standin: StandinFactory) -> None:
         ("C1", "UPDATE", "Bergen"),
         ("C2", "DELETE", "Rome"),
     ]
+
+    # DROP removes the mirror, the registry entry and the Iceberg table.
+    async with sql_client(standin) as c:
+        await c.execute("DROP ICEBERG TABLE RETAIL_DEMO.CDC.CUSTOMERS_ICEBERG")
+        left = await rows(c, "SHOW TABLES LIKE 'CUSTOMERS_ICEBERG' IN SCHEMA RETAIL_DEMO.CDC")
+    assert left == []
+    assert not catalog.table_exists(("RETAIL_DEMO", "CDC", "CUSTOMERS_ICEBERG"))

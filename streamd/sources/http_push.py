@@ -53,10 +53,17 @@ from starlette.routing import Route
 
 from streamd.asgi_server import bind_tcp, serve_asgi
 from streamd.logs import get_logger
-from streamd.rows import Envelope, format_offset
+from streamd.rows import Envelope
 from streamd.secrets import resolve_secret
 from streamd.sources.base import SourceContext
-from streamd.sources.http_push_body import BodyError, LineError, Parsed, body_format, decode_body
+from streamd.sources.http_push_body import (
+    BodyError,
+    LineError,
+    Parsed,
+    answer,
+    body_format,
+    decode_body,
+)
 from streamd.sources.http_push_body import parse_body as _parse_body
 from streamd.sources.rejects import DeadLetter, raw_row
 
@@ -187,6 +194,12 @@ class HttpPushSource:
     def inflight_rows(self) -> int:
         """Rows handed to the pipeline whose ack has not come back yet."""
         return self._inflight
+
+    @property
+    def refusing(self) -> bool:
+        """True while new requests are answered 429: the pipeline has been full too long."""
+        blocked = self._blocked_since
+        return blocked is not None and anyio.current_time() - blocked >= self._admission_wait
 
     async def run(
         self, ctx: SourceContext, *, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED
@@ -325,8 +338,7 @@ class HttpPushSource:
                 return _json(
                     429, {"error": "too many rows awaiting durability; retry later"}, retry
                 )
-            blocked = self._blocked_since
-            if blocked is not None and anyio.current_time() - blocked >= self._admission_wait:
+            if self.refusing:
                 # The pipeline stays full: refuse now rather than hold the connection.
                 return _json(429, {"error": "pipeline is full; retry later"}, retry)
             job.envelopes = [
@@ -376,24 +388,6 @@ class HttpPushSource:
                 # The client still learns about the line from the 400; the failure is logged.
                 self._log.exception("http_push_dead_letter_failed", table=target, rule=e.rule)
 
-    def _answer(self, parsed: Parsed, acks: _Job, sent: int, retry: dict[str, str]) -> Response:
-        lines = [number for number, _ in parsed.rows]
-        stored = {i: s for i, s in acks.results.items() if s is not None}
-        seqs = stored.values()
-        body: dict[str, Any] = {
-            "accepted": len(stored),
-            "first_offset": format_offset(min(seqs)) if stored else None,
-            "last_offset": format_offset(max(seqs)) if stored else None,
-            "errors": [{"line": e.line, "rule": e.rule, "error": e.detail} for e in parsed.errors],
-            "refused": [lines[i] for i, s in sorted(acks.results.items()) if s is None],
-            "pending": [lines[i] for i in range(sent) if i not in acks.results],
-            "not_sent": lines[sent:],
-        }
-        if body["pending"] or body["not_sent"]:
-            return _json(503, body, retry)
-        if body["refused"]:
-            return _json(507, body, retry)
-        if parsed.errors:
-            only_size = all(e.rule == "row_too_large" for e in parsed.errors)
-            return _json(413 if only_size else 400, body)
-        return _json(200, body)
+    def _answer(self, parsed: Parsed, job: _Job, sent: int, retry: dict[str, str]) -> Response:
+        status, body = answer(parsed, job.results, sent)
+        return _json(status, body, retry if status in (503, 507) else None)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 import zstandard
 
-from streamd.rows import Row
+from streamd.rows import Row, format_offset
 
 BodyFormat = Literal["ndjson", "json"]
 
@@ -188,3 +188,30 @@ def _parse_array(body: bytes, max_row_bytes: int, max_rows: int) -> Parsed:
         else:
             parsed.rows.append((number, item))
     return parsed
+
+
+def answer(parsed: Parsed, results: dict[int, int | None], sent: int) -> tuple[int, dict[str, Any]]:
+    """Status and body of a request whose first `sent` rows reached the pipeline.
+
+    `results` holds the acks by row index: the spool sequence, or None when not stored.
+    """
+    lines = [number for number, _ in parsed.rows]
+    stored = {i: s for i, s in results.items() if s is not None}
+    seqs = stored.values()
+    body: dict[str, Any] = {
+        "accepted": len(stored),
+        "first_offset": format_offset(min(seqs)) if stored else None,
+        "last_offset": format_offset(max(seqs)) if stored else None,
+        "errors": [{"line": e.line, "rule": e.rule, "error": e.detail} for e in parsed.errors],
+        "refused": [lines[i] for i, s in sorted(results.items()) if s is None],
+        "pending": [lines[i] for i in range(sent) if i not in results],
+        "not_sent": lines[sent:],
+    }
+    if body["pending"] or body["not_sent"]:
+        return 503, body
+    if body["refused"]:
+        return 507, body
+    if parsed.errors:
+        only_size = all(e.rule == "row_too_large" for e in parsed.errors)
+        return (413 if only_size else 400), body
+    return 200, body

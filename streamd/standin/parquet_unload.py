@@ -4,12 +4,15 @@ Files are named like Snowflake's: `<prefix>_<query id>_0_0_<n>.snappy.parquet` w
 INCLUDE_QUERY_ID = TRUE, else `<prefix>_0_0_<n>.snappy.parquet`, where the prefix is the path after
 the stage, `data` when the path ends with `/`. Zero rows write no file. Each file is written as
 `.tmp` and renamed just before the unload's transaction commits, so a reader never sees a partial
-file; a statement that fails after writing leaves only `.tmp` files, which LIST never shows.
+file. A statement that fails after writing leaves `.tmp` files, which LIST never shows and the
+next unload to the same prefix deletes once they are `STALE_TMP_S` old.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from streamd.standin.sqlengine import Result, Session, SqlFailure, unsupported
 from streamd.standin.stages import StageRef, Stages
 
 DEFAULT_MAX_FILE_SIZE = 16 * 1024 * 1024
+STALE_TMP_S = 600.0
+"""Age after which an unload's leftover `.tmp` file (its transaction rolled back) is garbage."""
 _CODECS = {"AUTO": "snappy", "SNAPPY": "snappy", "NONE": "none"}
 _SUFFIX = {"snappy": ".snappy.parquet", "none": ".parquet"}
 
@@ -132,6 +137,7 @@ def _write_files(
         return []
     base = stages.directory(ref)
     prefix = ref.path if ref.path and not ref.path.endswith("/") else ref.path + "data"
+    _remove_stale_tmp(base, prefix)
     per_row = max(1, table.nbytes // table.num_rows)
     per_file = table.num_rows if options.single else max(1, options.max_file_size // per_row)
     written: list[tuple[Path, Path]] = []
@@ -153,6 +159,16 @@ def _write_files(
         raise
     session.on_commit(lambda: _publish(written))
     return files
+
+
+def _remove_stale_tmp(base: Path, prefix: str) -> None:
+    # Only this unload prefix's Parquet temporaries, and only old ones: a younger one may belong
+    # to a transaction still open in the same request.
+    cutoff = time.time() - STALE_TMP_S
+    for tmp in base.glob(f"{glob.escape(prefix)}*.parquet.tmp"):
+        with contextlib.suppress(OSError):
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
 
 
 def _publish(written: list[tuple[Path, Path]]) -> None:

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
+import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import StaticTable
 
+from streamd.errors import SqlError
 from streamd.setup_command import Planned, plan
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.standin.server import Standin
@@ -123,3 +125,48 @@ async def test_cdc_to_iceberg_and_parquet(make_standin: StandinFactory) -> None:
         left = await rows(c, "SHOW TABLES LIKE 'CUSTOMERS_ICEBERG' IN SCHEMA RETAIL_DEMO.CDC")
     assert left == []
     assert not catalog.table_exists(("RETAIL_DEMO", "CDC", "CUSTOMERS_ICEBERG"))
+
+
+async def test_copy_into_stage_options(make_standin: StandinFactory) -> None:
+    standin: Standin = make_standin(sql_dirs=(RETAIL_SQL,))
+    stage_dir = standin.settings.data_dir / "stages" / "RETAIL_DEMO" / "CURATED" / "OUT"
+    async with sql_client(standin) as c:
+        await script(
+            c,
+            "CREATE STAGE RETAIL_DEMO.CURATED.OUT;"
+            "CREATE TABLE RETAIL_DEMO.CURATED.T (ID NUMBER(4, 0), AT TIMESTAMP_NTZ, V VARIANT);"
+            "INSERT INTO RETAIL_DEMO.CURATED.T SELECT 1, '2026-01-01 10:00:00', PARSE_JSON('{\"a\": 1}');"
+            "INSERT INTO RETAIL_DEMO.CURATED.T SELECT 2, '2026-01-01 11:00:00', PARSE_JSON('[2]');",
+        )
+        detailed = await rows(
+            c,
+            "COPY INTO @RETAIL_DEMO.CURATED.OUT/run/part FROM (SELECT ID, AT, V FROM "
+            "RETAIL_DEMO.CURATED.T ORDER BY ID) FILE_FORMAT = (TYPE = PARQUET COMPRESSION = NONE) "
+            "DETAILED_OUTPUT = TRUE",
+        )
+        empty = await rows(
+            c,
+            "COPY INTO @RETAIL_DEMO.CURATED.OUT/empty/ FROM (SELECT * FROM RETAIL_DEMO.CURATED.T "
+            "WHERE ID > 9) FILE_FORMAT = (TYPE = PARQUET) HEADER = TRUE",
+        )
+        refusals = []
+        for statement in (
+            "COPY INTO @RETAIL_DEMO.CURATED.OUT/x/ FROM RETAIL_DEMO.CURATED.T "
+            "FILE_FORMAT = (TYPE = CSV)",
+            "COPY INTO @RETAIL_DEMO.CURATED.OUT/x/ FROM (SELECT CURRENT_TIMESTAMP() AS T) "
+            "FILE_FORMAT = (TYPE = PARQUET)",
+            "COPY INTO @RETAIL_DEMO.CURATED.NOPE/x/ FROM RETAIL_DEMO.CURATED.T "
+            "FILE_FORMAT = (TYPE = PARQUET)",
+        ):
+            with pytest.raises(SqlError) as err:
+                await c.execute(statement)
+            refusals.append(err.value.code)
+    assert detailed == [{"FILE_NAME": "run/part_0_0_0.parquet", "FILE_SIZE": detailed[0]["FILE_SIZE"],
+                         "ROW_COUNT": 2}]  # fmt: skip
+    assert empty == [{"rows_unloaded": 0, "input_bytes": 0, "output_bytes": 0}]
+    assert not (stage_dir / "empty").exists()  # zero rows write no file
+    table = pq.read_table(stage_dir / "run" / "part_0_0_0.parquet")
+    # HEADER = FALSE (the default) names the columns col1…; VARIANT is unloaded as JSON text.
+    assert table.column_names == ["col1", "col2", "col3"]
+    assert table.column("col3").to_pylist() == ['{"a":1}', "[2]"]
+    assert refusals == ["000002", "100001", "002003"]

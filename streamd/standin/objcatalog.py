@@ -46,11 +46,16 @@ _TABLES = {
         NUM_DELETED BIGINT""",
 }
 
+_ADDED = [("TASKS", "SUSPEND_AFTER_FAILURES BIGINT DEFAULT 10")]
+"""Columns added after a catalog table first shipped (data dirs created before keep working)."""
+
 
 def create_sync(cur: Cursor, db: str) -> None:
     """Create database `db`'s object catalog tables if missing (called when it is attached)."""
     for name, columns in _TABLES.items():
         execute(cur, f"CREATE TABLE IF NOT EXISTS {hidden(db, name)} ({columns})")
+    for name, column in _ADDED:
+        execute(cur, f"ALTER TABLE {hidden(db, name)} ADD COLUMN IF NOT EXISTS {column}")
 
 
 def hidden(db: str, name: str) -> str:

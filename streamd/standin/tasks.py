@@ -115,11 +115,12 @@ def create_task(session: Session, stmt: Statement) -> Result:
         execute(
             session.cur,
             f"INSERT INTO {hidden(db, 'TASKS')} (SCHEMA_NAME, NAME, ID, CREATED_ON, WAREHOUSE, "
-            "SCHEDULE, PREDECESSORS, STATE, DEFINITION, CONDITION, COMMENT, ALLOW_OVERLAPPING) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'suspended', ?, ?, ?, ?)",
+            "SCHEDULE, PREDECESSORS, STATE, DEFINITION, CONDITION, COMMENT, ALLOW_OVERLAPPING, "
+            "SUSPEND_AFTER_FAILURES) VALUES (?, ?, ?, ?, ?, ?, ?, 'suspended', ?, ?, ?, ?, ?)",
             [schema, name, str(uuid.uuid4()), now(), options.get("WAREHOUSE"), schedule,
              json.dumps(predecessors), body, condition or None, _unquote(options.get("COMMENT")),
-             options.get("ALLOW_OVERLAPPING_EXECUTION", "FALSE").upper() == "TRUE"],
+             options.get("ALLOW_OVERLAPPING_EXECUTION", "FALSE").upper() == "TRUE",
+             _failures_limit(options.get("SUSPEND_TASK_AFTER_NUM_FAILURES"))],
         )  # fmt: skip
     return Result.status(f"Task {name} successfully created.")
 
@@ -253,6 +254,8 @@ def run_one(
     finally:
         if session.explicit_txn:
             session.rollback()
+    if state == "FAILED" and _auto_suspend(cur, db, task):
+        state = "FAILED_AND_AUTO_SUSPENDED"
     execute(
         cur,
         f"INSERT INTO {hidden(db, 'TASK_HISTORY')} (QUERY_ID, NAME, SCHEMA_NAME, QUERY_TEXT, "
@@ -266,6 +269,36 @@ def run_one(
          int(scheduled.timestamp() * 1000), origin, group],
     )  # fmt: skip
     return state
+
+
+def _auto_suspend(cur: Cursor, db: str, task: dict[str, object]) -> bool:
+    """Suspend after SUSPEND_TASK_AFTER_NUM_FAILURES consecutive failures (this one included)."""
+    limit = int(str(task.get("SUSPEND_AFTER_FAILURES") or 0))
+    if limit <= 0:
+        return False
+    recent = execute(
+        cur,
+        f"SELECT STATE FROM {hidden(db, 'TASK_HISTORY')} WHERE SCHEMA_NAME = ? AND NAME = ? "
+        "AND STATE <> 'SKIPPED' ORDER BY COMPLETED_TIME DESC LIMIT ?",
+        [task["SCHEMA_NAME"], task["NAME"], limit - 1],
+    )
+    if len(recent) < limit - 1 or any(not str(r[0]).startswith("FAILED") for r in recent):
+        return False
+    execute(
+        cur,
+        f"UPDATE {hidden(db, 'TASKS')} SET STATE = 'suspended', LAST_SUSPENDED_ON = ?, "
+        "LAST_SUSPENDED_REASON = 'SUSPENDED_DUE_TO_ERRORS' WHERE SCHEMA_NAME = ? AND NAME = ?",
+        [now(), task["SCHEMA_NAME"], task["NAME"]],
+    )
+    return True
+
+
+def _failures_limit(raw: str | None) -> int:
+    if raw is None:
+        return 10  # Snowflake's default
+    if not raw.isdigit():
+        raise compilation_error(f"SUSPEND_TASK_AFTER_NUM_FAILURES must be a number, got {raw}")
+    return int(raw)
 
 
 def body_statements(body: str) -> list[Statement]:

@@ -151,3 +151,26 @@ async def test_task_history_takes_the_reconcilers_time_range(standin: Standin) -
         assert len(await rows(c, recent.format(h=2, n=1))) == 1
         future = recent.replace("-{h}", "{h}").format(h=1, n=10)
         assert await rows(c, future) == []
+
+
+async def test_task_is_auto_suspended_after_consecutive_failures(fast: Standin) -> None:
+    async with sql_client(fast) as c:
+        await script(c, SETUP)
+        await script(
+            c,
+            "CREATE TASK D.S.BROKEN SCHEDULE = '1 minute' SUSPEND_TASK_AFTER_NUM_FAILURES = 2 "
+            "AS INSERT INTO D.S.OUT SELECT ID, V / 0 FROM D.S.MISSING; "
+            "ALTER TASK D.S.BROKEN RESUME",
+        )
+        history = HISTORY.format(name="BROKEN")
+        runs = await _until(
+            c, history, lambda r: any(x["STATE"] == "FAILED_AND_AUTO_SUSPENDED" for x in r)
+        )
+        assert [x["STATE"] for x in runs] == ["FAILED", "FAILED_AND_AUTO_SUSPENDED"]
+        shown = (await rows(c, "SHOW TASKS LIKE 'BROKEN' IN DATABASE D"))[0]
+        assert (shown["state"], shown["last_suspended_reason"]) == (
+            "suspended",
+            "SUSPENDED_DUE_TO_ERRORS",
+        )
+        await anyio.sleep(1.5)  # three periods: no further runs while suspended
+        assert len(await rows(c, history)) == 2

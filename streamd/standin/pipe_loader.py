@@ -26,18 +26,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from streamd.standin.ddl import TableSpec
 from streamd.standin.duck import Cursor, execute, now_ms, quote
 from streamd.standin.pipe_files import FileLoad, failed, read_file
-from streamd.standin.pipes import (
-    CreatePipe,
-    PipeError,
-    PipeSpec,
+from streamd.standin.pipe_history import (
     already_loaded_sync,
     drop_pipe_sync,
-    iso_ms,
     last_ingested_sync,
     load_pipe_sync,
     record_load_sync,
     save_pipe_sync,
 )
+from streamd.standin.pipes import CreatePipe, PipeError, PipeSpec, iso_ms
 from streamd.standin.stages import StageError, StageRef, Stages
 from streamd.standin.state import StandinState, StreamingError
 

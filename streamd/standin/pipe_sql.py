@@ -6,6 +6,7 @@ import re
 
 import orjson
 
+from streamd.standin.pipe_history import copy_history_sql
 from streamd.standin.pipe_loader import Snowpipe
 from streamd.standin.pipes import PipeError, parse_create_pipe, qualify
 from streamd.standin.sqlengine import Result, Session, SqlEngine, SqlFailure, Statement
@@ -17,6 +18,14 @@ _STATUS = re.compile(
     r"^\s*SELECT\s+SYSTEM\$PIPE_STATUS\s*\(\s*'(?P<name>(?:[^']|'')+)'\s*\)\s*;?\s*$",
     re.IGNORECASE,
 )
+
+
+def copy_history(session: Session, db: str, args: dict[str, str]) -> str:
+    """DuckDB SQL for INFORMATION_SCHEMA.COPY_HISTORY (rewritten in `sqlviews.py`)."""
+    try:
+        return copy_history_sql(session.cur, db, args)
+    except PipeError as err:
+        raise SqlFailure(err.code, err.sql_state, err.message) from None
 
 
 def register(engine: SqlEngine, pipes: Snowpipe) -> None:

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from streamd.standin.auth import Authenticator, AuthError
 from streamd.standin.duck import now_ms
+from streamd.standin.pipe_history import history_sync
 from streamd.standin.pipe_loader import (
     MAX_FILES_PER_REQUEST,
     LoaderBusy,
@@ -25,7 +26,7 @@ from streamd.standin.pipe_loader import (
     Snowpipe,
     check_path,
 )
-from streamd.standin.pipes import PipeSpec, history_sync, iso_ms
+from streamd.standin.pipes import PipeSpec, iso_ms
 from streamd.standin.routes_streaming import json_response
 
 REPORT_WINDOW_MS = 10 * 60 * 1000

@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from streamd.standin import streams
 from streamd.standin.objcatalog import columns_of, databases, hidden, records, table
+from streamd.standin.pipe_sql import copy_history
 from streamd.standin.sqlengine import (
     Result,
     Session,
@@ -206,6 +207,8 @@ def rewrite_table_functions(session: Session, expr: exp.Expr, consume: bool) -> 
             sql = _refresh_history(db, args)
         elif fn == "DYNAMIC_TABLES":
             sql = _dynamic_tables(db, args)
+        elif fn == "COPY_HISTORY":
+            sql = copy_history(session, db, args)
         else:
             raise compilation_error(f"Unknown function INFORMATION_SCHEMA.{fn} in the stand-in")
         node.replace(session.splice(sql, node.alias or None))

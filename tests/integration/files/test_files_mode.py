@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import orjson
 
 from streamd.config import parse
 from streamd.daemon import Daemon
+from streamd.sources.base import SourceContext
 from streamd.standin.storage import query_offline
 from streamd.testing import ListSource, sensor_rows
 
@@ -113,3 +115,39 @@ async def test_a_file_the_table_refuses_is_dead_lettered_row_by_row(tmp_path: Pa
     assert int(total) + len(dead) == len(rows)  # type: ignore[call-overload]
     assert counts.committed == total
     assert counts.rejected == len(dead)
+
+
+class HoldingSource(ListSource):
+    """Sends its rows, then stays open (so the daemon keeps running until stopped)."""
+
+    async def run(self, ctx: SourceContext) -> None:
+        await super().run(ctx)
+        await anyio.sleep_forever()
+
+
+async def test_a_failed_file_becomes_a_reconciler_finding(tmp_path: Path) -> None:
+    """The reconciler watching the files-mode pipe reports the failed load (COPY_HISTORY) with
+    its file and Snowpipe's first error."""
+    state = tmp_path / "state"
+    pipe = f"{SENSOR}_STREAMD_FILES"
+    extra = (
+        "[reconciler]\ninterval_s = 1\ndatabases = []\n"
+        f'pipes = [{{ pipe = "{pipe}", table = "{SENSOR}" }}]\n'
+    )
+    rows = [dict(r, TEMPERATURE="hot") for r in sensor_rows(5)]
+    config = parse(config_text(state) + extra, path="t.toml")
+    daemon = Daemon(config, sources=[HoldingSource("list", SENSOR, rows)], tables=[SENSOR])
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(daemon.run)
+        with anyio.fail_after(60):
+            await daemon.ready.wait()
+            assert daemon.reconciler is not None
+            while True:
+                report = await daemon.reconciler.next_report()
+                found = [f for f in report.findings if f.check == "pipe_loads"]
+                if found:
+                    break
+        daemon.stop()
+    assert found[0].object == pipe
+    assert "failed" in found[0].message
+    assert "TEMPERATURE" in found[0].message

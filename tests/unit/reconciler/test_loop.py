@@ -263,8 +263,13 @@ def test_inspect_renders_findings_and_freshness_in_80_columns() -> None:
     assert findings[2] == "  task is suspended (USER_SUSPENDED); nothing downstream of it moves"
     assert findings[3].startswith("  → fix what suspended it, then ALTER TASK")
     assert "WARN stream MANUFACTURING_DEMO.PIPELINE.SENSOR_STREAM since 12:13:10" in findings
-    freshness = ["MANUFACTURING_DEMO.ANALYTICS.FACT_SENSOR_READINGS", "42.5", "300"]
-    assert findings[-1].split()[-3:] == freshness
+    # Too long with the database: the database is dropped rather than the table cut.
+    assert findings[-1].split() == [
+        "manufacturing:",
+        "ANALYTICS.FACT_SENSOR_READINGS",
+        "42.5",
+        "300",
+    ]
     assert "reconciler disabled" in render({"reconciler": {"enabled": False}})
 
 

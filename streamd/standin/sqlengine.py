@@ -45,18 +45,17 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
-from sqlglot.tokenizer_core import TokenType
-from sqlglot.tokens import Tokenizer
 
 from streamd.standin.duck import Cursor, quote
+from streamd.standin.sqltext import short as _short
+from streamd.standin.sqltext import split_statements, split_top_level_as, strip_comments
 
 __all__ = ["Handler", "Result", "Rewriter", "Session", "SqlEngine", "SqlFailure", "Statement"]
+__all__ += ["split_statements", "split_top_level_as", "strip_comments"]
 
 # sqlglot logs a warning for every statement it can only keep as a Command (CREATE STREAM, SHOW
 # TASKS, …); those are exactly the ones our handlers claim, so the warning is noise here.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
-
-_COMMENT_RE = re.compile(r"^\s*(?:(?:--|//)[^\n]*\n|/\*.*?\*/|\s)*", re.S)
 
 
 class SqlFailure(Exception):
@@ -318,7 +317,11 @@ class SqlEngine:
 def parse_request(text: str) -> list[Statement]:
     """Split a request into statements and parse each (a parse failure keeps `expr` None)."""
     out: list[Statement] = []
-    for part in split_statements(text):
+    try:
+        parts = split_statements(text)
+    except SqlglotError as err:
+        raise compilation_error(f"cannot tokenize the request: {err}") from err
+    for part in parts:
         expr: exp.Expr | None
         try:
             parsed = [e for e in sqlglot.parse(part, read="snowflake") if e is not None]
@@ -327,57 +330,6 @@ def parse_request(text: str) -> list[Statement]:
             expr = None
         out.append(Statement(part, expr))
     return out
-
-
-def split_top_level_as(text: str) -> tuple[str, str] | None:
-    """(header, body) around the first top-level `AS` keyword (CREATE TASK / DYNAMIC TABLE)."""
-    try:
-        tokens = Tokenizer().tokenize(text)
-    except SqlglotError:
-        return None
-    depth = 0
-    for tok in tokens:
-        if tok.token_type == TokenType.L_PAREN:
-            depth += 1
-        elif tok.token_type == TokenType.R_PAREN:
-            depth -= 1
-        elif tok.token_type == TokenType.ALIAS and depth == 0:
-            return text[: tok.start], text[tok.end + 1 :].strip()
-    return None
-
-
-def split_statements(text: str) -> list[str]:
-    """Split on top-level `;`, keeping `BEGIN … END` blocks and `CASE … END` whole."""
-    try:
-        tokens = Tokenizer().tokenize(text)
-    except SqlglotError as err:
-        raise compilation_error(f"cannot tokenize the request: {err}") from err
-    parts: list[str] = []
-    depth, start = 0, 0
-    for i, tok in enumerate(tokens):
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        if (
-            tok.token_type == TokenType.BEGIN and not _transaction_begin(nxt)
-        ) or tok.token_type == TokenType.CASE:
-            depth += 1
-        elif tok.token_type == TokenType.END and depth > 0:
-            depth -= 1
-        elif tok.token_type == TokenType.SEMICOLON and depth == 0:
-            parts.append(text[start : tok.start])
-            start = tok.end + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts if strip_comments(p).strip()]
-
-
-def _transaction_begin(nxt: Any) -> bool:
-    if nxt is None or nxt.token_type == TokenType.SEMICOLON:
-        return True
-    return str(nxt.text).upper() in ("TRANSACTION", "WORK", "NAME")
-
-
-def strip_comments(text: str) -> str:
-    """The statement text without leading whitespace and comments."""
-    return _COMMENT_RE.sub("", text, count=1)
 
 
 def translate_expr(expr: exp.Expr) -> str:
@@ -427,8 +379,3 @@ def _name_parts(name: str | exp.Table) -> list[str]:
     for piece in re.findall(r'"((?:[^"]|"")*)"|([^.\s]+)', name.strip()):
         parts.append(piece[0].replace('""', '"') if piece[0] else piece[1].upper())
     return parts
-
-
-def _short(text: str, limit: int = 120) -> str:
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"

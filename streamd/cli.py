@@ -147,7 +147,7 @@ def inspect(
     watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
 ) -> None:
-    """Show the running daemon's sources, lanes, spools and channels."""
+    """Show the running daemon's sources, lanes, spools, channels and reconciler findings."""
     import shutil
     import time
 

@@ -114,7 +114,7 @@ class Metrics:
         )
         self.reconciler_query_failures = Counter(
             "streamd_reconciler_query_failures",
-            "Reconciler checks whose SQL failed (each is also a warning finding)",
+            "Failed reconciler queries, once per cycle and failing statement (each is a warning finding)",
             ["check"],
             registry=r,
         )

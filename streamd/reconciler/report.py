@@ -33,7 +33,8 @@ class Finding:
     """Wall time of the first cycle that found it (set by the report; kept while it persists)."""
     remedies: tuple[Remedy, ...] = ()
     failed_query: bool = False
-    """True when the finding is about a check that could not run its SQL, not about the object."""
+    """True when the finding is about a check that could not run (its SQL failed, or it broke),
+    not about the object."""
 
     @property
     def key(self) -> tuple[str, str]:

@@ -38,14 +38,16 @@ def reconciler(sql: SqlApiClient, databases: list[str], **config: Any) -> Reconc
     )
 
 
-def daemon_config(standin: Standin, state: Path, reconciler: dict[str, Any]) -> Config:
+def daemon_config(
+    standin: Standin, state: Path, reconciler: dict[str, Any], *, admin: bool = False
+) -> Config:
     """A small plant aimed at `standin`, with the given `[reconciler]` section."""
     return Config.model_validate(
         {
             "state_dir": str(state),
             "target": {"kind": "snowflake", "url": standin.url, "private_key": _KEY.decode()},
             "delivery": {"linger_ms": 20, "status_poll_ms": 50, "drain_timeout_s": 60},
-            "admin": {"enabled": False},
+            "admin": {"enabled": admin, "port": 0},
             "log": {"level": "warning"},
             "reconciler": reconciler,
             "sources": [

@@ -47,6 +47,9 @@ CHECKS: dict[str, Check] = {
 }
 """Every concern by name; `freshness` runs beside them (it also yields measurements)."""
 
+_LOG_LEVELS = {"critical": "error", "warning": "warning", "info": "info"}
+"""Log level of `finding_raised` / `finding_changed` per severity."""
+
 
 class BoundSql:
     """A `SqlRunner` over `SqlApiClient` with the role and warehouse every reconciler query uses."""
@@ -164,7 +167,8 @@ class Reconciler:
             cycles=self.report.cycles + 1,
         )
         self._publish(changes, "timed_out" if deadline.cancelled_caught else "complete")
-        await self._remediate(findings)
+        with anyio.move_on_after(self.config.cycle_timeout_s):
+            await self._remediate(findings)
         done, self._cycle_done = self._cycle_done, anyio.Event()
         done.set()
         return self.report
@@ -217,11 +221,9 @@ class Reconciler:
             if change.previous is not None:
                 _forget(m, change.previous)
                 fields["previous"] = change.previous.severity
-            level = "error" if f.severity == "critical" else "warning"
-            if f.severity == "info":
-                level = "info"
             event = "finding_raised" if change.kind == "raised" else "finding_changed"
-            getattr(self._log, level)(event, **fields, message=f.message, action=f.action)
+            log = getattr(self._log, _LOG_LEVELS[f.severity])
+            log(event, **fields, message=f.message, action=f.action)
         for f in self.report.findings:
             m.finding_active.labels(f.check, f.object, f.severity).set(1)
             if f.failed_query:

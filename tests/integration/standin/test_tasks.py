@@ -174,3 +174,23 @@ async def test_task_is_auto_suspended_after_consecutive_failures(fast: Standin) 
         )
         await anyio.sleep(1.5)  # three periods: no further runs while suspended
         assert len(await rows(c, history)) == 2
+
+
+async def test_streams_and_tasks_survive_a_restart(make_standin: StandinFactory) -> None:
+    first = make_standin(task_minute_s=600.0)  # nothing runs on its own before the restart
+    async with sql_client(first) as c:
+        await script(c, SETUP)
+        await script(
+            c,
+            "INSERT INTO D.S.RAW VALUES (1, 1), (2, 2); "
+            "CREATE TASK D.S.MOVE SCHEDULE = '1 minute' WHEN SYSTEM$STREAM_HAS_DATA('D.S.RAW_ST') "
+            "AS INSERT INTO D.S.OUT SELECT ID, V FROM D.S.RAW_ST; ALTER TASK D.S.MOVE RESUME",
+        )
+    make_standin.stop(first)
+    second = make_standin(task_minute_s=0.5)
+    async with sql_client(second) as c:
+        # The started task runs on the new process's clock and consumes what was pending.
+        await _until(c, "SELECT count(*) AS N FROM D.S.OUT", lambda r: r == [{"N": 2}])
+        assert await rows(c, "SELECT count(*) AS N FROM D.S.RAW_ST") == [{"N": 0}]
+        shown = await rows(c, "SHOW TASKS IN DATABASE D")
+        assert [t["state"] for t in shown] == ["started"]

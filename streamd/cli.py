@@ -218,6 +218,10 @@ def setup(
         typer.Option("--domain", help="sql/ folder to apply (repeatable); all when omitted."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would run.")] = False,
+    warehouse: Annotated[
+        str | None,
+        typer.Option(help="Warehouse for the statements; the user's default when omitted."),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Apply the shipped sql/ pipelines to the target through the SQL API, in order."""
@@ -231,7 +235,7 @@ def setup(
                 typer.echo(f"{item.where}  {preview(item.text)}")
             typer.echo(f"{len(planned)} statements (dry run: nothing sent)")
             return
-        count = anyio.run(apply, cfg, planned, typer.echo)
+        count = anyio.run(apply, cfg, planned, typer.echo, warehouse)
     typer.echo(f"{count} statements applied")
 
 

@@ -86,10 +86,17 @@ def preview(text: str, limit: int = 72) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-async def apply(config: Config, planned: Sequence[Planned], echo: Callable[[str], None]) -> int:
+async def apply(
+    config: Config,
+    planned: Sequence[Planned],
+    echo: Callable[[str], None],
+    warehouse: str | None = None,
+) -> int:
     """Run the statements on the configured target; returns how many ran (see `run_planned`)."""
     async with sql_client(config) as client:
-        return await run_planned(client, planned, echo, role=config.target.role)
+        return await run_planned(
+            client, planned, echo, role=config.target.role, warehouse=warehouse
+        )
 
 
 async def run_planned(
@@ -98,11 +105,14 @@ async def run_planned(
     echo: Callable[[str], None],
     *,
     role: str | None = None,
+    warehouse: str | None = None,
 ) -> int:
     """Run the statements in order, one line each; raises SqlError naming file:line on failure."""
     for item in planned:
         try:
-            result = await client.execute(item.text, role=role, timeout_s=STATEMENT_TIMEOUT_S)
+            result = await client.execute(
+                item.text, role=role, warehouse=warehouse, timeout_s=STATEMENT_TIMEOUT_S
+            )
         except StreamdError as err:
             raise SqlError(f"{item.where}: {err}") from None
         status = result.rows[0][0] if result.rows and result.rows[0] else None

@@ -16,7 +16,9 @@ Delivery guarantee (precisely):
   must never see a duplicate should carry an id in each line and deduplicate on it.
 - Rotation: a file is known by (device, inode); a renamed file keeps its position and is read to
   its end (and past a final line without newline) before the file that replaced it. Truncation
-  (size below the read position) restarts that file at 0 and is logged. A copy-truncate that
+  (size below the read position) restarts that file at 0 and is logged. A file rotated while
+  streamd was stopped is found by its identity in the directory it was in (`app.ndjson.1`) and
+  finished from its saved position before the new file is read. A copy-truncate that
   regrows past the old position between two polls cannot be told from appends (as for any tailer).
 
 Why polling: inotify is Linux-only and misses changes on network filesystems; at EOF the source
@@ -25,9 +27,7 @@ sleeps `poll_interval_ms` between reads (and globs), and reads back to back whil
 
 from __future__ import annotations
 
-import glob
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from streamd.logs import get_logger
 from streamd.rows import Envelope
 from streamd.sources.base import SourceContext
+from streamd.sources.ndjson_files import find_by_identity, glob_files, open_file
 from streamd.sources.ndjson_position import (
     HEAD_BYTES,
     AckTracker,
@@ -217,13 +218,15 @@ class NdjsonSource:
     # ---- discovering files ---------------------------------------------------------------------
 
     async def _scan(self, stored: dict[FileKey, Position] | None, first: bool) -> None:
-        matched = await anyio.to_thread.run_sync(_glob, self.config.paths)
+        matched = await anyio.to_thread.run_sync(glob_files, self.config.paths)
         for key, tail in list(self._tails.items()):
             if key not in matched and not tail.closed:
                 tail.gone_rounds += 1
             if tail.closed and not tail.tracker.pending:
                 del self._tails[key]  # fully read and acknowledged: forget it
                 self._dirty.set()
+        if first and stored:
+            await self._recover_rotated(stored, matched)
         # Files rotated away are finished (to EOF, final unterminated line included) before any
         # file that appears after them is read: lines keep their order across a rotation.
         draining = {k for k, t in self._tails.items() if t.gone_rounds and not t.closed}
@@ -233,7 +236,7 @@ class NdjsonSource:
                 known.path, known.gone_rounds = path, 0
                 continue
             at_end = first and stored is None and self.config.start_at == "end"
-            opened = await anyio.to_thread.run_sync(_open, path, key)
+            opened = await anyio.to_thread.run_sync(open_file, path, key)
             if opened is None:
                 continue  # replaced between glob and open; the next scan sees the new one
             fd, size, head = opened
@@ -245,6 +248,28 @@ class NdjsonSource:
         for tail in self._tails.values():
             if not tail.closed and tail.gone_rounds == 0:
                 await self._check_truncation(tail)
+
+    async def _recover_rotated(
+        self, stored: dict[FileKey, Position], matched: dict[FileKey, str]
+    ) -> None:
+        """Files rotated away while stopped: found by identity beside their old path, finished
+        from their saved position before anything newer (lines appended before the rotation
+        are neither skipped nor repeated)."""
+        for key, pos in stored.items():
+            if key in matched:
+                continue
+            path = await anyio.to_thread.run_sync(find_by_identity, pos.path, key)
+            opened = None if path is None else await anyio.to_thread.run_sync(open_file, path, key)
+            if path is None or opened is None:
+                continue  # deleted since (or moved elsewhere): nothing left to read there
+            fd, size, head = opened
+            if not pos.matches_head(head) or size < pos.offset:
+                os.close(fd)  # the identity was reused by another file
+                continue
+            self._tails[key] = _Tail(
+                key, path, fd, pos.offset, AckTracker(pos.offset), head, gone_rounds=1
+            )
+            self._log.info("ndjson_finishing_rotated", path=path, offset=pos.offset)
 
     def _resume_at(
         self, path: str, pos: Position | None, size: int, head: bytes, at_end: bool
@@ -360,30 +385,3 @@ class NdjsonSource:
 
 def _too_long(limit: int) -> str:
     return f"line is longer than max_line_bytes ({limit}); kept truncated to {limit} bytes"
-
-
-def _glob(patterns: list[str]) -> dict[FileKey, str]:
-    """Regular files matching any pattern, by identity (a file matched twice counts once)."""
-    found: dict[FileKey, str] = {}
-    for pattern in patterns:
-        for path in sorted(glob.glob(os.path.expanduser(pattern))):
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # removed since the listing
-            if stat.S_ISREG(st.st_mode):
-                found.setdefault((st.st_dev, st.st_ino), path)
-    return found
-
-
-def _open(path: str, key: FileKey) -> tuple[int, int, bytes] | None:
-    """(fd, size, first bytes) of `path` if it is still the file `key`; None otherwise."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    st = os.fstat(fd)
-    if (st.st_dev, st.st_ino) != key:
-        os.close(fd)
-        return None
-    return fd, st.st_size, os.pread(fd, HEAD_BYTES, 0)

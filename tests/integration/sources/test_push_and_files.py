@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,74 @@ async def test_ndjson_tail_across_restart_without_gaps_or_repeats(
     write(40, 25)
     await Daemon(config).run(duration=2)
     assert await anyio.to_thread.run_sync(_counts, standin, PRODUCTION) == (65, 65)
+
+
+async def test_ndjson_tail_across_rotations_and_restarts_without_gaps_or_repeats(
+    standin: Standin, tmp_path: Path
+) -> None:
+    """Rotated while running and while stopped, restarted twice: every line lands exactly once."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    current = logs / "events.ndjson"
+    written = 0
+
+    def write(path: Path, count: int) -> None:
+        nonlocal written
+        with path.open("a") as f:
+            for i in range(written, written + count):
+                f.write(
+                    json.dumps(
+                        {
+                            "EVENT_ID": f"rot:{i}",
+                            "EVENT_TIMESTAMP": "2026-11-23T10:00:00",
+                            "LINE_ID": "LINE-01",
+                            "UNITS_PRODUCED": i,
+                        }
+                    )
+                    + "\n"
+                )
+        written += count
+
+    config = _config(
+        standin,
+        tmp_path / "state",
+        {
+            "kind": "ndjson",
+            "name": "files",
+            "paths": [str(logs / "*.ndjson")],  # rotated names (events.ndjson.1) do not match
+            "table": PRODUCTION,
+            "poll_interval_ms": 20,
+        },
+    )
+
+    async def committed(daemon: Daemon, rows: int) -> None:
+        with anyio.fail_after(60):
+            while daemon.summary().tables[PRODUCTION].committed < rows:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+
+    # Run 1: a rotation while running (the old writer still appends to the renamed file).
+    write(current, 30)
+    first = Daemon(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first.run)
+        await committed(first, 30)
+        with current.open("a"):
+            os.rename(current, logs / "events.ndjson.1")
+        write(logs / "events.ndjson.1", 10)
+        write(current, 20)
+        await committed(first, 60)
+        write(current, 15)  # may or may not be read before the stop: the position decides
+        first.stop()
+    # Stopped: more lines, then a rotation nobody sees happen, then a new file.
+    write(current, 10)
+    os.rename(current, logs / "events.ndjson.2")
+    write(current, 25)
+    await Daemon(config).run(duration=3)
+    # Run 3: nothing left to read, nothing read twice.
+    write(current, 5)
+    await Daemon(config).run(duration=2)
+
+    assert written == 115
+    assert await anyio.to_thread.run_sync(_counts, standin, PRODUCTION) == (written, written)
+    ids = {r[0] for r in standin_query(standin.url, f"select EVENT_ID from {PRODUCTION}")}
+    assert ids == {f"rot:{i}" for i in range(written)}

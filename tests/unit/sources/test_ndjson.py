@@ -166,6 +166,30 @@ async def test_rotation_finishes_the_old_file_then_follows_the_new_one(
     assert consumer.ids() == [1, 2, 3, 4, 5, 6]
 
 
+async def test_a_file_rotated_while_stopped_is_finished_before_the_new_one(
+    tmp_path: Path, logs: Path
+) -> None:
+    current = logs / "app.ndjson"
+    current.write_bytes(lines(1, 2))
+    first = Consumer()
+    async with tailing(tmp_path, first):
+        await wait_until(lambda: first.ids() == [1, 2])
+    # Stopped: the writer appends, the file is rotated away (out of the glob), a new one begins.
+    append(current, lines(3, 4))
+    os.rename(current, logs / "app.ndjson.1")
+    current.write_bytes(lines(5))
+    second = Consumer()
+    async with tailing(tmp_path, second):
+        await wait_until(lambda: len(second.rows) >= 3)
+        await anyio.sleep(0.1)
+    assert second.ids() == [3, 4, 5]
+    # Finished and forgotten: a third run reads nothing again.
+    third = Consumer()
+    async with tailing(tmp_path, third):
+        await anyio.sleep(0.2)
+    assert third.rows == []
+
+
 async def test_truncation_restarts_the_file_at_zero(tmp_path: Path, logs: Path) -> None:
     path = logs / "a.ndjson"
     path.write_bytes(lines(1, 2, 3))

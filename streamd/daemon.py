@@ -17,7 +17,6 @@ import anyio
 import anyio.abc
 import httpx
 from anyio.abc import ObjectSendStream
-from anyio.streams.memory import MemoryObjectSendStream
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from streamd import __version__
@@ -35,7 +34,7 @@ from streamd.notify import Notifier, ProgressGate, watchdog_loop
 from streamd.pipeline.batcher import Batcher
 from streamd.pipeline.dead_letters import DeadLetters
 from streamd.pipeline.lanes import Lane, open_lanes
-from streamd.pipeline.router import Router
+from streamd.pipeline.router import Router, RouterSend
 from streamd.reconciler.loop import Reconciler, for_daemon
 from streamd.rows import Envelope
 from streamd.sinks.commit_tracker import CommitTracker
@@ -329,9 +328,6 @@ class Daemon:
 
     async def _run_pipeline(self, duration: float | None) -> None:
         d = self.config.delivery
-        envelopes_send, envelopes_receive = anyio.create_memory_object_stream[Envelope](
-            max(1, min(d.lane_capacity, 1024))
-        )
         sources_scope = anyio.CancelScope()
         with anyio.CancelScope() as drain_scope:
             self._pipeline_running = True
@@ -351,8 +347,7 @@ class Daemon:
                     router = Router(
                         self.lanes, self.metrics, self.config.tables, self._dead_letters.put
                     )
-                    tg.start_soon(router.run, envelopes_receive)
-                    tg.start_soon(self._run_sources, envelopes_send, sources_scope)
+                    tg.start_soon(self._run_sources, router.sender(), sources_scope)
                 outer.cancel_scope.cancel()
         if drain_scope.cancelled_caught:
             self._log.error(
@@ -373,9 +368,7 @@ class Daemon:
         sources.cancel()
         drain.deadline = anyio.current_time() + drain_timeout
 
-    async def _run_sources(
-        self, send: MemoryObjectSendStream[Envelope], scope: anyio.CancelScope
-    ) -> None:
+    async def _run_sources(self, send: RouterSend, scope: anyio.CancelScope) -> None:
         sequences = FileSequences(self.config.state_dir / "sequences.json")
         async with send:
             with scope:

@@ -1,12 +1,19 @@
-"""Route each envelope from the sources to its table's lane, after the table's row rules."""
+"""Route each envelope from the sources to its table's lane, after the table's row rules.
+
+Routing runs inline in the source's own task (`Router.sender()`), not in a task of its own: a hop
+through one more memory stream cost a scheduler turn per row, which was the largest single cost of
+the delivery path (bench/throughput.py). The lanes close when the last sender closes, exactly as a
+memory stream's receiver sees the end when its last sender clone closes.
+"""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Awaitable, Callable
 
-from anyio import EndOfStream, WouldBlock
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio import BrokenResourceError, ClosedResourceError, WouldBlock
+from anyio.abc import ObjectSendStream
+from anyio.lowlevel import checkpoint
 
 from streamd.errors import SourceError
 from streamd.metrics import Metrics
@@ -16,6 +23,10 @@ from streamd.rows import Envelope, Row
 
 Reject = Callable[..., Awaitable[None]]
 """`DeadLetters.put(table, row, *, rule, detail, position)`."""
+
+YIELD_EVERY = 64
+"""A sender that never finds its lane full still yields to the event loop every this many rows, so
+a tight producer cannot starve the batchers and cancellation reaches it promptly."""
 
 
 class Router:
@@ -35,25 +46,15 @@ class Router:
         self._produced = {t: metrics.rows_produced.labels(t) for t in self._by_table}
         self._rules = {t: r for t, r in (rules or {}).items() if r.columns}
         self._reject = reject
+        self._senders = 0
+        self._closed = False
 
-    async def run(self, envelopes: MemoryObjectReceiveStream[Envelope]) -> None:
-        """Move envelopes into lanes until the sources' stream ends, then close every lane."""
-        try:
-            async with envelopes:
-                async for envelope in envelopes:
-                    await self._deliver(envelope)
-                    # Move whatever else is queued without a scheduler round trip per row.
-                    while True:
-                        try:
-                            envelope = envelopes.receive_nowait()
-                        except (WouldBlock, EndOfStream):
-                            break
-                        await self._deliver(envelope)
-        finally:
-            for lane in self._lanes.values():
-                await lane.send.aclose()
+    def sender(self) -> RouterSend:
+        """A send stream that routes in the caller's task; clone it per source, close each clone."""
+        return RouterSend(self)
 
-    async def _deliver(self, envelope: Envelope) -> None:
+    async def deliver(self, envelope: Envelope) -> None:
+        """Put one envelope into its lane, waiting while the lane is full (backpressure)."""
         shards = self._by_table.get(envelope.table)
         if shards is None:
             raise SourceError(
@@ -75,6 +76,21 @@ class Router:
         except WouldBlock:
             await lane.send.send(envelope)
 
+    async def close_lanes(self) -> None:
+        """Tell every lane no more rows come (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            for lane in self._lanes.values():
+                await lane.send.aclose()
+
+    def _opened(self) -> None:
+        self._senders += 1
+
+    async def _released(self) -> None:
+        self._senders -= 1
+        if self._senders == 0:
+            await self.close_lanes()
+
     async def _rejected(self, envelope: Envelope, row: Row, rules: TableRules) -> bool:
         broken = violation(row, rules)
         if broken is None:
@@ -89,8 +105,35 @@ class Router:
         return True
 
 
-async def route(
-    envelopes: MemoryObjectReceiveStream[Envelope], lanes: dict[str, Lane], metrics: Metrics
-) -> None:
-    """Route without row rules (what tests of the bare pipeline use)."""
-    await Router(lanes, metrics).run(envelopes)
+class RouterSend(ObjectSendStream[Envelope]):
+    """A source's end of the router: `send` routes the envelope into its lane right away."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        self._closed = False
+        self._since_yield = 0
+        router._opened()
+
+    async def send(self, item: Envelope) -> None:
+        """Route `item`; waits while its lane is full, and yields every `YIELD_EVERY` rows."""
+        if self._closed:
+            raise ClosedResourceError
+        if self._router._closed:
+            raise BrokenResourceError
+        self._since_yield += 1
+        if self._since_yield >= YIELD_EVERY:
+            self._since_yield = 0
+            await checkpoint()
+        await self._router.deliver(item)
+
+    def clone(self) -> RouterSend:
+        """Another sender on the same router; the lanes end when every clone is closed."""
+        if self._closed:
+            raise ClosedResourceError
+        return RouterSend(self._router)
+
+    async def aclose(self) -> None:
+        """Close this sender; the last one to close ends the lanes."""
+        if not self._closed:
+            self._closed = True
+            await self._router._released()

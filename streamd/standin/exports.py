@@ -79,7 +79,7 @@ def _ensure_registry(session: Session, db: str) -> None:
     session.execute(
         f"CREATE TABLE IF NOT EXISTS {_registry(db)} (SCHEMA_NAME VARCHAR NOT NULL, "
         "NAME VARCHAR NOT NULL, EXTERNAL_VOLUME VARCHAR, BASE_LOCATION VARCHAR, "
-        "LOCATION VARCHAR NOT NULL, PRIMARY KEY (SCHEMA_NAME, NAME))"
+        "LOCATION VARCHAR NOT NULL, FINGERPRINT VARCHAR, PRIMARY KEY (SCHEMA_NAME, NAME))"
     )
 
 
@@ -140,8 +140,8 @@ def create_iceberg(session: Session, stmt: Statement, *, store: IcebergStore) ->
             (db, schema, name), columns.to_arrow_table().schema, volume, base, replace=replace
         )
         session.execute(
-            f"INSERT OR REPLACE INTO {_registry(db)} VALUES (?, ?, ?, ?, ?)",
-            [schema, name, volume, base, location],
+            f"INSERT OR REPLACE INTO {_registry(db)} VALUES (?, ?, ?, ?, ?, ?)",
+            [schema, name, volume, base, location, _fingerprint(session, (db, schema, name))],
         )
     return Result.status(f"Table {name} successfully created.")
 
@@ -183,9 +183,40 @@ def iceberg_information(session: Session, stmt: Statement, *, store: IcebergStor
     db, schema, name = session.qualify(match[1])
     if _iceberg_row(session, db, schema, name) is None:
         raise does_not_exist("Iceberg table", f"{db}.{schema}.{name}")
-    info = {"metadataLocation": store.metadata_location((db, schema, name)), "status": "success"}
+    ident = (db, schema, name)
+    # Like Snowflake, generate metadata for changes not yet in it (§5.8): rows that reached the
+    # table some other way than SQL DML (e.g. Snowpipe Streaming) are published here.
+    with session.transaction():
+        stored = execute(
+            session.cur,
+            f"SELECT FINGERPRINT FROM {_registry(db)} WHERE SCHEMA_NAME = ? AND NAME = ?",
+            [schema, name],
+        )
+        if not stored or stored[0][0] != _fingerprint(session, ident):
+            _publish(session, store, ident)
+    info = {"metadataLocation": store.metadata_location(ident), "status": "success"}
     column = f"SYSTEM$GET_ICEBERG_TABLE_INFORMATION('{match[1]}')"
     return Result([(column, "VARCHAR")], [(orjson.dumps(info).decode(),)])
+
+
+def _fingerprint(session: Session, ident: tuple[str, str, str]) -> str:
+    """Row count and an order-independent hash of the mirror's rows."""
+    alias = quote("_t")
+    count, digest = execute(
+        session.cur, f"SELECT COUNT(*), BIT_XOR(HASH({alias})) FROM {_table(*ident)} AS {alias}"
+    )[0]
+    return f"{count}:{digest}"
+
+
+def _publish(session: Session, store: IcebergStore, ident: tuple[str, str, str]) -> None:
+    """Write the mirror's state to Iceberg and remember what was written."""
+    data = session.cur.sql(f"SELECT * FROM {_table(*ident)}").to_arrow_table()
+    store.publish(ident, data)
+    execute(
+        session.cur,
+        f"UPDATE {_registry(ident[0])} SET FINGERPRINT = ? WHERE SCHEMA_NAME = ? AND NAME = ?",
+        [_fingerprint(session, ident), ident[1], ident[2]],
+    )
 
 
 def _is_dml(stmt: Statement) -> bool:
@@ -216,11 +247,10 @@ def iceberg_dml(
         if key not in session.txn_cache and _iceberg_row(session, db, schema, name) is not None:
             session.txn_cache[key] = True
 
-            def publish() -> None:
-                data = session.cur.sql(f"SELECT * FROM {_table(db, schema, name)}")
-                store.publish((db, schema, name), data.to_arrow_table())
-
-            session.on_commit(publish)
+            # Runs just before the DuckDB COMMIT: if the Iceberg commit fails, the DML rolls back
+            # too; if DuckDB's COMMIT then failed, Iceberg would be one snapshot ahead until the
+            # next publish (the fingerprint check in GET_ICEBERG_TABLE_INFORMATION repairs it).
+            session.on_commit(functools.partial(_publish, session, store, (db, schema, name)))
     return default(session, stmt)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import orjson
 import pyarrow.parquet as pq
 import pytest
@@ -17,6 +18,7 @@ from streamd.setup_command import Planned, plan
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.standin.server import Standin
 from tests.conftest import REPO, StandinFactory
+from tests.integration.standin.conftest import connect
 from tests.integration.standin.sql_client import rows, script, sql_client
 
 RETAIL_SQL = REPO / "sql" / "retail"
@@ -170,3 +172,36 @@ async def test_copy_into_stage_options(make_standin: StandinFactory) -> None:
     assert table.column_names == ["col1", "col2", "col3"]
     assert table.column("col3").to_pylist() == ['{"a":1}', "[2]"]
     assert refusals == ["000002", "100001", "002003"]
+
+
+async def test_streamed_rows_reach_iceberg_metadata(make_standin: StandinFactory) -> None:
+    """Rows that land through Snowpipe Streaming are in the metadata the info function returns."""
+    standin: Standin = make_standin(sql_dirs=(RETAIL_SQL,))
+    path = "databases/retail_demo/schemas/cdc/pipes/LIVE-STREAMING"
+    async with sql_client(standin) as c:
+        await script(
+            c,
+            "CREATE SCHEMA RETAIL_DEMO.CDC;"
+            "CREATE ICEBERG TABLE RETAIL_DEMO.CDC.LIVE (ID VARCHAR, N NUMBER(10, 0)) "
+            "CATALOG = 'SNOWFLAKE' EXTERNAL_VOLUME = 'V' BASE_LOCATION = 'live';",
+        )
+        async with connect(standin) as s:
+            opened = await s.put(f"/v2/streaming/{path}/channels/c1", json={})
+            assert opened.status_code == 200, opened.text
+            token = opened.json()["next_continuation_token"]
+            body = b'{"ID": "a", "N": 1}\n{"ID": "b", "N": 2}\n'
+            appended = await s.post(
+                f"/v2/streaming/data/{path}/channels/c1/rows",
+                params={"continuationToken": token, "endOffsetToken": "2"},
+                content=body,
+            )
+            assert appended.status_code == 200, appended.text
+            with anyio.fail_after(30):
+                while True:  # the stand-in commits after its commit delay
+                    if await rows(c, "SELECT 1 FROM RETAIL_DEMO.CDC.LIVE WHERE ID = 'b'"):
+                        break
+                    await anyio.sleep(0.1)
+        info = await rows(c, "SELECT SYSTEM$GET_ICEBERG_TABLE_INFORMATION('RETAIL_DEMO.CDC.LIVE')")
+    location = orjson.loads(next(iter(info[0].values())))["metadataLocation"]
+    table = StaticTable.from_metadata(location)
+    assert sorted(r["ID"] for r in table.scan().to_arrow().to_pylist()) == ["a", "b"]

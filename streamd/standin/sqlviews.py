@@ -252,6 +252,28 @@ def _task_history(db: str, args: dict[str, str]) -> str:
         where.append("STATE LIKE 'FAILED%'")
     if "ROOT_TASK_ID" in args:
         where.append(f"ROOT_TASK_ID = {args['ROOT_TASK_ID']}")
+    history = hidden(db, "TASK_HISTORY")
+    # The next scheduled run of a started root task shows as a SCHEDULED row (§5.5), taken from
+    # the NEXT_SCHEDULED_TIME its last run recorded.
+    upcoming = (
+        "SELECT NULL AS QUERY_ID, h.NAME, h.SCHEMA_NAME, h.QUERY_TEXT, h.CONDITION_TEXT, "
+        "'SCHEDULED' AS STATE, NULL::BIGINT AS ERROR_CODE, NULL AS ERROR_MESSAGE, "
+        "h.NEXT_SCHEDULED_TIME AS SCHEDULED_TIME, NULL::TIMESTAMPTZ AS QUERY_START_TIME, "
+        "h.NEXT_SCHEDULED_TIME, NULL::TIMESTAMPTZ AS COMPLETED_TIME, h.ROOT_TASK_ID, "
+        "h.GRAPH_VERSION, epoch_ms(h.NEXT_SCHEDULED_TIME) AS RUN_ID, NULL AS RETURN_VALUE, "
+        "'SCHEDULE' AS SCHEDULED_FROM, 0 AS ATTEMPT_NUMBER, NULL AS GRAPH_RUN_GROUP_ID "
+        f"FROM {history} h JOIN {hidden(db, 'TASKS')} t "
+        "ON t.SCHEMA_NAME = h.SCHEMA_NAME AND t.NAME = h.NAME AND t.STATE = 'started' "
+        "WHERE h.NEXT_SCHEDULED_TIME > now() "
+        "QUALIFY row_number() OVER (PARTITION BY h.SCHEMA_NAME, h.NAME "
+        "ORDER BY h.SCHEDULED_TIME DESC) = 1"
+    )
+    runs = (
+        "SELECT QUERY_ID, NAME, SCHEMA_NAME, QUERY_TEXT, CONDITION_TEXT, STATE, ERROR_CODE, "
+        "ERROR_MESSAGE, SCHEDULED_TIME, QUERY_START_TIME, NEXT_SCHEDULED_TIME, COMPLETED_TIME, "
+        "ROOT_TASK_ID, GRAPH_VERSION, RUN_ID, RETURN_VALUE, SCHEDULED_FROM, ATTEMPT_NUMBER, "
+        f"GRAPH_RUN_GROUP_ID FROM {history}"
+    )
     return (
         f"SELECT QUERY_ID, NAME, '{db}' AS DATABASE_NAME, SCHEMA_NAME, QUERY_TEXT, CONDITION_TEXT, "
         "STATE, ERROR_CODE, ERROR_MESSAGE, SCHEDULED_TIME, QUERY_START_TIME, NEXT_SCHEDULED_TIME, "
@@ -259,7 +281,7 @@ def _task_history(db: str, args: dict[str, str]) -> str:
         "ATTEMPT_NUMBER, NULL::JSON AS CONFIG, NULL AS QUERY_HASH, NULL AS QUERY_HASH_VERSION, "
         "NULL AS QUERY_PARAMETERIZED_HASH, NULL AS QUERY_PARAMETERIZED_HASH_VERSION, "
         "GRAPH_RUN_GROUP_ID, NULL::JSON AS BACKFILL_INFO, NULL AS SPCS_JOB_ID "
-        f"FROM {hidden(db, 'TASK_HISTORY')} WHERE {' AND '.join(where)} "
+        f"FROM ({runs} UNION ALL {upcoming}) AS _runs WHERE {' AND '.join(where)} "
         f"ORDER BY SCHEDULED_TIME DESC LIMIT {_limit(args)}"
     )
 

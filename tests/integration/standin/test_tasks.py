@@ -66,13 +66,18 @@ async def test_scheduled_task_consumes_stream_and_skips_when_empty(fast: Standin
                 and any(x["STATE"] == "SUCCEEDED" for x in r)
             ),
         )
+        runs = [x for x in runs if x["STATE"] != "SCHEDULED"]
         assert runs[0]["STATE"] == "SUCCEEDED"  # the first run had data
         assert all(x["SCHEDULED_FROM"] == "SCHEDULE" for x in runs)
         assert all(x["COMPLETED_TIME"] >= x["SCHEDULED_TIME"] for x in runs)
         assert await rows(c, "SELECT sum(V) AS S, count(*) AS N FROM D.S.OUT") == [
             {"S": 30, "N": 2}
         ]
+        scheduled = history.replace("ORDER BY", "WHERE STATE = 'SCHEDULED' ORDER BY")
+        upcoming = await _until(c, scheduled, lambda r: len(r) == 1)  # the next run (§5.5)
+        assert upcoming[0]["COMPLETED_TIME"] is None
         await c.execute("ALTER TASK D.S.MOVE SUSPEND")
+        assert await rows(c, scheduled) == []
         shown = await rows(c, "SHOW TASKS LIKE 'MOV%' IN SCHEMA D.S")
         assert shown[0]["state"] == "suspended"
         assert shown[0]["last_suspended_reason"] == "USER_SUSPENDED"

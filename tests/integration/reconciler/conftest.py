@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,20 @@ from streamd.standin.server import Standin
 _KEY, _ = generate_key_pair()
 
 
-@pytest.fixture
-async def sql(standin: Standin) -> AsyncIterator[SqlApiClient]:
-    """Our SqlApiClient aimed at the running stand-in (it accepts any key when given none)."""
+@contextlib.asynccontextmanager
+async def sql_client(standin: Standin) -> AsyncIterator[SqlApiClient]:
+    """Our SqlApiClient aimed at a running stand-in (it accepts any key when given none)."""
     clock = SystemClock()
     key = load_private_key(_KEY, None, source="test key")
     async with httpx.AsyncClient(timeout=60) as http:
         yield SqlApiClient(http, KeyPairAuth(key, "ACCT", "STREAMD", clock), standin.url, clock)
+
+
+@pytest.fixture
+async def sql(standin: Standin) -> AsyncIterator[SqlApiClient]:
+    """A SQL API client for the `standin` fixture."""
+    async with sql_client(standin) as client:
+        yield client
 
 
 def reconciler(sql: SqlApiClient, databases: list[str], **config: Any) -> Reconciler:

@@ -48,6 +48,9 @@ class StandinConfig(BaseModel):
     """TCP port; 0 lets the OS pick a free one."""
     commit_delay_ms: float = Field(default=1000, ge=0)
     """How long after an append the stand-in commits it (Snowflake commits asynchronously too)."""
+    task_minute_s: float = Field(default=60.0, gt=0)
+    """Seconds a minute of a task SCHEDULE or dynamic-table TARGET_LAG lasts in the stand-in; a
+    demo can set 1 to see the `sql/` pipelines run every second."""
 
 
 class TargetConfig(BaseModel):

@@ -241,6 +241,7 @@ class Daemon:
                         sql_dirs=sql_dirs(),
                         commit_delay_s=cfg.target.standin.commit_delay_ms / 1000,
                         public_key_pem=public_pem,
+                        task_minute_s=cfg.target.standin.task_minute_s,
                     ),
                 )
                 self.target_url = standin.url

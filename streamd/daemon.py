@@ -38,6 +38,8 @@ from streamd.pipeline.router import Router, RouterSend
 from streamd.reconciler.loop import Reconciler, for_daemon
 from streamd.rows import Envelope
 from streamd.sinks.commit_tracker import CommitTracker
+from streamd.sinks.file_ingest import FileWriter
+from streamd.sinks.file_setup import create_objects, effective_files, open_file_writers
 from streamd.sinks.streaming import ChannelWriter
 from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
 from streamd.snowflake.sql_api import SqlApiClient
@@ -87,6 +89,8 @@ class Daemon:
             self.tables, config.delivery.lane_capacity, config.delivery.channels_per_table
         )
         self.writers: dict[str, ChannelWriter] = {}
+        self.file_writers: dict[str, FileWriter] = {}
+        """Writers of files-mode lanes (classic Snowpipe), keyed by lane like `writers`."""
         self.trackers: dict[tuple[str, str, str], CommitTracker] = {}
         self.spools: dict[str, LaneSpool] = {}
         self.batchers: dict[str, Batcher] = {}
@@ -130,7 +134,8 @@ class Daemon:
                 }
                 for name, lane in self.lanes.items()
             ],
-            "channels": [w.snapshot() for w in self.writers.values()],
+            "channels": [w.snapshot() for w in self.writers.values()]
+            + [w.snapshot() for w in self.file_writers.values()],
             "tables": {t: vars(s) for t, s in self.summary().tables.items()},
             "rejected": [
                 {"table": table, "rule": rule, "rows": int(n)}
@@ -286,6 +291,7 @@ class Daemon:
                 self.reconciler = for_daemon(cfg, sql, self.clock, self.metrics, self.tables, self)
             with anyio.move_on_after(cfg.delivery.startup_timeout_s) as opening:
                 await self._open_channels(client)
+                await self._open_files(http, key_auth, key)
             if opening.cancelled_caught:
                 last = next((w.last_error for w in self.writers.values() if w.last_error), None)
                 raise FatalError(
@@ -313,6 +319,34 @@ class Daemon:
         """Open (and recover) every lane's spool and its batcher; fsync flushers run in `tg`."""
         await open_spools(
             self.config, self.lanes, self.clock, self._dead_letters, tg, self.spools, self.batchers
+        )
+
+    async def _open_files(
+        self, http: httpx.AsyncClient, key_auth: KeyPairAuth, key: RSAPrivateKey
+    ) -> None:
+        """Files-mode lanes: stage and pipes (if asked), then a FileWriter per lane."""
+        cfg = self.config
+        tables = set(cfg.files_tables())
+        lanes = [lane for lane in self.lanes.values() if lane.table in tables]
+        if not lanes:
+            return
+        files = effective_files(cfg)
+        if files.create_objects:
+            sql = SqlApiClient(http, key_auth, self.target_url, self.clock, user_agent=USER_AGENT)
+            await create_objects(sql, files, sorted(tables), self.clock)
+        await open_file_writers(
+            files,
+            lanes,
+            self.batchers,
+            state_dir=cfg.state_dir,
+            url=self.target_url,
+            account=cfg.target.account,
+            user=cfg.target.user,
+            key=key,
+            clock=self.clock,
+            metrics=self.metrics,
+            dead_letters=self._dead_letters,
+            writers=self.file_writers,
         )
 
     async def _open_channels(self, client: StreamingClient) -> None:
@@ -344,7 +378,11 @@ class Daemon:
                 async with anyio.create_task_group() as tg:
                     for name, lane in self.lanes.items():
                         tg.start_soon(self.batchers[name].fill, lane.receive)
-                        tg.start_soon(self.writers[name].run)
+                        if name in self.file_writers:
+                            tg.start_soon(self.file_writers[name].run)
+                            outer.start_soon(self.file_writers[name].confirmer.run)
+                        else:
+                            tg.start_soon(self.writers[name].run)
                     router = Router(
                         self.lanes, self.metrics, self.config.tables, self._dead_letters.put
                     )

@@ -1,4 +1,4 @@
-"""Task schedules (§5.5): `'N MINUTE'` intervals and `'USING CRON <min> <hour> <dom> <mon> <dow> <tz>'`."""
+"""Task schedules (§5.5): `'N MINUTE'` intervals and `'USING CRON <5 fields> <time zone>'`."""
 
 from __future__ import annotations
 

@@ -149,7 +149,6 @@ def alter(session: Session, stmt: Statement) -> Result:
             return Result.status("Statement executed successfully.")
         raise does_not_exist("Dynamic table", f"{db}.{schema}.{name}")
     action, rest = m["action"].upper(), m["rest"].strip()
-    where = "WHERE SCHEMA_NAME = ? AND NAME = ?"
     if action == "REFRESH" and not rest:
         state = refresh(session.engine, session.cur, db, dt, "MANUAL")
         if state != "SUCCEEDED":
@@ -159,24 +158,16 @@ def alter(session: Session, stmt: Statement) -> Result:
             )
         return Result([("status", "VARCHAR")], [(f"{name} refreshed.",)])
     if action == "SUSPEND" and not rest:
-        execute(
-            session.cur,
-            f"UPDATE {hidden(db, 'DYNAMIC_TABLES')} SET STATE = 'SUSPENDED', SUSPENDED_ON = ? {where}",
-            [now(), schema, name],
-        )
+        _set(session.cur, db, schema, name, "STATE = 'SUSPENDED', SUSPENDED_ON = ?", [now()])
     elif action == "RESUME" and not rest:
-        execute(
-            session.cur,
-            f"UPDATE {hidden(db, 'DYNAMIC_TABLES')} SET STATE = 'RUNNING', RESUMED_ON = ? {where}",
-            [now(), schema, name],
-        )
+        _set(session.cur, db, schema, name, "STATE = 'RUNNING', RESUMED_ON = ?", [now()])
     elif action == "SET" and (
         lag := re.match(r"TARGET_LAG\s*=\s*('[^']*'|DOWNSTREAM)\s*$", rest, re.I)
     ):
         text = _unquote(lag[1])
         seconds = lag_seconds(text)
-        execute(session.cur, f"UPDATE {hidden(db, 'DYNAMIC_TABLES')} SET TARGET_LAG = ?, TARGET_LAG_SEC = ? {where}",
-                ["DOWNSTREAM" if seconds is None else text, seconds, schema, name])  # fmt: skip
+        shown = "DOWNSTREAM" if seconds is None else text
+        _set(session.cur, db, schema, name, "TARGET_LAG = ?, TARGET_LAG_SEC = ?", [shown, seconds])
     else:
         raise unsupported(f"ALTER DYNAMIC TABLE … {action} {rest}")
     return Result.status("Statement executed successfully.")
@@ -212,8 +203,8 @@ def refresh(engine: SqlEngine, cur: Cursor, db: str, dt: dict[str, object], trig
             upstream["TARGET_LAG_SEC"] is None
             and refresh(engine, cur, db, upstream, trigger) != "SUCCEEDED"
         ):
-            _history(cur, db, dt, "UPSTREAM_FAILED", "UPSTREAM_FAILED",
-                     f"upstream {upstream['NAME']} failed to refresh", start, trigger, None)  # fmt: skip
+            why = f"upstream {upstream['NAME']} failed to refresh"
+            _history(cur, db, dt, "UPSTREAM_FAILED", "UPSTREAM_FAILED", why, start, trigger, None)
             return "UPSTREAM_FAILED"
     target = table(db, schema, name)
     try:
@@ -223,11 +214,7 @@ def refresh(engine: SqlEngine, cur: Cursor, db: str, dt: dict[str, object], trig
             before = _count(session, db, schema, name)
             session.execute(f"CREATE OR REPLACE TABLE {target} AS {sql}")
             after = _count(session, db, schema, name)
-            execute(
-                cur,
-                f"UPDATE {hidden(db, 'DYNAMIC_TABLES')} SET DATA_TIMESTAMP = ? WHERE SCHEMA_NAME = ? AND NAME = ?",
-                [start, schema, name],
-            )
+            _set(cur, db, schema, name, "DATA_TIMESTAMP = ?", [start])
             _history(cur, db, dt, "SUCCEEDED", None, None, start, trigger, (after, before))
     except SqlFailure as err:
         _history(cur, db, dt, "FAILED", err.code, err.message, start, trigger, None)
@@ -247,7 +234,8 @@ def due(
     soonest: datetime | None = None
     for dt in records(
         cur,
-        f"SELECT * FROM {hidden(db, 'DYNAMIC_TABLES')} WHERE STATE = 'RUNNING' AND TARGET_LAG_SEC IS NOT NULL",
+        f"SELECT * FROM {hidden(db, 'DYNAMIC_TABLES')} "
+        "WHERE STATE = 'RUNNING' AND TARGET_LAG_SEC IS NOT NULL",
     ):
         stamp = dt["DATA_TIMESTAMP"] or dt["CREATED_ON"]
         assert isinstance(stamp, datetime)
@@ -271,8 +259,28 @@ def _upstreams(session: Session, db: str, dt: dict[str, object]) -> list[dict[st
     return found
 
 
-def _history(cur: Cursor, db: str, dt: dict[str, object], state: str, code: str | None, message: str | None,
-             start: datetime, trigger: str, counts: tuple[int, int] | None) -> None:  # fmt: skip
+def _set(
+    cur: Cursor, db: str, schema: str, name: str, assignments: str, params: list[object]
+) -> None:
+    execute(
+        cur,
+        f"UPDATE {hidden(db, 'DYNAMIC_TABLES')} SET {assignments} "
+        "WHERE SCHEMA_NAME = ? AND NAME = ?",
+        [*params, schema, name],
+    )
+
+
+def _history(
+    cur: Cursor,
+    db: str,
+    dt: dict[str, object],
+    state: str,
+    code: str | None,
+    message: str | None,
+    start: datetime,
+    trigger: str,
+    counts: tuple[int, int] | None,
+) -> None:
     lag = dt["TARGET_LAG_SEC"]
     previous = dt["DATA_TIMESTAMP"]
     target = (
@@ -282,7 +290,8 @@ def _history(cur: Cursor, db: str, dt: dict[str, object], state: str, code: str 
     )
     execute(
         cur,
-        f"INSERT INTO {hidden(db, 'DT_REFRESH_HISTORY')} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {hidden(db, 'DT_REFRESH_HISTORY')} VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [dt["NAME"], dt["SCHEMA_NAME"], state, code, message, str(uuid.uuid4()),
          start, start, now(), target, "FULL" if state == "SUCCEEDED" else None, trigger, lag,
          counts[0] if counts else None, counts[1] if counts else None],
@@ -290,8 +299,12 @@ def _history(cur: Cursor, db: str, dt: dict[str, object], state: str, code: str 
 
 
 def _last_error(cur: Cursor, db: str, schema: str, name: str) -> tuple[str | None, str | None]:
-    rows = execute(cur, f"SELECT STATE_CODE, STATE_MESSAGE FROM {hidden(db, 'DT_REFRESH_HISTORY')} "
-                   "WHERE SCHEMA_NAME = ? AND NAME = ? ORDER BY REFRESH_END_TIME DESC LIMIT 1", [schema, name])  # fmt: skip
+    rows = execute(
+        cur,
+        f"SELECT STATE_CODE, STATE_MESSAGE FROM {hidden(db, 'DT_REFRESH_HISTORY')} "
+        "WHERE SCHEMA_NAME = ? AND NAME = ? ORDER BY REFRESH_END_TIME DESC LIMIT 1",
+        [schema, name],
+    )
     return (rows[0][0], rows[0][1]) if rows else (None, None)
 
 

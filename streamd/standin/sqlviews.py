@@ -1,4 +1,4 @@
-"""SHOW STREAMS / TASKS / DYNAMIC TABLES and the INFORMATION_SCHEMA table functions (§5.1, §5.5, §5.6).
+"""SHOW STREAMS / TASKS / DYNAMIC TABLES and INFORMATION_SCHEMA table functions (§5.1, §5.5, §5.6).
 
 Column names and order are the documented ones (lower case for SHOW, upper case for the table
 functions), because the reconciler is written against exactly those forms.
@@ -168,7 +168,8 @@ def _dt_rows(session: Session, db: str, schema: str | None) -> list[tuple[Any, .
         reason = None if mode == "FULL" else "the stand-in always refreshes fully"
         rows.append((d["CREATED_ON"], d["NAME"], db, d["SCHEMA_NAME"], "", count, None, OWNER,
                      d["TARGET_LAG"], "FULL", reason, d["WAREHOUSE"], d["COMMENT"],
-                     f"create or replace dynamic table {d['NAME']} target_lag = '{d['TARGET_LAG']}' as {d['QUERY']}",
+                     f"create or replace dynamic table {d['NAME']} "
+                     f"target_lag = '{d['TARGET_LAG']}' as {d['QUERY']}",
                      "OFF", d["STATE"], d["SUSPENDED_ON"], "false", "false", "false",
                      d["DATA_TIMESTAMP"], "ROLE"))  # fmt: skip
     return rows
@@ -291,7 +292,8 @@ def _name_filter(args: dict[str, str], db: str) -> list[str]:
     if "NAME" in args:
         # NAME is the (qualified) name; accept a bare one too (tolerant).
         where.append(
-            f"(upper({args['NAME']}) IN (NAME, SCHEMA_NAME || '.' || NAME, '{db}.' || SCHEMA_NAME || '.' || NAME))"
+            f"(upper({args['NAME']}) IN "
+            f"(NAME, SCHEMA_NAME || '.' || NAME, '{db}.' || SCHEMA_NAME || '.' || NAME))"
         )
     if "NAME_PREFIX" in args:
         where.append(

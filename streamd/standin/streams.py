@@ -1,4 +1,4 @@
-"""Streams (§5.1–5.3): change rows between a stream's offset and now, consumed only by committed DML.
+"""Streams (§5.1–5.3): change rows between a stream's offset and now; committed DML consumes them.
 
 A stream's offset is a snapshot of its base table, keyed by DuckDB's `rowid`, in the hidden schema
 of the table's database: all of the table's columns for a standard stream (so deletes keep their
@@ -320,7 +320,8 @@ def _diff_sql(source: str, snap: str, columns: list[str], append_only: bool) -> 
     )
     if append_only:
         return inserted.format(upd="false") + " WHERE s._RID IS NULL"
-    changed = f"({', '.join('s.' + c for c in cols)}) IS DISTINCT FROM ({', '.join('c.' + c for c in cols)})"
+    old, new = ", ".join("s." + c for c in cols), ", ".join("c." + c for c in cols)
+    changed = f"({old}) IS DISTINCT FROM ({new})"
     deleted = (
         f"SELECT s._RID, {', '.join('s.' + c for c in cols)}, 'DELETE', c._RID IS NOT NULL, "
         f"{row_id.format(rid='s._RID')} FROM {snap} s LEFT JOIN {cur} c ON s._RID = c._RID "

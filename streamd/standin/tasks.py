@@ -73,7 +73,7 @@ def _changed(session: Session, result: Result, poke: Callable[[], None]) -> Resu
 
 
 def create_task(session: Session, stmt: Statement) -> Result:
-    """`CREATE [OR REPLACE] TASK t [options] [AFTER a, b] [WHEN cond] AS body` (created suspended)."""
+    """`CREATE [OR REPLACE] TASK t [options] [AFTER a, b] [WHEN cond] AS body`; starts suspended."""
     m = _CREATE.match(strip_comments(stmt.text))
     split = split_top_level_as(m["rest"]) if m else None
     if m is None or split is None:
@@ -142,7 +142,10 @@ def alter_task(session: Session, stmt: Statement) -> Result:
         if action == "RESUME":
             sets, params = "STATE = 'started'", []
         else:
-            sets = "STATE = 'suspended', LAST_SUSPENDED_ON = ?, LAST_SUSPENDED_REASON = 'USER_SUSPENDED'"
+            sets = (
+                "STATE = 'suspended', LAST_SUSPENDED_ON = ?, "
+                "LAST_SUSPENDED_REASON = 'USER_SUSPENDED'"
+            )
             params = [now()]
         execute(
             session.cur,

@@ -2,14 +2,20 @@
 
 The stand-in runs in a separate process so the CPU figure is the daemon's own. Prints figures and
 the command line. Usage: python bench/throughput.py [--rows N] [--shape sensor|wide]
+
+`sensor` is the manufacturing sensor row (12 columns, nested payload); `wide` is a 40-column row
+(ints, floats, short and long strings, booleans, timestamps, one nested object) in a table the
+bench creates through the stand-in's SQL API (its default `<TABLE>-STREAMING` pipe takes the rows).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -18,17 +24,79 @@ import orjson
 from streamd.config import Config
 from streamd.daemon import Daemon
 from streamd.keys import generate_key_pair
-from streamd.testing import ListSource, sensor_rows, start_standin_process
+from streamd.rows import Row
+from streamd.testing import ListSource, sensor_rows, standin_query, start_standin_process
 from streamd.topology import RunSummary
 
 SENSOR_TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
+WIDE_TABLE = "MANUFACTURING_DEMO.RAW_DATA.BENCH_WIDE"
+
+# 40 columns: 1 id + 8 ints + 8 floats + 8 short strings + 4 long strings + 5 booleans
+# + 5 timestamps + 1 nested object.
+WIDE_COLUMNS: list[tuple[str, str]] = [
+    ("ID", "NUMBER(38,0)"),
+    *[(f"I{k}", "NUMBER(38,0)") for k in range(8)],
+    *[(f"F{k}", "FLOAT") for k in range(8)],
+    *[(f"S{k}", "VARCHAR") for k in range(8)],
+    *[(f"L{k}", "VARCHAR") for k in range(4)],
+    *[(f"B{k}", "BOOLEAN") for k in range(5)],
+    *[(f"T{k}", "TIMESTAMP_NTZ") for k in range(5)],
+    ("ATTRS", "VARIANT"),
+]
+_WORDS = [
+    "spindle",
+    "coolant",
+    "torque",
+    "hopper",
+    "gantry",
+    "nozzle",
+    "clamp",
+    "servo",
+    "belt",
+    "die",
+]
+
+
+def wide_rows(n: int) -> list[Row]:
+    """`n` rows of the 40-column wide shape (~1 KB of NDJSON each)."""
+    start = datetime(2026, 11, 23, tzinfo=UTC).replace(tzinfo=None)
+    rows: list[Row] = []
+    for i in range(n):
+        row: Row = {"ID": i}
+        for k in range(8):
+            row[f"I{k}"] = (i * (k + 3)) % 1_000_003 - 500_000
+            row[f"F{k}"] = (i % 997) * (k + 1) / 7.0
+            row[f"S{k}"] = f"{_WORDS[(i + k) % 10]}-{k}"
+        for k in range(4):
+            words = (_WORDS[(i + k + j) % 10] for j in range(14))
+            row[f"L{k}"] = f"#{i} " + " ".join(words)
+        for k in range(5):
+            row[f"B{k}"] = (i >> k) & 1 == 1
+            ts = start + timedelta(milliseconds=i, minutes=k)
+            row[f"T{k}"] = ts.isoformat(timespec="microseconds")
+        row["ATTRS"] = {
+            "plant": "P-01",
+            "cell": i % 12,
+            "tags": [_WORDS[i % 10], _WORDS[(i + 3) % 10]],
+            "limits": {"lo": -1.5, "hi": 98.25, "unit": "C"},
+        }
+        rows.append(row)
+    return rows
+
+
+def create_wide_table(url: str) -> None:
+    """The wide table in the stand-in (tables made at runtime get their default streaming pipe)."""
+    columns = ", ".join(f"{name} {kind}" for name, kind in WIDE_COLUMNS)
+    standin_query(url, f"create table {WIDE_TABLE} ({columns})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--shape", choices=["sensor", "wide"], default="sensor")
     args = parser.parse_args()
-    rows = sensor_rows(args.rows)
+    table = SENSOR_TABLE if args.shape == "sensor" else WIDE_TABLE
+    rows = sensor_rows(args.rows) if args.shape == "sensor" else wide_rows(args.rows)
 
     t0 = time.process_time()
     body = b"\n".join(orjson.dumps(r) for r in rows)
@@ -39,6 +107,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_standin_process(Path(tmp) / "standin", "--commit-delay-ms", "200")
         try:
+            if args.shape == "wide":
+                create_wide_table(url)
             config = Config.model_validate(
                 {
                     "state_dir": str(Path(tmp) / "state"),
@@ -57,9 +127,7 @@ def main() -> None:
             configure("json", "warning")
 
             async def deliver() -> RunSummary:
-                daemon = Daemon(
-                    config, sources=[ListSource("bench", SENSOR_TABLE, rows)], tables=[SENSOR_TABLE]
-                )
+                daemon = Daemon(config, sources=[ListSource("bench", table, rows)], tables=[table])
                 return await daemon.run()
 
             wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -69,10 +137,11 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=30)
 
-    committed = summary.tables[SENSOR_TABLE].committed
+    committed = summary.tables[table].committed
     assert committed == len(rows), f"only {committed} of {len(rows)} rows committed"
     per_m = 1e6 / len(rows)
-    print(f"command: {' '.join([sys.executable, *sys.argv])}")
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"shape: {args.shape} ({len(rows[0])} columns)")
     print(
         f"rows delivered (committed): {committed:,}  NDJSON: {mb:.1f} MB  ({len(body) / len(rows):.0f} B/row)"
     )

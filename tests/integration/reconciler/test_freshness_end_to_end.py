@@ -13,6 +13,7 @@ from streamd.daemon import Daemon
 from streamd.reconciler.loop import Reconciler
 from streamd.reconciler.report import HealthReport
 from streamd.setup_command import plan, run_planned
+from tests.conftest import StandinFactory
 
 from .conftest import daemon_config, sql_client
 
@@ -34,7 +35,9 @@ def _freshness_finding(report: HealthReport) -> bool:
 
 
 @pytest.mark.slow
-async def test_freshness_follows_the_pipeline_end_to_end(make_standin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_freshness_follows_the_pipeline_end_to_end(
+    make_standin: StandinFactory, tmp_path: Path
+) -> None:
     standin = make_standin(task_minute_s=1.0)  # '1 MINUTE' tasks run every second
     config = daemon_config(
         standin,

@@ -137,8 +137,10 @@ async def check_streams(sql: SqlRunner, clock: Clock, ctx: CheckContext) -> list
                     "stream",
                     "warning" if left > 0 else "critical",
                     name,
-                    f"stream goes stale in {age_text(max(0.0, left))} (STALE_AFTER) unless it is "
-                    "consumed",
+                    f"stream goes stale in {age_text(left)} (STALE_AFTER) unless it is consumed"
+                    if left > 0
+                    # STALE_AFTER "may be slightly inaccurate in both directions" (§5.1).
+                    else "stream is past its STALE_AFTER and may already be stale",
                     "run the task that reads it ("
                     + (", ".join(readers) if readers else "none found")
                     + ") or consume it with DML",

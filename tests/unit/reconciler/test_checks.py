@@ -90,7 +90,11 @@ async def test_streams_stale_and_near_staleness(
     assert "60 min" in soon.message
     # Only the task that reads SOON itself is named (not the one reading SOONER).
     assert soon.remedies == (Remedy("execute_task", "EXECUTE TASK DB.PIPE.T_SOON"),)
-    assert found["stream", "DB.PIPE.PAST"].severity == "critical"
+    past = found["stream", "DB.PIPE.PAST"]
+    assert (past.severity, past.message) == (
+        "critical",
+        "stream is past its STALE_AFTER and may already be stale",
+    )
 
 
 async def test_a_failing_show_is_a_warning_and_other_databases_still_run(

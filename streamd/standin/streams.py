@@ -7,6 +7,11 @@ stream diffs the table against the snapshot; it sees every write, whether from S
 commits or SQL, without hooks in the write paths. Cost is O(table) per read (measured in the
 report: test- and demo-sized tables only). Consuming DML materialises the change rows once per
 transaction and moves the snapshot forward in that transaction's commit; a rollback leaves it.
+
+Known limit: DuckDB reuses row ids once a table has been emptied (DELETE of every row, TRUNCATE)
+and checkpointed. A standard stream then reports the old and new rows under one row id as an
+update pair (actions still right); an append-only stream misses rows inserted after such an
+emptying until it is recreated. Landing tables, which streams usually watch, are never emptied.
 """
 
 # ruff: noqa: S608 - identifiers go through quote()/table(); values are bound parameters.

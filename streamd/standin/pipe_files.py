@@ -22,7 +22,13 @@ import orjson
 import pyarrow as pa
 
 from streamd.standin.ddl import TableSpec
-from streamd.standin.ingest import MAX_DECODED_BYTES, RowRejected, _to_arrow, coerce_row
+from streamd.standin.ingest import (
+    MAX_DECODED_BYTES,
+    RowRejected,
+    _to_arrow,
+    coerce_row,
+    coerce_value,
+)
 from streamd.standin.pipes import PipeSpec
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -91,11 +97,12 @@ def read_file(spec: PipeSpec, table: TableSpec, path: str, data: bytes) -> FileL
     good: list[dict[str, Any]] = []
     parsed = errors = 0
     first: FirstError | None = None
+    mapper = _Mapper(spec, table)
     for line_no, record, error in _records(data, spec.strip_outer_array):
         parsed += 1
         if error is None:
             try:
-                good.append(_map(spec, table, record))
+                good.append(mapper(record))
                 continue
             except RowRejected as err:
                 error = FirstError(err.message, line_no, 1, err.source)
@@ -148,8 +155,40 @@ def _records(data: bytes, strip_outer_array: bool) -> list[tuple[int, Any, First
     return out
 
 
-def _map(spec: PipeSpec, table: TableSpec, record: Any) -> dict[str, Any]:
-    if spec.match_by_column_name is None:
+class _Mapper:
+    """Maps records onto a table's columns, with the name lookup built once per file."""
+
+    def __init__(self, spec: PipeSpec, table: TableSpec) -> None:
+        self.spec = spec
+        self.table = table
+        sensitive = spec.match_by_column_name == "CASE_SENSITIVE"
+        self.columns = {(c.name if sensitive else c.name.upper()): c for c in table.columns}
+        self.sensitive = sensitive
+        self.required = [c for c in table.columns if not c.nullable]
+
+    def __call__(self, record: Any) -> dict[str, Any]:
+        """The row for one record, or RowRejected."""
+        if self.spec.match_by_column_name is None:
+            return self._whole(record)
+        if not isinstance(record, dict):
+            raise RowRejected(
+                "100069", f"MATCH_BY_COLUMN_NAME needs a JSON object, got {type(record).__name__}"
+            )
+        out: dict[str, Any] = {}
+        for key, value in record.items():
+            col = self.columns.get(key if self.sensitive else key.upper())
+            if col is None:
+                continue  # keys without a column are ignored by MATCH_BY_COLUMN_NAME
+            out[col.name] = coerce_value(col, value)
+        for col in self.required:
+            if out.get(col.name) is None:
+                raise RowRejected(
+                    "100072", f"NULL result in a non-nullable column '{col.name}'", col.name
+                )
+        return out
+
+    def _whole(self, record: Any) -> dict[str, Any]:
+        table = self.table
         variants = [c for c in table.columns if c.kind in ("variant", "object", "array")]
         if len(table.columns) != 1 or not variants:
             raise RowRejected(
@@ -158,15 +197,3 @@ def _map(spec: PipeSpec, table: TableSpec, record: Any) -> dict[str, Any]:
                 "or array. Use MATCH_BY_COLUMN_NAME to load into more columns.",
             )
         return coerce_row(table, {variants[0].name: record})
-    if not isinstance(record, dict):
-        raise RowRejected(
-            "100069", f"MATCH_BY_COLUMN_NAME needs a JSON object, got {type(record).__name__}"
-        )
-    sensitive = spec.match_by_column_name == "CASE_SENSITIVE"
-    mapped: dict[str, Any] = {}
-    for key, value in record.items():
-        col = table.column(key)
-        if col is None or (sensitive and col.name != key):
-            continue  # keys without a column are ignored by MATCH_BY_COLUMN_NAME
-        mapped[col.name] = value
-    return coerce_row(table, mapped)

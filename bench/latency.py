@@ -1,0 +1,222 @@
+"""Latency at a fixed offered rate: event time → append acknowledged and → committed, p50/p99/max.
+
+A source offers sensor-shaped rows at `--rate` rows/s on an absolute-deadline schedule, sending the
+rows that have come due every `--tick-ms`, and records each row's send time (its event time). The
+daemon runs in this process with one lane and a fresh state dir, so the i-th row sent gets spool
+sequence (offset token) i. The channel writer's `batch_appended` / `batch_committed` log events
+are captured by a structlog processor that stamps them with the monotonic clock and drops them;
+each gives the time every row of its offset range was acknowledged or seen committed. The stand-in
+runs in another process with a fixed `--commit-delay-ms`, reported separately and subtracted from
+the commit latency to give the client-added part (linger, pacing, requests, status polling).
+
+Usage: python bench/latency.py [--rate 1000|10000|50000] [--seconds N] [--linger-ms MS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from streamd.config import Config
+from streamd.daemon import Daemon
+from streamd.keys import generate_key_pair
+from streamd.rows import Envelope, Row, parse_offset
+from streamd.sources.base import SourceContext
+from streamd.testing import sensor_rows, start_standin_process
+from streamd.topology import RunSummary
+
+SENSOR_TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
+POOL = 10_000
+"""Distinct prebuilt rows the source cycles through (each sent copy gets its own EVENT_ID)."""
+
+
+class RateSource:
+    """Offers `total` rows at `rate` rows/s: every tick it sends the rows whose deadline passed."""
+
+    kind = "rate"
+
+    def __init__(self, table: str, rate: float, total: int, tick_s: float) -> None:
+        self.name = "rate"
+        self.table = table
+        self.rate = rate
+        self.total = total
+        self.tick_s = tick_s
+        self.pool = sensor_rows(POOL)
+        self.sent_at = array("d")
+        """Monotonic send time of the i-th row sent (index i - 1: row i has offset token i)."""
+        self.max_late_s = 0.0
+        """The most a row was sent after its scheduled time (the source or pipeline falling behind)."""
+
+    async def run(self, ctx: SourceContext) -> None:
+        """Send every row on schedule, then return (end of input)."""
+        start = time.monotonic()
+        sent = 0
+        tick = 0
+        while sent < self.total:
+            tick += 1
+            now = time.monotonic()
+            due = min(self.total, int((now - start) * self.rate) + 1)
+            if sent < due:
+                self.max_late_s = max(self.max_late_s, now - (start + sent / self.rate))
+            while sent < due:
+                base = self.pool[sent % POOL]
+                row: Row = {**base, "EVENT_ID": f"latency:{sent}"}
+                self.sent_at.append(time.monotonic())
+                await ctx.send.send(Envelope(self.table, row))
+                sent += 1
+            delay = start + tick * self.tick_s - time.monotonic()
+            if delay > 0:
+                await anyio.sleep(delay)
+
+
+class WriterEvents:
+    """A structlog processor that records (monotonic time, rows, last offset) of writer events."""
+
+    def __init__(self) -> None:
+        self.appended: list[tuple[float, int, int]] = []
+        self.committed: list[tuple[float, int, int]] = []
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        event = event_dict.get("event")
+        if event in ("batch_appended", "batch_committed"):
+            last = parse_offset(event_dict["offset_token"])
+            assert last is not None
+            record = (time.monotonic(), int(event_dict["rows"]), last)
+            (self.appended if event == "batch_appended" else self.committed).append(record)
+        elif event_dict.get("level") in ("warning", "error", "critical"):
+            print(f"daemon {event_dict.get('level')}: {event} {dict(event_dict)}", file=sys.stderr)
+        raise structlog.DropEvent
+
+    def install(self) -> None:
+        """Route every structlog event through this processor, debug level included."""
+        structlog.configure(
+            processors=[structlog.processors.add_log_level, self],
+            wrapper_class=structlog.make_filtering_bound_logger(10),
+            cache_logger_on_first_use=False,
+        )
+
+
+def latencies(events: list[tuple[float, int, int]], sent_at: array[float]) -> list[float]:
+    """Per row: event time → the first event that covered its offset; rows in offset order."""
+    first: dict[int, tuple[float, int]] = {}
+    for at, rows, last in events:
+        # A reopen replays batches: the first acknowledgement of an offset range is the real one.
+        first.setdefault(last, (at, rows))
+    out: list[float] = []
+    for last, (at, rows) in sorted(first.items()):
+        out.extend(at - sent_at[seq - 1] for seq in range(last - rows + 1, last + 1))
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank) of sorted `values`."""
+    return values[min(len(values) - 1, max(0, round(q * len(values)) - 1))]
+
+
+def summary(label: str, values: list[float], minus_s: float = 0.0) -> str:
+    """`label: p50 … p99 … max …` in milliseconds, `minus_s` subtracted."""
+    v = sorted(x - minus_s for x in values)
+    return (
+        f"{label}: p50 {pct(v, 0.5) * 1000:.1f} ms  p99 {pct(v, 0.99) * 1000:.1f} ms  "
+        f"max {v[-1] * 1000:.1f} ms  (n={len(v):,})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=1000, help="rows/s offered")
+    parser.add_argument("--seconds", type=float, default=5, help="how long rows are offered")
+    parser.add_argument(
+        "--tick-ms", type=float, default=5, help="send rows that came due this often"
+    )
+    parser.add_argument("--linger-ms", type=float, default=200, help="delivery.linger_ms")
+    parser.add_argument("--status-poll-ms", type=float, default=250, help="delivery.status_poll_ms")
+    parser.add_argument("--commit-delay-ms", type=float, default=200, help="stand-in commit delay")
+    args = parser.parse_args()
+    total = int(args.rate * args.seconds)
+    source = RateSource(SENSOR_TABLE, args.rate, total, args.tick_ms / 1000)
+    events = WriterEvents()
+    events.install()
+
+    private_pem, _ = generate_key_pair()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_standin_process(
+            Path(tmp) / "standin", "--commit-delay-ms", str(args.commit_delay_ms)
+        )
+        try:
+            config = Config.model_validate(
+                {
+                    "state_dir": str(Path(tmp) / "state"),
+                    "target": {
+                        "kind": "snowflake",
+                        "url": url,
+                        "private_key": private_pem.decode(),
+                    },
+                    "delivery": {
+                        "linger_ms": args.linger_ms,
+                        "status_poll_ms": args.status_poll_ms,
+                        "drain_timeout_s": 600,
+                    },
+                    "admin": {"enabled": False},
+                }
+            )
+
+            async def deliver() -> RunSummary:
+                return await Daemon(config, sources=[source], tables=[SENSOR_TABLE]).run()
+
+            wall0 = time.perf_counter()
+            result = anyio.run(deliver)
+            wall = time.perf_counter() - wall0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    committed = result.tables[SENSOR_TABLE].committed
+    assert committed == total, f"only {committed} of {total} rows committed"
+    appended_rows = sum(rows for _, rows, _ in events.appended)
+    committed_rows = sum(rows for _, rows, _ in events.committed)
+    # Retries or reopens re-append rows: then the last append of an offset counts.
+    assert committed_rows == total, f"batch_committed covered {committed_rows} of {total} rows"
+    offered = total / (source.sent_at[-1] - source.sent_at[0]) if total > 1 else 0.0
+    delay_s = args.commit_delay_ms / 1000
+    append_lat = latencies(events.appended, source.sent_at)
+    commit_lat = latencies(events.committed, source.sent_at)
+    target_ms = args.linger_ms + 50
+    client_p99 = pct(sorted(x - delay_s for x in commit_lat), 0.99) * 1000
+    append_p99 = pct(sorted(append_lat), 0.99) * 1000
+
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(
+        f"offered: {args.rate:,.0f} rows/s for {args.seconds:g} s = {total:,} rows; achieved "
+        f"{offered:,.0f} rows/s; latest send behind schedule {source.max_late_s * 1000:.1f} ms"
+    )
+    print(
+        f"linger_ms {args.linger_ms:g}, status_poll_ms {args.status_poll_ms:g}, "
+        f"tick {args.tick_ms:g} ms; {len(events.appended)} appends "
+        f"({appended_rows / max(1, len(events.appended)):,.0f} rows each); wall {wall:.1f} s"
+    )
+    print(summary("event -> append acknowledged", append_lat))
+    print(summary("event -> committed (seen by status poll)", commit_lat))
+    print(f"stand-in commit delay: {args.commit_delay_ms:g} ms (subtracted below)")
+    print(summary("client-added (committed - commit delay)", commit_lat, delay_s))
+    print(
+        f"target: client-added p99 <= linger + 50 ms = {target_ms:g} ms -> "
+        f"{client_p99:.1f} ms {'MET' if client_p99 <= target_ms else 'MISSED'} "
+        f"(append-acknowledged p99 {append_p99:.1f} ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -171,6 +171,7 @@ async def _local_target(config: Config) -> AsyncIterator[str]:
         host=config.target.standin.host,
         commit_delay_s=config.target.standin.commit_delay_ms / 1000,
         public_key_pem=public_pem,
+        task_minute_s=config.target.standin.task_minute_s,
     )
     async with anyio.create_task_group() as tg:
         standin = await tg.start(serve, settings)

@@ -31,7 +31,7 @@ _DML_LABELS = {
     exp.Merge: ("number of rows affected", "numRowsUpdated"),
 }
 _RETENTION_PROPS = ("DATA_RETENTION_TIME_IN_DAYS", "MAX_DATA_EXTENSION_TIME_IN_DAYS")
-_WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Copy)
+_WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Copy, exp.TruncateTable)
 
 
 def register(
@@ -96,6 +96,8 @@ def _default(
     with session.transaction():
         sql = session.to_duckdb(expr, consume=True)
         columns, rows = session.execute(sql, session.params)
+        for hook in session.engine.after_write:
+            hook(session, expr, True)
     if isinstance(expr, exp.Create) and (expr.kind or "").upper() == "TABLE":
         session.after.append(forget_tables)
     return _dml_result(expr, columns, rows)

@@ -247,6 +247,8 @@ class SqlEngine:
     default: Handler | None = None
     """Runs statements no handler claims (set by `sqldefault.register`)."""
     rewriters: list[Rewriter] = field(default_factory=list)
+    after_write: list[Rewriter] = field(default_factory=list)
+    """Called inside a DML statement's transaction once it ran (e.g. stream bookkeeping)."""
     _handlers: list[tuple[Callable[[Statement], bool], Handler]] = field(default_factory=list)
 
     def register(self, match: str | Callable[[Statement], bool], handler: Handler) -> None:

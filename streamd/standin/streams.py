@@ -8,10 +8,11 @@ commits or SQL, without hooks in the write paths. Cost is O(table) per read (mea
 report: test- and demo-sized tables only). Consuming DML materialises the change rows once per
 transaction and moves the snapshot forward in that transaction's commit; a rollback leaves it.
 
-Known limit: DuckDB reuses row ids once a table has been emptied (DELETE of every row, TRUNCATE)
-and checkpointed. A standard stream then reports the old and new rows under one row id as an
-update pair (actions still right); an append-only stream misses rows inserted after such an
-emptying until it is recreated. Landing tables, which streams usually watch, are never emptied.
+DuckDB reuses row ids once a table has been emptied (DELETE of every row, TRUNCATE) and
+checkpointed. Append-only snapshots forget deleted ids after each deleting statement, so they stay
+exact; a standard stream reports an old and a new row that share an id as an update pair (the
+actions are still right, ISUPDATE is not). Landing tables, which streams usually watch, are never
+emptied.
 """
 
 # ruff: noqa: S608 - identifiers go through quote()/table(); values are bound parameters.
@@ -64,6 +65,7 @@ def register(engine: SqlEngine) -> None:
     engine.register(r"DROP\s+STREAM\b", drop_stream)
     engine.register(_is_retention_alter, set_retention)
     engine.register_rewriter(rewrite)
+    engine.after_write.append(forget_deleted)
 
 
 def now() -> datetime:
@@ -229,6 +231,41 @@ def rewrite(session: Session, expr: exp.Expr, consume: bool) -> exp.Expr:
             raise compilation_error(f"Stream '{name}' cannot be the target of DML.")
         changes = _changes_sql(session, db, stream, consume)
         ref.replace(session.splice(changes, ref.alias or name))
+    return expr
+
+
+def forget_deleted(session: Session, expr: exp.Expr, consume: bool) -> exp.Expr:
+    """After DML that can remove rows, drop deleted row ids from append-only snapshots.
+
+    An append-only stream never reports deletes, so forgetting a deleted row id changes nothing,
+    except that a row DuckDB later stores under the same id (ids are reused once a table has
+    been emptied and checkpointed) is then seen as the new row it is.
+    """
+    if isinstance(expr, exp.TruncateTable):
+        targets = list(expr.expressions)
+    elif isinstance(expr, exp.Delete | exp.Merge) or (
+        isinstance(expr, exp.Create) and expr.args.get("replace")
+    ):
+        targets = [expr.this]
+    else:
+        return expr
+    for target in targets:
+        if not isinstance(target, exp.Table):
+            continue
+        try:
+            db, schema, name = session.qualify(target)
+            watchers = records(
+                session.cur,
+                f"SELECT SCHEMA_NAME, NAME FROM {hidden(db, 'STREAMS')} WHERE TABLE_SCHEMA = ? "
+                "AND TABLE_NAME = ? AND MODE = 'APPEND_ONLY'",
+                [schema, name],
+            )
+        except (SqlFailure, duckdb.Error):
+            continue  # not a table of a stand-in database: no streams on it
+        for w in watchers:
+            snap = _snapshot(db, str(w["SCHEMA_NAME"]), str(w["NAME"]))
+            execute(session.cur, f"DELETE FROM {snap} WHERE _RID NOT IN "
+                                 f"(SELECT rowid FROM {table(db, schema, name)})")  # fmt: skip
     return expr
 
 

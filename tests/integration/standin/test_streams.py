@@ -7,6 +7,7 @@ import pytest
 
 from streamd.errors import SqlError
 from streamd.standin.server import Standin
+from tests.conftest import StandinFactory
 from tests.integration.standin.sql_client import rows, script, sql_client
 
 from .conftest import connect
@@ -209,3 +210,25 @@ async def test_retention_from_create_table_and_has_data_renews_an_empty_stream(
         with pytest.raises(SqlError) as err:
             await c.execute("ALTER TABLE D.S.R SET DATA_RETENTION_TIME_IN_DAYS = 'x'")
         assert err.value.code == "000002"
+
+
+async def test_append_only_stream_sees_rows_after_the_table_was_emptied(
+    make_standin: StandinFactory,
+) -> None:
+    first = make_standin()
+    async with sql_client(first) as c:
+        await script(c, SETUP + "CREATE STREAM D.S.AO ON TABLE D.S.T APPEND_ONLY = TRUE")
+        await script(c, "INSERT INTO D.S.T VALUES (4, 'd'); DELETE FROM D.S.T")
+        assert await rows(c, "SELECT ID FROM D.S.AO") == []  # inserted, then deleted: nothing
+    make_standin.stop(first)  # checkpoints: DuckDB may now hand out the emptied table's row ids
+    second = make_standin()
+    async with sql_client(second) as c:
+        await c.execute("INSERT INTO D.S.T VALUES (7, 'g'), (8, 'h')")
+        assert await rows(c, "SELECT ID FROM D.S.AO ORDER BY ID") == [{"ID": 7}, {"ID": 8}]
+        assert await rows(c, "SELECT ID, METADATA$ACTION AS A FROM D.S.ST ORDER BY ID, A") == [
+            {"ID": 1, "A": "DELETE"},
+            {"ID": 2, "A": "DELETE"},
+            {"ID": 3, "A": "DELETE"},
+            {"ID": 7, "A": "INSERT"},
+            {"ID": 8, "A": "INSERT"},
+        ]

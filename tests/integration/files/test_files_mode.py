@@ -9,6 +9,7 @@ import orjson
 
 from streamd.config import parse
 from streamd.daemon import Daemon
+from streamd.inspect import render
 from streamd.sources.base import SourceContext
 from streamd.standin.storage import query_offline
 from streamd.testing import ListSource, sensor_rows
@@ -66,6 +67,12 @@ async def test_files_mode_table_receives_exactly_the_rows_produced(tmp_path: Pat
     summary = await daemon.run(duration=3)
 
     assert summary.uncommitted == 0
+    # inspect shows the files-mode lane as a channel row of its pipe.
+    status = daemon.status()
+    [files_row] = [c for c in status["channels"] if c.get("mode") == "files"]
+    assert files_row["inflight_files"] == 0
+    assert files_row["files_loaded"] > 1
+    assert "files:SENSOR_DATA_RAW" in render(status, width=120)
     sensor = summary.tables[SENSOR]
     assert sensor.produced > 300
     assert sensor.committed == sensor.produced

@@ -17,8 +17,9 @@ Delivery (QoS 1, precisely):
 - What a restart of the daemon (or a crash) cannot tell: a message whose rows reached the spool
   but whose PUBACK had not gone out when the process stopped is delivered again to the new
   process and spooled again. Across restarts the source is at-least-once; the window is the time
-  between a row's spool ack and its PUBACK (milliseconds, or `delivery.drain_timeout_s` at worst
-  on shutdown). Rows carry no id of their own that would let the table drop such copies: give
+  between a row's spool ack and its PUBACK (milliseconds; on shutdown the source stays connected
+  up to `drain_timeout_s` so rows handed over become durable and acked first; a crash has no
+  such grace). Rows carry no id of their own that would let the table drop such copies: give
   payloads an id (Sparkplug B rows: GROUP_ID, EDGE_NODE_ID, DEVICE_ID, SEQ and TIMESTAMP together
   identify a message) and deduplicate downstream where a restart duplicate matters.
 - The broker's in-flight window (mosquitto `max_inflight_messages`, default 20) bounds unacked
@@ -130,6 +131,9 @@ class MqttSourceConfig(BaseModel):
     """Longest pause between reconnect attempts."""
     rebirth_interval_s: float = Field(default=30, gt=0)
     """Sparkplug B: least time between two rebirth requests to one edge node."""
+    drain_timeout_s: float = Field(default=5, ge=0)
+    """On shutdown, how long to stay connected while rows already handed to the pipeline become
+    durable, so their PUBACKs go out (unacked messages are sent again after a restart)."""
 
     @field_validator("password", mode="before")
     @classmethod
@@ -255,10 +259,18 @@ class MqttSource:
                 self._log.info("mqtt_subscribed", host=c.host, port=c.port, connects=self.connects)
                 if self.connects == 1:
                     task_status.started()
-                async for message in client.messages:
-                    dup = message.mid in dups
-                    dups.discard(message.mid)
-                    await self._handle(ctx, client, acks, message, dup)
+                try:
+                    async for message in client.messages:
+                        dup = message.mid in dups
+                        dups.discard(message.mid)
+                        await self._handle(ctx, client, acks, message, dup)
+                except anyio.get_cancelled_exc_class():
+                    # Stopping: the pipeline still spools what it was handed; PUBACK those
+                    # messages before disconnecting, or the broker sends them again after a
+                    # restart (and their rows would be spooled twice).
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(c.drain_timeout_s):
+                        await acks.settled()
+                    raise
         finally:
             # Message ids of a dead connection must not be acked on a new one; its unacked
             # messages are remembered so their redeliveries do not become rows twice.
@@ -305,8 +317,12 @@ class MqttSource:
         def ack(_seq: int | None) -> None:
             acks.row_done(entry)
 
-        for row in rows:
-            await ctx.send.send(Envelope(sub.table, row | extra, key, ack))
+        try:
+            for row in rows:
+                await ctx.send.send(Envelope(sub.table, row | extra, key, ack))
+        except anyio.get_cancelled_exc_class():
+            entry.abandoned = True  # not all its rows reached the pipeline: never acked
+            raise
 
     async def _reject(self, table: str, topic: str, payload: bytes, rule: str, detail: str) -> None:
         if self._dead_letter is None:

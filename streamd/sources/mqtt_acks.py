@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import anyio
+
 
 def digest(payload: bytes) -> bytes:
     """A short fingerprint of a payload (tells a redelivery from another message)."""
@@ -36,6 +38,8 @@ class Pending:
     digest: bytes
     queue: AckQueue | None = None
     """The connection whose PUBACK it waits for (moves to the new one on a redelivery)."""
+    abandoned: bool = False
+    """Stopped while its rows were being sent: some never reach the pipeline, so no PUBACK."""
 
     def row_done(self) -> None:
         self.remaining -= 1
@@ -59,6 +63,7 @@ class AckQueue:
         self.closed = False
         self.duplicates = 0
         """Redelivered messages recognised (their rows were not produced twice)."""
+        self._progress: anyio.Event | None = None
 
     def add(self, mid: int, qos: int, rows: int, topic: str, payload: bytes) -> Pending:
         """Track one received message that produced `rows` rows (0: ack it in its turn)."""
@@ -92,6 +97,12 @@ class AckQueue:
         """Messages received and not yet acked."""
         return len(self._pending)
 
+    async def settled(self) -> None:
+        """Wait until every PUBACK that can still go out has gone out."""
+        while self._pending and not self._pending[0].abandoned:
+            self._progress = anyio.Event()
+            await self._progress.wait()
+
     def close(self) -> list[Pending]:
         """Stop acking (the connection is gone); returns its unacknowledged messages."""
         self.closed = True
@@ -105,3 +116,5 @@ class AckQueue:
             entry = self._pending.popleft()
             if not self.closed and entry.qos > 0:
                 self._send_ack(entry.mid, entry.qos)
+        if self._progress is not None:
+            self._progress.set()

@@ -219,3 +219,34 @@ async def test_redeliveries_after_a_dropped_connection_make_no_duplicate_rows(
     await publish(broker, ("plants/p1/l1/telemetry", b'{"n": 3}'))
     after = await run_until(broker, 1, ack=True, client_id="dedupe")
     assert [e.row["n"] for e in after] == [3]
+
+
+async def test_stopping_stays_connected_until_handed_over_rows_are_acked(broker: Broker) -> None:
+    """Rows the pipeline still spools after the stop get their PUBACKs: no resend on restart."""
+    await run_until(broker, 0, ack=False, client_id="drain")  # creates the persistent session
+    await publish(broker, *[("plants/p1/l1/telemetry", f'{{"n": {i}}}'.encode()) for i in range(5)])
+    source = MqttSource(config(broker, "drain"))
+    send, receive = anyio.create_memory_object_stream[Envelope](100)
+    ctx = SourceContext(send, SystemClock(), MemorySequences())
+    stopped = anyio.Event()
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with scope:
+            await source.run(ctx, task_status=task_status)
+        stopped.set()
+
+    scope = anyio.CancelScope()
+    async with send, receive, anyio.create_task_group() as tg:
+        await tg.start(serve)
+        held = await take(receive, 5)
+        scope.cancel()
+        await anyio.sleep(0.3)  # the stop is under way ...
+        assert not stopped.is_set()  # ... and waits for the rows it handed over
+        for e in held:
+            assert e.ack is not None
+            e.ack(1)  # the pipeline spools them after the stop began
+        with anyio.fail_after(10):
+            await stopped.wait()
+    await publish(broker, ("plants/p1/l1/telemetry", b'{"n": 5}'))
+    after = await run_until(broker, 1, ack=True, client_id="drain")
+    assert [e.row["n"] for e in after] == [5]  # none of the five came again

@@ -1,11 +1,37 @@
 """Every metric streamd exports, declared once, in a registry per daemon.
 
-Counters are incremented per batch, never per row, so metrics cost nothing on the hot path.
+Counters are incremented per batch, never per row, so metrics cost nothing on the hot path; the one
+count kept per row (rows produced) is a plain dict exported through a collector (`TableCounts`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class TableCounts(Collector):
+    """A per-table counter kept as plain ints (`counts[table] += n`), exported as a Prometheus counter.
+
+    A prometheus-client `Counter.inc` takes a lock and checks its arguments: ~0.6 µs, a tenth of
+    a row's whole delivery budget when paid per row. Only the event loop touches `counts`.
+    """
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self.counts: dict[str, int] = {}
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        """One counter family with a sample per table."""
+        family = CounterMetricFamily(self._name, self._documentation, labels=["table"])
+        for table, n in self.counts.items():
+            family.add_metric([table], n)
+        yield family
 
 
 class Metrics:
@@ -14,8 +40,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.rows_produced = Counter(
-            "streamd_rows_produced", "Rows sources handed to the pipeline", ["table"], registry=r
+        self.rows_produced = TableCounts(
+            "streamd_rows_produced", "Rows sources handed to the pipeline", registry=r
         )
         self.rows_appended = Counter(
             "streamd_rows_appended",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 Row = dict[str, Any]
 """One row, keyed by column name as the target table spells it (upper case for unquoted names)."""
@@ -32,9 +32,12 @@ def parse_offset(token: str | None) -> int | None:
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """A row on its way from a source to its table lane."""
+class Envelope(NamedTuple):
+    """A row on its way from a source to its table lane.
+
+    A NamedTuple rather than a frozen dataclass: one is built per row, and a frozen dataclass's
+    `__init__` (one `object.__setattr__` per field) cost ~0.7 µs of a row's budget.
+    """
 
     table: str
     row: Row

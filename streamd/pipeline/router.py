@@ -43,7 +43,9 @@ class Router:
         self._by_table: dict[str, list[Lane]] = {}
         for lane in lanes.values():
             self._by_table.setdefault(lane.table, []).append(lane)
-        self._produced = {t: metrics.rows_produced.labels(t) for t in self._by_table}
+        self._produced = metrics.rows_produced.counts
+        for table in self._by_table:
+            self._produced.setdefault(table, 0)
         self._rules = {t: r for t, r in (rules or {}).items() if r.columns}
         self._reject = reject
         self._senders = 0
@@ -61,7 +63,7 @@ class Router:
                 f"a source produced a row for {envelope.table}, which no source declared; "
                 "fix the source's table settings"
             )
-        self._produced[envelope.table].inc()
+        self._produced[envelope.table] += 1
         rules = self._rules.get(envelope.table)
         if rules is not None and await self._rejected(envelope, envelope.row, rules):
             return

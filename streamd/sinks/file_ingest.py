@@ -83,7 +83,8 @@ class FileWriter:
         failure = self.last_failure
         return {
             "table": self.table,
-            "channel": f"files:{self.confirmer.client.pipe.rsplit('.', 1)[-1]}",
+            "channel": f"files:{self.table.rsplit('.', 1)[-1]}"
+            + (f"#{self.shard}" if self.shard else ""),
             "pipe": self.confirmer.client.pipe,
             "mode": "files",
             "open": self.is_open,

@@ -15,16 +15,19 @@ import logging
 from datetime import datetime, timedelta
 
 import anyio
+import duckdb
 
 from streamd.standin import dynamic_tables, tasks
 from streamd.standin.cron import ScheduleError, parse_schedule
 from streamd.standin.duck import Cursor
 from streamd.standin.objcatalog import databases, hidden, records
-from streamd.standin.sqlengine import SqlEngine
+from streamd.standin.sqlengine import SqlEngine, SqlFailure
 from streamd.standin.storage import Storage
 from streamd.standin.streams import now
 
 log = logging.getLogger("streamd.standin.objects")
+ERROR_RETRY_S = 5.0
+"""After a failed cycle (e.g. a database detached mid-plan), look again this much later."""
 IDLE_WAKE_S = 60.0
 """With nothing scheduled, re-plan this often anyway (cheap; catches restarts of the data dir)."""
 
@@ -32,11 +35,29 @@ TaskKey = tuple[str, str, str, str]  # database, schema, name, task id
 
 
 class _Loop:
+    what = "scheduler"
+
     def __init__(self, storage: Storage, engine: SqlEngine, minute_s: float) -> None:
         self.storage = storage
         self.engine = engine
         self.scale = minute_s / 60.0
         self._wake = anyio.Event()
+
+    async def run(self) -> None:
+        """Run until cancelled; a failing cycle is logged and retried (the stand-in stays up)."""
+        while True:
+            try:
+                wake = await self._cycle()
+            except (duckdb.Error, SqlFailure) as err:
+                log.warning("%s failed: %s; retrying in %.0f s", self.what, err, ERROR_RETRY_S)
+                wake = now() + timedelta(seconds=ERROR_RETRY_S)
+            if wake is not None and wake <= now():
+                continue
+            await self._sleep_until(wake)
+
+    async def _cycle(self) -> datetime | None:
+        """Run what is due; return when to look again (None: only when poked or idle)."""
+        raise NotImplementedError
 
     def poke(self) -> None:
         """Re-plan now (call on the event loop after objects changed)."""
@@ -56,26 +77,26 @@ class TaskLoop(_Loop):
         super().__init__(storage, engine, minute_s)
         self._next: dict[TaskKey, datetime] = {}
 
-    async def run(self) -> None:
-        """Run until cancelled."""
-        while True:
-            roots = await self.storage.read(self._roots)
-            moment = now()
-            self._next = {key: self._next.get(key) or self._first(task, moment)
-                          for key, task in roots.items()}  # fmt: skip
-            for key, at in sorted(self._next.items(), key=lambda kv: kv[1]):
-                if at > now():
-                    continue
-                task = roots[key]
-                following = self._after(task, max(at, now()))
-                self._next[key] = following
-                await self.storage.write(
-                    functools.partial(
-                        tasks.run_graph, self.engine, db=key[0], root=task, scheduled=at,
-                        origin="SCHEDULE", next_time=following,
-                    )
-                )  # fmt: skip
-            await self._sleep_until(min(self._next.values(), default=None))
+    what = "task scheduler"
+
+    async def _cycle(self) -> datetime | None:
+        roots = await self.storage.read(self._roots)
+        moment = now()
+        self._next = {key: self._next.get(key) or self._first(task, moment)
+                      for key, task in roots.items()}  # fmt: skip
+        for key, at in sorted(self._next.items(), key=lambda kv: kv[1]):
+            if at > now():
+                continue
+            task = roots[key]
+            following = self._after(task, max(at, now()))
+            self._next[key] = following
+            await self.storage.write(
+                functools.partial(
+                    tasks.run_graph, self.engine, db=key[0], root=task, scheduled=at,
+                    origin="SCHEDULE", next_time=following,
+                )
+            )  # fmt: skip
+        return min(self._next.values(), default=None)
 
     def _first(self, task: dict[str, object], moment: datetime) -> datetime:
         return self._after(task, moment)
@@ -114,25 +135,23 @@ class RefreshLoop(_Loop):
         self._hold: dict[tuple[str, str, str], datetime] = {}
         """A table whose refresh failed waits half its lag before the next try (no busy loop)."""
 
-    async def run(self) -> None:
-        """Run until cancelled."""
-        while True:
-            due, soonest = await self.storage.read(self._plan)
-            for db, dt in due:
-                state = await self.storage.write(
-                    functools.partial(dynamic_tables.refresh, self.engine, db=db, dt=dt,
-                                      trigger="SCHEDULED")
-                )  # fmt: skip
-                key = (db, str(dt["SCHEMA_NAME"]), str(dt["NAME"]))
-                if state != "SUCCEEDED":
-                    log.info("dynamic table %s refresh %s", ".".join(key), state)
-                    wait = float(str(dt["TARGET_LAG_SEC"])) * self.scale / 2
-                    self._hold[key] = now() + timedelta(seconds=max(wait, 0.5))
-                else:
-                    self._hold.pop(key, None)
-            if due:
-                continue  # re-plan at once: data timestamps moved
-            await self._sleep_until(soonest)
+    what = "dynamic table refresh scheduler"
+
+    async def _cycle(self) -> datetime | None:
+        due, soonest = await self.storage.read(self._plan)
+        for db, dt in due:
+            state = await self.storage.write(
+                functools.partial(dynamic_tables.refresh, self.engine, db=db, dt=dt,
+                                  trigger="SCHEDULED")
+            )  # fmt: skip
+            key = (db, str(dt["SCHEMA_NAME"]), str(dt["NAME"]))
+            if state != "SUCCEEDED":
+                log.info("dynamic table %s refresh %s", ".".join(key), state)
+                wait = float(str(dt["TARGET_LAG_SEC"])) * self.scale / 2
+                self._hold[key] = now() + timedelta(seconds=max(wait, 0.5))
+            else:
+                self._hold.pop(key, None)
+        return now() if due else soonest  # after refreshes, re-plan at once
 
     def _plan(self, cur: Cursor) -> tuple[list[tuple[str, dict[str, object]]], datetime | None]:
         moment = now()

@@ -101,8 +101,10 @@ def _scopes(
 ) -> list[tuple[str, str | None]]:
     attached = databases(session.cur)
     scope = (scope or "").upper()
+    if not scope and not target and session.database in attached:
+        return [(session.database, None)]  # Snowflake's default: the current database, …
     if scope == "ACCOUNT" or (not scope and not target):
-        return [(db, None) for db in attached]
+        return [(db, None) for db in attached]  # … else the account
     if scope == "DATABASE":
         db = session.qualify(f"{target}.X.X")[0] if target else session.database
         if db is None:

@@ -111,6 +111,8 @@ async def test_show_streams_reports_mode_table_and_stale_after(standin: Standin)
         await script(c, SETUP + "CREATE STREAM D.S.AO ON TABLE D.S.T APPEND_ONLY = TRUE")
         shown = {s["name"]: s for s in await rows(c, "SHOW STREAMS IN DATABASE D")}
         assert set(shown) == {"ST", "AO"}
+        default = await rows(c, "SHOW STREAMS", database="D")  # no IN: the current database
+        assert sorted(s["name"] for s in default) == ["AO", "ST"]
         st = shown["ST"]
         assert (st["mode"], shown["AO"]["mode"]) == ("DEFAULT", "APPEND_ONLY")
         assert st["table_name"] == "D.S.T"

@@ -5,6 +5,10 @@ the pipe's internal stage directory, maps its records and commits rows plus the 
 DuckDB transaction. A file already loaded through the pipe within 14 days is skipped, as Snowpipe
 does (dedupe by path); a resubmitted file that failed is tried again.
 
+Unlike Snowflake, the queue of submitted-but-unloaded files is memory only: a stand-in restart
+forgets it (the load history survives). streamd resubmits files it has not seen loaded
+(`sinks/file_confirm.py`), so nothing is lost; other clients must do the same.
+
 Files come from internal stages (`stages.py`: `<data_dir>/stages/<DB>/<SCHEMA>/<STAGE>/`); a client
 on the same machine "PUTs" by writing there atomically (see `streamd/snowflake/stage_upload.py`).
 """

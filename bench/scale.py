@@ -1,0 +1,123 @@
+"""Scale: N concurrent sensor tasks at 1 Hz each in one daemon process: RSS, CPU %, channels, rows/s.
+
+For each `--tasks` count the daemon runs as a subprocess (`python -m streamd run --config <generated
+toml>`) with manufacturing sources of N machines at a 1,000 ms sensor interval (one task per
+machine; counts over 9,999 are split across sources with their own id_prefix). The stand-in runs in
+another process. After start-up and `--warmup` seconds, the daemon's RSS (/proc VmRSS) and CPU
+(utime + stime) are sampled every `--sample-s` for `--seconds`, with the committed row count from
+its admin endpoint (/status). Target: 10,000 tasks with RSS <= 250 MB.
+
+Usage: python bench/scale.py [--tasks 1 1000 10000] [--seconds N] [--warmup S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _daemon import (
+    cpu_percent,
+    daemon_config,
+    manufacturing_sources,
+    sample,
+    start_daemon,
+    stop_daemon,
+    table_counts,
+    write_key,
+)
+
+from streamd.testing import start_standin_process
+
+RSS_TARGET_MB = 250
+
+
+def status(admin: str) -> dict[str, Any]:
+    """The daemon's /status JSON."""
+    body: dict[str, Any] = httpx.get(f"{admin}/status", timeout=30).json()
+    return body
+
+
+def wait_ready(admin: str, timeout_s: float) -> float:
+    """Seconds until /readyz answers 200 (channels open)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if httpx.get(f"{admin}/readyz", timeout=30).status_code == 200:
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    raise RuntimeError(f"daemon not ready within {timeout_s} s")
+
+
+def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
+    """One daemon with `tasks` sensor tasks; the result line."""
+    directory = root / f"tasks-{tasks}"
+    key = write_key(directory)
+    config = daemon_config(
+        directory / "state", url, key, manufacturing_sources(tasks, 1000), linger_ms=args.linger_ms
+    )
+    t0 = time.monotonic()
+    proc, admin = start_daemon(config, directory)
+    try:
+        ready_s = wait_ready(admin, 300) + (time.monotonic() - t0)
+        time.sleep(args.warmup)
+        first = sample(proc.pid)
+        _, committed0 = table_counts(status(admin))
+        samples = [first]
+        while samples[-1].at - first.at < args.seconds:
+            time.sleep(args.sample_s)
+            samples.append(sample(proc.pid))
+        last_status = status(admin)
+        _, committed1 = table_counts(last_status)
+        last = samples[-1]
+    finally:
+        drain_s = stop_daemon(proc)
+    rss = [s.rss_mb for s in samples]
+    cpus = [cpu_percent(a, b) for a, b in itertools.pairwise(samples)]
+    rate = (committed1 - committed0) / max(1e-9, last.at - first.at)
+    channels = len(last_status["channels"])
+    verdict = ""
+    if tasks >= 10_000:
+        verdict = f"  target RSS <= {RSS_TARGET_MB} MB: {'MET' if max(rss) <= RSS_TARGET_MB else 'MISSED'}"
+    return (
+        f"tasks {tasks:>6,}: RSS {min(rss):.0f}-{max(rss):.0f} MB (last {rss[-1]:.0f})  "
+        f"CPU {cpu_percent(first, last):.1f}% of a core (samples {min(cpus):.0f}-{max(cpus):.0f}%)  "
+        f"channels {channels}  committed {rate:,.0f} rows/s (offered {tasks:,})  "
+        f"ready after {ready_s:.1f} s, drain+exit {drain_s:.1f} s{verdict}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--seconds", type=float, default=10, help="measured window per count")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds after ready, unmeasured")
+    parser.add_argument("--sample-s", type=float, default=1.0)
+    parser.add_argument("--linger-ms", type=float, default=200)
+    parser.add_argument("--commit-delay-ms", type=float, default=1000)
+    args = parser.parse_args()
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(
+        f"sensor tasks at 1 Hz, linger_ms {args.linger_ms:g}, stand-in commit delay "
+        f"{args.commit_delay_ms:g} ms, window {args.seconds:g} s after {args.warmup:g} s warm-up"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        proc, url = start_standin_process(
+            root / "standin", "--commit-delay-ms", str(args.commit_delay_ms)
+        )
+        try:
+            for tasks in args.tasks:
+                print(run_one(tasks, args, url, root), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

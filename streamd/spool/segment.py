@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
+from typing import BinaryIO
 
 from streamd.spool.errors import SpoolCorrupt
 
@@ -220,27 +221,45 @@ def read_records(
     """
     out: list[tuple[int, bytes]] = []
     total = 0
-    with path.open("rb", buffering=_READ_BUFFER) as f:
+    unpack, crc32 = HEADER.unpack_from, zlib.crc32
+    # Read in large blocks and cut frames out of memory: two small `read` calls per record cost
+    # more than the checksum (hot path: every batch is read back from here).
+    with path.open("rb", buffering=0) as f:
         f.seek(offset)
+        buf, base = b"", offset  # buf holds the file's bytes from `base` on
         pos = offset
         while pos + HEADER_SIZE <= limit and len(out) < max_rows:
-            header = f.read(HEADER_SIZE)
-            length, crc, rec_seq = HEADER.unpack(header)
+            start = pos - base
+            if start + HEADER_SIZE > len(buf):
+                buf, base, start = _refill(f, buf, start, pos, limit, HEADER_SIZE), pos, 0
+            length, crc, rec_seq = unpack(buf, start)
             if rec_seq != seq:
                 raise SpoolCorrupt(f"{path}: expected seq {seq} at byte {pos}, found {rec_seq}")
+            end = start + HEADER_SIZE + length
             if seq >= from_seq:
                 if out and total + length > max_bytes:
                     break
-                payload = f.read(length)
-                if zlib.crc32(payload, zlib.crc32(header[8:])) != crc:
+                if end > len(buf):
+                    buf, base, start = _refill(f, buf, start, pos, limit, end - start), pos, 0
+                    end = HEADER_SIZE + length
+                payload = buf[start + HEADER_SIZE : end]
+                if (
+                    len(payload) != length
+                    or crc32(payload, crc32(buf[start + 8 : start + 16])) != crc
+                ):
                     raise SpoolCorrupt(f"{path}: record {seq} at byte {pos} fails its checksum")
                 out.append((seq, payload))
                 total += length
-            else:
-                f.seek(length, os.SEEK_CUR)
             pos += HEADER_SIZE + length
             seq += 1
     return out
+
+
+def _refill(f: BinaryIO, buf: bytes, start: int, pos: int, limit: int, need: int) -> bytes:
+    """`buf` from `start` on (file offset `pos`) plus at least `need` bytes in all, up to `limit`."""
+    kept = buf[start:]
+    f.seek(pos + len(kept))
+    return kept + f.read(max(0, min(max(_READ_BUFFER, need - len(kept)), limit - pos - len(kept))))
 
 
 def sync_directory(directory: Path) -> None:

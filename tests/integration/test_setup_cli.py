@@ -64,3 +64,19 @@ async def test_failure_names_file_and_line(make_standin: StandinFactory, tmp_pat
     assert message.startswith("sql/broken/10_bad.sql:3: ")
     assert "MISSING" in message
     assert len(lines) == 1  # the statement after the failure never ran
+
+
+async def test_warehouses_are_names(make_standin: StandinFactory) -> None:
+    async with sql_client(make_standin()) as c:
+        created = await c.execute("CREATE WAREHOUSE IF NOT EXISTS WH WAREHOUSE_SIZE = 'XSMALL'")
+        again = await c.execute("CREATE WAREHOUSE IF NOT EXISTS WH")
+        with pytest.raises(SqlError, match="already exists"):
+            await c.execute("CREATE WAREHOUSE WH")
+        await c.execute("ALTER WAREHOUSE WH SUSPEND")
+        shown = (await c.execute("SHOW WAREHOUSES")).rows
+        await c.execute("DROP WAREHOUSE WH")
+        with pytest.raises(SqlError, match="does not exist"):
+            await c.execute("DROP WAREHOUSE WH")
+    assert created.rows == [["Warehouse WH successfully created."]]
+    assert again.rows == [["WH already exists, statement succeeded."]]
+    assert [r[0] for r in shown] == ["WH"]

@@ -136,9 +136,7 @@ def create_iceberg(session: Session, stmt: Statement, *, store: IcebergStore) ->
             raise unsupported(stmt.text)
         session.execute(action.sql)
         columns = session.cur.sql(f"SELECT * FROM {_table(db, schema, name)} LIMIT 0")
-        location = store.create(
-            (db, schema, name), columns.to_arrow_table().schema, volume, base, replace=replace
-        )
+        location = store.create((db, schema, name), columns.to_arrow_table().schema, volume, base)
         session.execute(
             f"INSERT OR REPLACE INTO {_registry(db)} VALUES (?, ?, ?, ?, ?, ?)",
             [schema, name, volume, base, location, _fingerprint(session, (db, schema, name))],

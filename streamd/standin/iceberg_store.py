@@ -12,11 +12,17 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 
 KEEP_SNAPSHOTS = 10
 """Snapshots kept per table (time travel window); older ones are expired after each publish."""
+_PROPERTIES = {
+    # pyiceberg deletes root metadata files beyond the newest few itself.
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": str(KEEP_SNAPSHOTS),
+}
 
 Identifier = tuple[str, str, str]
 
@@ -43,17 +49,15 @@ class IcebergStore:
                 )
             return self._catalog
 
-    def create(
-        self, ident: Identifier, schema: pa.Schema, volume: str, base: str, *, replace: bool
-    ) -> str:
-        """Create the table (dropping an existing one when replacing); returns its location."""
+    def create(self, ident: Identifier, schema: pa.Schema, volume: str, base: str) -> str:
+        """Create the table, replacing one of the same name; returns its location."""
         catalog = self.catalog()
         catalog.create_namespace_if_not_exists(ident[:2])
         if catalog.table_exists(ident):
-            # The registry did not know it (or OR REPLACE): start afresh, like Snowflake's replace.
-            catalog.purge_table(ident) if replace else catalog.drop_table(ident)
+            # OR REPLACE, or a table the registry no longer knows: start afresh, files included.
+            catalog.purge_table(ident)
         location = (self.root / _safe(volume) / base.strip("/")).as_uri()
-        catalog.create_table(ident, schema=schema, location=location)
+        catalog.create_table(ident, schema=schema, location=location, properties=_PROPERTIES)
         return location
 
     def publish(self, ident: Identifier, data: pa.Table) -> None:
@@ -87,8 +91,27 @@ class IcebergStore:
         if len(snapshots) <= KEEP_SNAPSHOTS:
             return
         cutoff = snapshots[-KEEP_SNAPSHOTS].timestamp_ms
-        # Expiry drops metadata references only; files stay until an orphan clean-up.
         table.maintenance.expire_snapshots().older_than(_ms_to_dt(cutoff)).commit()
+        # Expiry drops references only (local-target-notes §4): every publish rewrites the whole
+        # table, so without this the files of expired snapshots would pile up.
+        _remove_orphans(table)
+
+
+def _remove_orphans(table: Any) -> None:
+    """Delete data files, manifests and manifest lists no kept snapshot references."""
+    kept = {_local(p) for p in table.inspect.all_files().column("file_path").to_pylist()}
+    kept |= {_local(p) for p in table.inspect.all_manifests().column("path").to_pylist()}
+    kept |= {_local(s.manifest_list) for s in table.snapshots()}
+    root = _local(table.location())
+    for folder, pattern in (("data", "*.parquet"), ("metadata", "*.avro")):
+        for path in (root / folder).rglob(pattern):
+            if path not in kept:
+                path.unlink(missing_ok=True)
+
+
+def _local(uri: str) -> Path:
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else Path(uri)
 
 
 def _ms_to_dt(ms: int) -> Any:

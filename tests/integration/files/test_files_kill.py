@@ -73,10 +73,13 @@ def test_sigkill_in_files_mode_loads_every_file_once(standin_process: str, tmp_p
     rng = random.Random(20261123)
     command = [sys.executable, "-m", "streamd", "run", "--config", str(config)]
     logs = tmp_path / "daemon.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # log lines must survive the SIGKILL
     for _ in range(KILLS):
         with logs.open("ab") as log:
-            daemon = subprocess.Popen([*command, "--log-format", "json"], stdout=log, stderr=log)
-            time.sleep(rng.uniform(1.5, 4.0))
+            daemon = subprocess.Popen(
+                [*command, "--log-format", "json"], stdout=log, stderr=log, env=env
+            )
+            time.sleep(rng.uniform(2.5, 5.0))
             os.kill(daemon.pid, signal.SIGKILL)
             daemon.wait(timeout=30)
     final = subprocess.run(

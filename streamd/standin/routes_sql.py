@@ -16,13 +16,20 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from sqlglot.errors import SqlglotError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from streamd.standin.auth import Authenticator, AuthError
 from streamd.standin.routes_streaming import json_response
-from streamd.standin.sqlengine import Result, SqlEngine, SqlFailure, parse_request
+from streamd.standin.sqlengine import (
+    Result,
+    SqlEngine,
+    SqlFailure,
+    parse_request,
+    split_statements,
+)
 from streamd.standin.sqlvalues import column_type, format_value
 from streamd.standin.state import StandinState
 
@@ -74,6 +81,8 @@ class SqlApi:
             else:
                 status, payload = 200, self._multi_result(handle, created, results)
         except SqlFailure as err:
+            if _multi(body) and err.statement_index is not None:
+                err = _in_script(err, body["statement"])
             status, payload = 422, _failure(handle, created, err)
         self._remember(handle, status, payload)
         return json_response(payload, status)
@@ -153,6 +162,30 @@ def _statement_count(body: dict[str, Any]) -> int:
                     "390142", "22023", f"MULTI_STATEMENT_COUNT must be a number, got {value!r}"
                 ) from err
     return 1
+
+
+def _in_script(err: SqlFailure, text: str) -> SqlFailure:
+    """A multi-statement failure as Snowflake reports it: 100132/P0000 naming the statement (§4.7).
+
+    The wording after "STATEMENT_ERROR" follows what Snowflake prints; only code and sqlState are
+    documented (tolerant choice).
+    """
+    index = err.statement_index or 0
+    line = 1
+    try:
+        parts = split_statements(text)
+        start = 0
+        for part in parts[: index + 1]:
+            start = text.index(part, start)
+        line = text.count("\n", 0, start) + 1
+    except (ValueError, SqlglotError):
+        pass
+    return SqlFailure(
+        "100132",
+        "P0000",
+        f"Uncaught exception of type 'STATEMENT_ERROR' on line {line} at position 0 : "
+        f"{err.message} (statement {index + 1}, code {err.code}, sqlState {err.sql_state})",
+    )
 
 
 def _check_count(actual: int, desired: int) -> None:

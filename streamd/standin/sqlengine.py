@@ -66,6 +66,8 @@ class SqlFailure(Exception):
         self.code = code
         self.sql_state = sql_state
         self.message = message
+        self.statement_index: int | None = None
+        """Which statement of a multi-statement request failed (set by `SqlEngine.run`)."""
 
 
 def compilation_error(message: str) -> SqlFailure:
@@ -298,8 +300,12 @@ class SqlEngine:
                 if session.schema:
                     target += "." + quote(session.schema)
                 session.execute(f"USE {target}")
-            for stmt in statements:
-                results.append(self.run_statement(session, stmt))
+            for index, stmt in enumerate(statements):
+                try:
+                    results.append(self.run_statement(session, stmt))
+                except SqlFailure as err:
+                    err.statement_index = index
+                    raise
         finally:
             if session.explicit_txn:
                 session.rollback()

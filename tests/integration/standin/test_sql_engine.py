@@ -39,12 +39,16 @@ async def test_statement_count_mismatch_is_refused(standin: Standin) -> None:
 async def test_failure_stops_the_script_and_earlier_statements_stay(standin: Standin) -> None:
     async with sql_client(standin) as c:
         await script(c, SETUP)
-        with pytest.raises(SqlError):
+        with pytest.raises(SqlError) as err:
             await script(
                 c,
-                "INSERT INTO D.S.T VALUES (1, 'a'); SELECT * FROM D.S.NOPE; "
+                "INSERT INTO D.S.T VALUES (1, 'a');\nSELECT * FROM D.S.NOPE;\n"
                 "INSERT INTO D.S.T VALUES (2, 'b')",
             )
+        # Snowflake's multi-statement failure (§4.7), naming where it stopped.
+        assert (err.value.code, err.value.sql_state) == ("100132", "P0000")
+        assert "on line 2" in str(err.value)
+        assert "NOPE" in str(err.value)
         assert await rows(c, "SELECT ID FROM D.S.T") == [{"ID": 1}]
 
 

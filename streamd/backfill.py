@@ -167,83 +167,83 @@ async def run_backfill(
         on_retry=on_retry,
         on_resubmit=lambda p: echo(f"resubmitting {p}"),
     )
-    summary = BackfillSummary()
-    started = time.monotonic()
+    run = _Run(table, files, uploader, confirmer, clock, echo)
     async with anyio.create_task_group() as tg:
         tg.start_soon(confirmer.run)
         async with anyio.create_task_group() as waits:
-            window = anyio.Semaphore(MAX_UNCONFIRMED)
             for path in paths:
-                await _send_input(
-                    path, table, files, uploader, confirmer, window, waits, summary, echo, started
-                )
+                await run.send_input(path, waits)
         tg.cancel_scope.cancel()
-    summary.seconds = time.monotonic() - started
-    return summary
+    run.summary.seconds = time.monotonic() - run.started
+    return run.summary
 
 
-async def _send_input(
-    path: Path,
-    table: str,
-    files: FilesConfig,
-    uploader: StageUploader,
-    confirmer: FileConfirmer,
-    window: anyio.Semaphore,
-    waits: anyio.abc.TaskGroup,
-    summary: BackfillSummary,
-    echo: Callable[[str], None],
-    started: float,
-) -> None:
-    name = table.rsplit(".", 1)[-1]
-    stem = path.name.split(".")[0] or "input"
-    base = f"backfill/{name}/{stem}-{await anyio.to_thread.run_sync(digest, path)}"
-    pieces = chunks(path, files.max_file_rows, files.max_file_bytes)
-    n = 0
-    while True:
-        piece = await anyio.to_thread.run_sync(next, pieces, None)
-        if piece is None:
-            break
-        body, rows = piece
-        n += 1
-        data = await anyio.to_thread.run_sync(gzip_file, body)
-        stage_path = f"{base}/{n:06d}.ndjson.gz"
-        await window.acquire()
-        upload = functools.partial(uploader.upload, stage_path, data)
-        await retrying(upload, SystemClock(), lambda exc, attempt: echo(f"upload retried: {exc}"))
-        # A re-run's files may have loaded days ago: search the whole 14-day load history.
-        await confirmer.submit([(stage_path, len(data), time.time() - HISTORY_S)])
-        summary.files += 1
-        summary.rows_sent += rows
-        waits.start_soon(_confirm, confirmer, stage_path, rows, window, summary, echo, started)
-    echo(f"{path}: {n} files, all submitted")
+class _Run:
+    """One backfill: cuts inputs into files, uploads and submits them, reports confirmations."""
 
+    def __init__(
+        self,
+        table: str,
+        files: FilesConfig,
+        uploader: StageUploader,
+        confirmer: FileConfirmer,
+        clock: Clock,
+        echo: Callable[[str], None],
+    ) -> None:
+        self.table = table
+        self.files = files
+        self.uploader = uploader
+        self.confirmer = confirmer
+        self.clock = clock
+        self.echo = echo
+        self.summary = BackfillSummary()
+        self.started = time.monotonic()
+        self.window = anyio.Semaphore(MAX_UNCONFIRMED)
 
-async def _confirm(
-    confirmer: FileConfirmer,
-    stage_path: str,
-    rows: int,
-    window: anyio.Semaphore,
-    summary: BackfillSummary,
-    echo: Callable[[str], None],
-    started: float,
-) -> None:
-    try:
-        report = await confirmer.wait(stage_path)
-    finally:
-        window.release()
-    summary.rows_loaded += report.rows_inserted
-    elapsed = max(time.monotonic() - started, 1e-9)
-    if report.loaded:
-        echo(
-            f"loaded {stage_path} ({report.rows_inserted} rows); {summary.rows_loaded} rows so far, "
-            f"{summary.rows_loaded / elapsed:,.0f} rows/s"
-        )
-    else:
-        summary.failed.append(report)
-        echo(
-            f"FAILED {stage_path}: {report.status}, {report.rows_inserted} of {rows} rows loaded; "
-            f"first error at line {report.first_error_line}: {report.first_error}"
-        )
+    async def send_input(self, path: Path, waits: anyio.abc.TaskGroup) -> None:
+        """Cut one input into files; upload and submit each; its confirmation runs in `waits`."""
+        name = self.table.rsplit(".", 1)[-1]
+        stem = path.name.split(".")[0] or "input"
+        base = f"backfill/{name}/{stem}-{await anyio.to_thread.run_sync(digest, path)}"
+        pieces = chunks(path, self.files.max_file_rows, self.files.max_file_bytes)
+        n = 0
+        while (piece := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
+            body, rows = piece
+            n += 1
+            data = await anyio.to_thread.run_sync(gzip_file, body)
+            stage_path = f"{base}/{n:06d}.ndjson.gz"
+            await self.window.acquire()
+            upload = functools.partial(self.uploader.upload, stage_path, data)
+            await retrying(upload, self.clock, self._on_retry)
+            # A re-run's files may have loaded days ago: search the whole 14-day load history.
+            await self.confirmer.submit([(stage_path, len(data), time.time() - HISTORY_S)])
+            self.summary.files += 1
+            self.summary.rows_sent += rows
+            waits.start_soon(self._confirm, stage_path, rows)
+        self.echo(f"{path}: {n} files, all submitted")
+
+    def _on_retry(self, exc: RetryableError, attempt: int) -> None:
+        self.echo(f"upload retried after {exc.code or exc.status} (attempt {attempt})")
+
+    async def _confirm(self, stage_path: str, rows: int) -> None:
+        try:
+            report = await self.confirmer.wait(stage_path)
+        finally:
+            self.window.release()
+        summary = self.summary
+        summary.rows_loaded += report.rows_inserted
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        if report.loaded:
+            self.echo(
+                f"loaded {stage_path} ({report.rows_inserted} rows); {summary.rows_loaded} rows "
+                f"so far, {summary.rows_loaded / elapsed:,.0f} rows/s"
+            )
+        else:
+            summary.failed.append(report)
+            self.echo(
+                f"FAILED {stage_path}: {report.status}, {report.rows_inserted} of {rows} rows "
+                f"loaded; first error at line {report.first_error_line}: {report.first_error}"
+            )
 
 
 async def backfill(

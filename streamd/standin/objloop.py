@@ -31,7 +31,7 @@ ERROR_RETRY_S = 5.0
 IDLE_WAKE_S = 60.0
 """With nothing scheduled, re-plan this often anyway (cheap; catches restarts of the data dir)."""
 
-TaskKey = tuple[str, str, str, str]  # database, schema, name, task id
+TaskKey = tuple[str, str, str, str]  # database, schema, name, task id + schedule
 
 
 class _Loop:
@@ -123,7 +123,9 @@ class TaskLoop(_Loop):
             ):
                 if json.loads(str(task["PREDECESSORS"])):
                     continue
-                found[(db, str(task["SCHEMA_NAME"]), str(task["NAME"]), str(task["ID"]))] = task
+                # The schedule is part of the key: ALTER TASK … SET SCHEDULE starts a new clock.
+                version = f"{task['ID']}:{task['SCHEDULE']}"
+                found[(db, str(task["SCHEMA_NAME"]), str(task["NAME"]), version)] = task
         return found
 
 

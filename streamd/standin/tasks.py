@@ -126,33 +126,74 @@ def create_task(session: Session, stmt: Statement) -> Result:
 
 
 def alter_task(session: Session, stmt: Statement) -> Result:
-    """`ALTER TASK t RESUME | SUSPEND`."""
+    """`ALTER TASK t RESUME | SUSPEND | SET … | MODIFY AS … | MODIFY WHEN … | REMOVE WHEN |
+    ADD AFTER … | REMOVE AFTER …`."""
     m = _ALTER.match(strip_comments(stmt.text))
     if m is None:
         raise compilation_error(f"cannot parse ALTER TASK: {stmt.text[:200]}")
     db, schema, name = session.qualify(m["name"])
-    action = m["action"].upper()
-    if action not in ("RESUME", "SUSPEND") or m["rest"].strip():
-        raise unsupported(f"ALTER TASK … {action}{m['rest']}")
     with session.transaction():
-        if _lookup(session.cur, db, schema, name) is None:
+        task = _lookup(session.cur, db, schema, name)
+        if task is None:
             if m["ie"]:
                 return Result.status("Statement executed successfully.")
             raise does_not_exist("Task", f"{db}.{schema}.{name}")
-        if action == "RESUME":
-            sets, params = "STATE = 'started'", []
-        else:
-            sets = (
-                "STATE = 'suspended', LAST_SUSPENDED_ON = ?, "
-                "LAST_SUSPENDED_REASON = 'USER_SUSPENDED'"
-            )
-            params = [now()]
+        sets, params = _change(session, task, m["action"].upper(), m["rest"].strip())
         execute(
             session.cur,
             f"UPDATE {hidden(db, 'TASKS')} SET {sets} WHERE SCHEMA_NAME = ? AND NAME = ?",
             [*params, schema, name],
         )
     return Result.status("Statement executed successfully.")
+
+
+def _change(
+    session: Session, task: dict[str, object], action: str, rest: str
+) -> tuple[str, list[object]]:
+    if action == "RESUME" and not rest:
+        return "STATE = 'started'", []
+    if action == "SUSPEND" and not rest:
+        reason = "LAST_SUSPENDED_REASON = 'USER_SUSPENDED'"
+        return f"STATE = 'suspended', LAST_SUSPENDED_ON = ?, {reason}", [now()]
+    words = rest.split(None, 1)
+    head, tail = (words[0].upper(), words[1] if len(words) > 1 else "") if words else ("", "")
+    if action == "MODIFY" and head == "AS" and tail and body_statements(tail):
+        return "DEFINITION = ?", [tail]
+    if action == "MODIFY" and head == "WHEN" and tail:
+        return "CONDITION = ?", [tail]
+    if action == "REMOVE" and head == "WHEN" and not tail:
+        return "CONDITION = NULL", []
+    if head == "AFTER" and action in ("ADD", "REMOVE") and tail:
+        names = {".".join(session.qualify(p.strip())) for p in tail.split(",") if p.strip()}
+        current = json.loads(str(task["PREDECESSORS"]))
+        if action == "ADD":
+            preds = current + sorted(names - set(current))
+        else:
+            preds = [p for p in current if p not in names]
+        if not preds and task["SCHEDULE"] is None:
+            raise unsupported("a task without SCHEDULE or AFTER (triggered tasks)")
+        return "PREDECESSORS = ?", [json.dumps(preds)]
+    if action == "SET" and rest:
+        options = {k.upper(): v for k, v in _OPTION.findall(rest)}
+        if not options or set(options) - _KNOWN_OPTIONS:
+            raise unsupported(f"ALTER TASK … SET {rest}")
+        sets, params = [], []
+        columns = {"SCHEDULE": "SCHEDULE", "WAREHOUSE": "WAREHOUSE", "COMMENT": "COMMENT",
+                   "SUSPEND_TASK_AFTER_NUM_FAILURES": "SUSPEND_AFTER_FAILURES"}  # fmt: skip
+        for key, raw in options.items():
+            value: object = _unquote(raw)
+            if key == "SCHEDULE":
+                try:
+                    parse_schedule(str(value))
+                except ScheduleError as err:
+                    raise compilation_error(str(err)) from err
+            elif key == "SUSPEND_TASK_AFTER_NUM_FAILURES":
+                value = _failures_limit(raw)
+            if key in columns:  # the others change nothing the stand-in models
+                sets.append(f"{columns[key]} = ?")
+                params.append(value)
+        return ", ".join(sets) or "STATE = STATE", params
+    raise unsupported(f"ALTER TASK … {action} {rest}")
 
 
 def drop_task(session: Session, stmt: Statement) -> Result:

@@ -199,3 +199,36 @@ async def test_streams_and_tasks_survive_a_restart(make_standin: StandinFactory)
         assert await rows(c, "SELECT count(*) AS N FROM D.S.RAW_ST") == [{"N": 0}]
         shown = await rows(c, "SHOW TASKS IN DATABASE D")
         assert [t["state"] for t in shown] == ["started"]
+
+
+async def test_alter_task_changes_body_condition_schedule_and_graph(standin: Standin) -> None:
+    async with sql_client(standin) as c:
+        await script(
+            c,
+            SETUP + "CREATE TASK D.S.A SCHEDULE = '1 minute' AS DELETE FROM D.S.AGG; "
+            "CREATE TASK D.S.B SCHEDULE = '5 minute' AS DELETE FROM D.S.AGG",
+        )
+        await script(
+            c,
+            "ALTER TASK D.S.A SET SCHEDULE = 'USING CRON 0 * * * * UTC' COMMENT = 'hourly'; "
+            "ALTER TASK D.S.A MODIFY AS INSERT INTO D.S.AGG VALUES (7); "
+            "ALTER TASK D.S.A MODIFY WHEN SYSTEM$STREAM_HAS_DATA('D.S.RAW_ST'); "
+            "ALTER TASK D.S.B ADD AFTER D.S.A",
+        )
+        tasks = {t["name"]: t for t in await rows(c, "SHOW TASKS IN SCHEMA D.S")}
+        a, b = tasks["A"], tasks["B"]
+        assert (a["schedule"], a["comment"]) == ("USING CRON 0 * * * * UTC", "hourly")
+        assert a["definition"] == "INSERT INTO D.S.AGG VALUES (7)"
+        assert a["condition"] == "SYSTEM$STREAM_HAS_DATA('D.S.RAW_ST')"
+        assert b["predecessors"] == '["D.S.A"]'
+        await c.execute("EXECUTE TASK D.S.A")  # the stream is empty: skipped
+        assert await rows(c, "SELECT count(*) AS N FROM D.S.AGG") == [{"N": 0}]
+        await script(c, "ALTER TASK D.S.A REMOVE WHEN; ALTER TASK D.S.B REMOVE AFTER D.S.A")
+        await c.execute("EXECUTE TASK D.S.A")
+        assert await rows(c, "SELECT N FROM D.S.AGG") == [{"N": 7}]
+        states = await rows(c, HISTORY.format(name="A"))
+        assert [s["STATE"] for s in states] == ["SKIPPED", "SUCCEEDED"]
+        assert (await rows(c, "SHOW TASKS LIKE 'B' IN SCHEMA D.S"))[0]["predecessors"] == "[]"
+        with pytest.raises(SqlError) as err:
+            await c.execute("ALTER TASK D.S.A SET SCHEDULE = 'soon'")
+        assert err.value.code == "001003"

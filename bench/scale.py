@@ -3,7 +3,8 @@
 For each `--tasks` count the daemon runs as a subprocess (`python -m streamd run --config <generated
 toml>`) with manufacturing sources of N machines at a 1,000 ms sensor interval (one task per
 machine; counts over 9,999 are split across sources with their own id_prefix). The stand-in runs in
-another process. After start-up and `--warmup` seconds, the daemon's RSS (/proc VmRSS) and CPU
+another process. Once channels are open and the produced rate has reached 90 % of N rows/s (every
+task has started), and after `--warmup` more seconds, the daemon's RSS (/proc VmRSS) and CPU
 (utime + stime) are sampled every `--sample-s` for `--seconds`, with the committed row count from
 its admin endpoint (/status). Target: 10,000 tasks with RSS <= 250 MB.
 
@@ -54,6 +55,23 @@ def wait_ready(admin: str, timeout_s: float) -> float:
     raise RuntimeError(f"daemon not ready within {timeout_s} s")
 
 
+def wait_ramp(admin: str, tasks: int, timeout_s: float) -> float | None:
+    """Seconds until the daemon produces >= 90 % of `tasks` rows/s over one second; None if never.
+
+    Every task reserves its first durable block of sequence numbers as it starts, so 10,000 tasks
+    take a while before all of them produce.
+    """
+    t0 = time.monotonic()
+    before, _ = table_counts(status(admin))
+    while time.monotonic() - t0 < timeout_s:
+        time.sleep(1.0)
+        now, _ = table_counts(status(admin))
+        if now - before >= 0.9 * tasks:
+            return time.monotonic() - t0
+        before = now
+    return None
+
+
 def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
     """One daemon with `tasks` sensor tasks; the result line."""
     directory = root / f"tasks-{tasks}"
@@ -65,21 +83,25 @@ def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
     proc, admin = start_daemon(config, directory)
     try:
         ready_s = wait_ready(admin, 300) + (time.monotonic() - t0)
+        ramp_s = wait_ramp(admin, tasks, args.ramp_timeout)
         time.sleep(args.warmup)
         first = sample(proc.pid)
-        _, committed0 = table_counts(status(admin))
+        produced0, committed0 = table_counts(status(admin))
         samples = [first]
         while samples[-1].at - first.at < args.seconds:
             time.sleep(args.sample_s)
             samples.append(sample(proc.pid))
         last_status = status(admin)
-        _, committed1 = table_counts(last_status)
+        produced1, committed1 = table_counts(last_status)
         last = samples[-1]
     finally:
         drain_s = stop_daemon(proc)
     rss = [s.rss_mb for s in samples]
     cpus = [cpu_percent(a, b) for a, b in itertools.pairwise(samples)]
-    rate = (committed1 - committed0) / max(1e-9, last.at - first.at)
+    window = max(1e-9, last.at - first.at)
+    rate = (committed1 - committed0) / window
+    produced_rate = (produced1 - produced0) / window
+    ramp = "never reached 90 % of the offered rate" if ramp_s is None else f"{ramp_s:.1f} s"
     channels = len(last_status["channels"])
     verdict = ""
     if tasks >= 10_000:
@@ -87,8 +109,9 @@ def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
     return (
         f"tasks {tasks:>6,}: RSS {min(rss):.0f}-{max(rss):.0f} MB (last {rss[-1]:.0f})  "
         f"CPU {cpu_percent(first, last):.1f}% of a core (samples {min(cpus):.0f}-{max(cpus):.0f}%)  "
-        f"channels {channels}  committed {rate:,.0f} rows/s (offered {tasks:,})  "
-        f"ready after {ready_s:.1f} s, drain+exit {drain_s:.1f} s{verdict}"
+        f"channels {channels}  produced {produced_rate:,.0f} / committed {rate:,.0f} rows/s "
+        f"(offered {tasks:,})  ready after {ready_s:.1f} s, all tasks producing after {ramp}, "
+        f"drain+exit {drain_s:.1f} s{verdict}"
     )
 
 
@@ -98,6 +121,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="measured window per count")
     parser.add_argument("--warmup", type=float, default=5, help="seconds after ready, unmeasured")
     parser.add_argument("--sample-s", type=float, default=1.0)
+    parser.add_argument(
+        "--ramp-timeout", type=float, default=300, help="most seconds to wait for all tasks"
+    )
     parser.add_argument("--linger-ms", type=float, default=200)
     parser.add_argument("--commit-delay-ms", type=float, default=1000)
     args = parser.parse_args()

@@ -18,7 +18,9 @@ Registering a handler (e.g. in `exports.py`)::
 `register` takes a regex (matched case-insensitively at the start of the statement text, comments
 stripped) or a predicate `Callable[[Statement], bool]`; the first match in registration order wins.
 Handlers run on the writer thread with `session.cur`; raise `SqlFailure` for errors. Then call
-`register(engine)` where the engine is built (`server.py`).
+`register(engine)` where the engine is built (`sqlruntime.py`). Rewriters
+(`engine.register_rewriter`) transform parsed statements before translation (stream references,
+table functions, FLATTEN); `engine.after_write` hooks run inside a DML statement's transaction.
 
 Consuming a stream inside a DML-like handler (offset advances only if the statement commits)::
 
@@ -30,6 +32,7 @@ Consuming a stream inside a DML-like handler (offset advances only if the statem
 `to_duckdb(…, consume=True)` replaces every stream reference with its change rows (with
 METADATA$ACTION/ISUPDATE/ROW_ID) and registers the streams' offsets to move when the enclosing
 transaction commits. With `consume=False` (plain SELECT) the offsets never move.
+`session.on_commit(fn)` runs `fn` inside the transaction just before its COMMIT.
 """
 
 from __future__ import annotations

@@ -21,19 +21,33 @@ class FileSequences:
         self.block = block
         self._lock = anyio.Lock()
         self._marks: dict[str, int] | None = None
+        self._claimed = 0
+        """Reservations made in memory so far; `_durable` of them are on disk."""
+        self._durable = 0
 
     def __repr__(self) -> str:
         return f"<FileSequences {self.path} producers={len(self._marks or {})}>"
 
     async def reserve(self, producer: str) -> range:
-        """The next block for `producer`, durable on disk before it is returned."""
+        """The next block for `producer`, durable on disk before it is returned.
+
+        Reservations that arrive while a write is under way share the next write (group commit):
+        10,000 producers starting together cost a handful of fsyncs, not 10,000 in a row.
+        """
+        if self._marks is None:
+            async with self._lock:
+                if self._marks is None:
+                    self._marks = await anyio.to_thread.run_sync(self._read)
+        first = self._marks.get(producer, 0)
+        self._marks[producer] = first + self.block
+        self._claimed += 1
+        mine = self._claimed
         async with self._lock:
-            if self._marks is None:
-                self._marks = await anyio.to_thread.run_sync(self._read)
-            first = self._marks.get(producer, 0)
-            self._marks[producer] = first + self.block
-            await anyio.to_thread.run_sync(self._write, dict(self._marks))
-            return range(first, first + self.block)
+            if self._durable < mine:
+                covered = self._claimed
+                await anyio.to_thread.run_sync(self._write, dict(self._marks))
+                self._durable = covered
+        return range(first, first + self.block)
 
     def _read(self) -> dict[str, int]:
         try:

@@ -115,6 +115,8 @@ class SnowpipeApi:
         return json_response(
             {
                 "pipe": spec.qualified,
+                # Events are durable here, so nothing between beginMark and the first event is
+                # ever missed; only a full page (10,000) leaves more to read.
                 "completeResult": len(events) < MAX_EVENTS,
                 "nextBeginMark": f"1_{last}",
                 "files": [e for _, e in events],

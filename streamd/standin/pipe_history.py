@@ -190,6 +190,20 @@ def history_sync(
     return [(int(r[0]), _event(r)) for r in rows]
 
 
+def missed_sync(cur: Cursor, spec: PipeSpec, after_event: int, since_ms: int) -> bool:
+    """Whether events after `after_event` fell out of the window before `since_ms` (a caller that
+    polled insertReport too rarely): its result is then incomplete."""
+    if after_event <= 0 or not has_tables_sync(cur, spec.database):
+        return False
+    rows = execute(
+        cur,
+        f"SELECT 1 FROM {_hidden(spec.database)}.PIPE_LOAD_HISTORY WHERE SCHEMA_NAME = ? "
+        "AND PIPE_NAME = ? AND EVENT_ID > ? AND LAST_INSERT_TIME_MS < ? LIMIT 1",
+        [spec.schema, spec.name, after_event, since_ms],
+    )
+    return bool(rows)
+
+
 def _event(r: tuple[Any, ...]) -> dict[str, Any]:
     event: dict[str, Any] = {
         "path": r[1],

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from streamd.standin.auth import Authenticator, AuthError
 from streamd.standin.duck import now_ms
-from streamd.standin.pipe_history import history_sync
+from streamd.standin.pipe_history import history_sync, missed_sync
 from streamd.standin.pipe_loader import (
     MAX_FILES_PER_REQUEST,
     LoaderBusy,
@@ -102,22 +102,22 @@ class SnowpipeApi:
             # Undocumented (the SDK sends it): narrows the window, never widens it past 10 min.
             window = min(window, int(recent) * 1000)
         after = _mark(params.get("beginMark"))
+        since = now_ms() - window
         events = await self.pipes.storage.read(
             functools.partial(
-                history_sync,
-                spec=spec,
-                after_event=after,
-                since_ms=now_ms() - window,
-                limit=MAX_EVENTS,
+                history_sync, spec=spec, after_event=after, since_ms=since, limit=MAX_EVENTS
             )
+        )
+        missed = await self.pipes.storage.read(
+            functools.partial(missed_sync, spec=spec, after_event=after, since_ms=since)
         )
         last = events[-1][0] if events else after
         return json_response(
             {
                 "pipe": spec.qualified,
-                # Events are durable here, so nothing between beginMark and the first event is
-                # ever missed; only a full page (10,000) leaves more to read.
-                "completeResult": len(events) < MAX_EVENTS,
+                # Incomplete when events after beginMark aged out of the 10-minute window, or
+                # when a full page (10,000) leaves more to read.
+                "completeResult": not missed and len(events) < MAX_EVENTS,
                 "nextBeginMark": f"1_{last}",
                 "files": [e for _, e in events],
                 "statistics": {"activeFilesCount": len(self.pipes.pending(spec))},

@@ -182,6 +182,29 @@ async def test_insert_report_is_a_tail_with_begin_mark(
     assert complete
     assert [r.path for r in reports] == []  # everything older was handed out already
 
+    # A caller whose mark is older than the window it asks for is told it missed events.
+    from streamd.clock import SystemClock
+    from streamd.snowflake.auth import KeyPairAuth
+
+    token = KeyPairAuth(key, "LOCAL", "STREAMD", SystemClock()).jwt()
+    async with httpx.AsyncClient(base_url=standin.url) as http:
+        late = await http.get(
+            f"/v1/data/pipes/{PIPE}/insertReport",
+            params={"beginMark": "1_0", "recentSeconds": "0"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert late.json()["completeResult"] is True  # no mark: nothing to have missed
+        mark = late.json()["nextBeginMark"]
+        assert mark == "1_0"
+        await stage.upload("two.ndjson", _row(2) + b"\n")
+        await _confirm(client, {"two.ndjson": b""})
+        stale = await http.get(
+            f"/v1/data/pipes/{PIPE}/insertReport",
+            params={"beginMark": "1_1", "recentSeconds": "0"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert stale.json()["completeResult"] is False
+
 
 async def test_errors_map_onto_the_error_tree(keyed: tuple[Standin, RSAPrivateKey]) -> None:
     """Unknown pipe → ObjectNotFound; a key the stand-in does not know → AuthError; 5,001

@@ -118,10 +118,14 @@ class FileConfirmer:
             await self._clock.sleep(self._policy.report_poll_s)
 
     async def _poll_once(self) -> None:
-        reports, _complete = await self.client.insert_report()
+        reports, complete = await self.client.insert_report()
         self._apply(reports)
         now = self._clock.monotonic()
         waiting = [p for p in self._pending.values() if p.report is None]
+        if not complete:
+            # Events were missed (we polled too rarely): look every waiting file up at once.
+            for p in waiting:
+                p.scan_now = True
         overdue = [
             p for p in waiting if p.scan_now or now - p.submitted_at >= self._policy.scan_after_s
         ]

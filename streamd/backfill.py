@@ -151,7 +151,9 @@ async def run_backfill(
         pipe=pipe_name(table, files),
         private_key=key,
     )
-    uploader = make_uploader(files, table, account=target.account, user=target.user, key=key)
+    uploader = make_uploader(
+        files, table, account=target.account, user=target.user, key=key, role=target.role
+    )
 
     def on_retry(exc: RetryableError, attempt: int) -> None:
         echo(f"retrying after {exc.code or exc.status} (attempt {attempt})")

@@ -343,6 +343,7 @@ class Daemon:
             account=cfg.target.account,
             user=cfg.target.user,
             key=key,
+            role=cfg.target.role,
             clock=self.clock,
             metrics=self.metrics,
             dead_letters=self._dead_letters,

@@ -42,7 +42,13 @@ def effective_files(config: Config) -> FilesConfig:
 
 
 def make_uploader(
-    files: FilesConfig, table: str, *, account: str, user: str, key: RSAPrivateKey
+    files: FilesConfig,
+    table: str,
+    *,
+    account: str,
+    user: str,
+    key: RSAPrivateKey,
+    role: str | None = None,
 ) -> StageUploader:
     """The uploader for a table's stage, as configured."""
     stage = files.stage
@@ -61,7 +67,8 @@ def make_uploader(
         # Imported on first use: the connector is heavy and only PUT needs it.
         import snowflake.connector
 
-        return snowflake.connector.connect(account=account, user=user, private_key=key)
+        extra = {"role": role} if role else {}
+        return snowflake.connector.connect(account=account, user=user, private_key=key, **extra)
 
     return InternalStage(qualified, connect)
 
@@ -99,6 +106,7 @@ async def open_file_writers(
     account: str,
     user: str,
     key: RSAPrivateKey,
+    role: str | None,
     clock: Clock,
     metrics: Metrics,
     dead_letters: DeadLetters,
@@ -118,7 +126,7 @@ async def open_file_writers(
             shard=lane.shard,
             batcher=batchers[lane.name],
             manifest=manifest,
-            uploader=make_uploader(files, table, account=account, user=user, key=key),
+            uploader=make_uploader(files, table, account=account, user=user, key=key, role=role),
             confirmer=confirmer,
             clock=clock,
             metrics=metrics,

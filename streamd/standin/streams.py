@@ -9,10 +9,8 @@ report: test- and demo-sized tables only). Consuming DML materialises the change
 transaction and moves the snapshot forward in that transaction's commit; a rollback leaves it.
 
 DuckDB reuses row ids once a table has been emptied (DELETE of every row, TRUNCATE) and
-checkpointed. Append-only snapshots forget deleted ids after each deleting statement, so they stay
-exact; a standard stream reports an old and a new row that share an id as an update pair (the
-actions are still right, ISUPDATE is not). Landing tables, which streams usually watch, are never
-emptied.
+checkpointed, so every deleting statement sets deleted ids apart in the snapshots, in its own
+transaction (`forget_deleted`).
 """
 
 # ruff: noqa: S608 - identifiers go through quote()/table(); values are bound parameters.
@@ -56,6 +54,8 @@ _RETENTION_KEYS = ("DATA_RETENTION_TIME_IN_DAYS", "MAX_DATA_EXTENSION_TIME_IN_DA
 DEFAULT_RETENTION_DAYS = 1.0
 DEFAULT_MAX_EXTENSION_DAYS = 14.0
 """Snowflake's defaults: staleness comes after max(retention, extension) = 14 days (§5.1, §5.3)."""
+_ID_SPAN = 1 << 40
+"""Row ids stay below this; a retired id is -(id + 1) - generation * _ID_SPAN."""
 META_COLUMNS = ("METADATA$ACTION", "METADATA$ISUPDATE", "METADATA$ROW_ID")
 
 
@@ -235,11 +235,13 @@ def rewrite(session: Session, expr: exp.Expr, consume: bool) -> exp.Expr:
 
 
 def forget_deleted(session: Session, expr: exp.Expr, consume: bool) -> exp.Expr:
-    """After DML that can remove rows, drop deleted row ids from append-only snapshots.
+    """After DML that can remove rows, set the deleted row ids in snapshots apart.
 
-    An append-only stream never reports deletes, so forgetting a deleted row id changes nothing,
-    except that a row DuckDB later stores under the same id (ids are reused once a table has
-    been emptied and checkpointed) is then seen as the new row it is.
+    DuckDB reuses the ids of an emptied table once it is checkpointed, so a deleted row must not
+    keep its id in a snapshot, or a later row stored under it would pass for an update of it (or,
+    in an append-only stream, for an old row). Append-only snapshots simply forget deleted ids
+    (such a stream never reports deletes); standard ones move them to unique negative ids that
+    still encode the original (`_row_id`), so the delete is reported with its row id.
     """
     if isinstance(expr, exp.TruncateTable):
         targets = list(expr.expressions)
@@ -256,17 +258,52 @@ def forget_deleted(session: Session, expr: exp.Expr, consume: bool) -> exp.Expr:
             db, schema, name = session.qualify(target)
             watchers = records(
                 session.cur,
-                f"SELECT SCHEMA_NAME, NAME FROM {hidden(db, 'STREAMS')} WHERE TABLE_SCHEMA = ? "
-                "AND TABLE_NAME = ? AND MODE = 'APPEND_ONLY'",
+                f"SELECT SCHEMA_NAME, NAME, MODE FROM {hidden(db, 'STREAMS')} "
+                "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
                 [schema, name],
             )
         except (SqlFailure, duckdb.Error):
             continue  # not a table of a stand-in database: no streams on it
+        if not watchers:
+            continue
+        source = table(db, schema, name)
+        live = f"(SELECT rowid FROM {source})"
+        epoch = _epoch(session, db, schema, name)
         for w in watchers:
             snap = _snapshot(db, str(w["SCHEMA_NAME"]), str(w["NAME"]))
-            execute(session.cur, f"DELETE FROM {snap} WHERE _RID NOT IN "
-                                 f"(SELECT rowid FROM {table(db, schema, name)})")  # fmt: skip
+            if w["MODE"] == "APPEND_ONLY":
+                execute(session.cur, f"DELETE FROM {snap} WHERE _RID NOT IN {live}")
+                continue
+            execute(session.cur, f"UPDATE {snap} SET _RID = -(_RID + 1) - {epoch + 1} * "
+                                 f"{_ID_SPAN} WHERE _RID >= 0 AND _RID NOT IN {live}")  # fmt: skip
+        if not execute(session.cur, f"SELECT 1 FROM {source} LIMIT 1"):
+            # Emptied: ids may be handed out again, so rows from now on get new row ids.
+            execute(
+                session.cur,
+                f"INSERT OR REPLACE INTO {hidden(db, 'TABLE_EPOCHS')} VALUES (?, ?, ?)",
+                [schema, name, epoch + 1],
+            )
     return expr
+
+
+def _epoch(session: Session, db: str, schema: str, name: str) -> int:
+    rows = execute(
+        session.cur,
+        f"SELECT EPOCH FROM {hidden(db, 'TABLE_EPOCHS')} WHERE SCHEMA_NAME = ? AND TABLE_NAME = ?",
+        [schema, name],
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+def _row_id(source: str, rid: str, epoch: int) -> str:
+    """METADATA$ROW_ID of a snapshot or table row id: unique across emptyings of the table.
+
+    A retired snapshot id (negative, see `forget_deleted`) carries the epoch it lived in.
+    """
+    retired = f"{rid} < 0"
+    era = f"(CASE WHEN {retired} THEN (-{rid} - 1) // {_ID_SPAN} - 1 ELSE {epoch} END)"
+    original = f"(CASE WHEN {retired} THEN (-{rid} - 1) % {_ID_SPAN} ELSE {rid} END)"
+    return f"md5('{source.replace(chr(39), chr(39) * 2)}:' || {era} || ':' || {original})"
 
 
 def has_data(session: Session, name: str) -> bool:
@@ -313,7 +350,8 @@ def _changes_sql(session: Session, db: str, stream: dict[str, object], consume: 
     if not columns:
         raise does_not_exist("Table", source)
     snap = _snapshot(db, str(stream["SCHEMA_NAME"]), str(stream["NAME"]))
-    diff = _diff_sql(source, snap, columns, stream["MODE"] == "APPEND_ONLY")
+    epoch = _epoch(session, db, str(stream["TABLE_SCHEMA"]), str(stream["TABLE_NAME"]))
+    diff = _diff_sql(source, snap, columns, stream["MODE"] == "APPEND_ONLY", epoch)
     if not consume and not session.explicit_txn:
         return _visible(diff, columns)
     # Materialise once per transaction: every read in it sees the same change set (§5.3), and the
@@ -351,13 +389,12 @@ def _advance(
     )
 
 
-def _diff_sql(source: str, snap: str, columns: list[str], append_only: bool) -> str:
+def _diff_sql(source: str, snap: str, columns: list[str], append_only: bool, epoch: int) -> str:
     cols = [quote(c) for c in columns]
-    row_id = "md5('{src}:' || {{rid}})".format(src=source.replace("'", "''"))
     cur = f"(SELECT rowid AS _RID, {', '.join(cols)} FROM {source})"
     inserted = (
         f"SELECT c._RID, {', '.join('c.' + c for c in cols)}, 'INSERT' AS \"METADATA$ACTION\", "
-        f'{{upd}} AS "METADATA$ISUPDATE", {row_id.format(rid="c._RID")} AS "METADATA$ROW_ID" '
+        f'{{upd}} AS "METADATA$ISUPDATE", {_row_id(source, "c._RID", epoch)} AS "METADATA$ROW_ID" '
         f"FROM {cur} c LEFT JOIN {snap} s ON s._RID = c._RID"
     )
     if append_only:
@@ -366,7 +403,8 @@ def _diff_sql(source: str, snap: str, columns: list[str], append_only: bool) -> 
     changed = f"({old}) IS DISTINCT FROM ({new})"
     deleted = (
         f"SELECT s._RID, {', '.join('s.' + c for c in cols)}, 'DELETE', c._RID IS NOT NULL, "
-        f"{row_id.format(rid='s._RID')} FROM {snap} s LEFT JOIN {cur} c ON s._RID = c._RID "
+        f"{_row_id(source, 's._RID', epoch)} FROM {snap} s "
+        f"LEFT JOIN {cur} c ON s._RID = c._RID "
         f"WHERE c._RID IS NULL OR {changed}"
     )
     inserted = inserted.format(upd="s._RID IS NOT NULL") + f" WHERE s._RID IS NULL OR {changed}"

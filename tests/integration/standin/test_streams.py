@@ -227,10 +227,25 @@ async def test_append_only_stream_sees_rows_after_the_table_was_emptied(
     async with sql_client(second) as c:
         await c.execute("INSERT INTO D.S.T VALUES (7, 'g'), (8, 'h')")
         assert await rows(c, "SELECT ID FROM D.S.AO ORDER BY ID") == [{"ID": 7}, {"ID": 8}]
-        assert await rows(c, "SELECT ID, METADATA$ACTION AS A FROM D.S.ST ORDER BY ID, A") == [
-            {"ID": 1, "A": "DELETE"},
-            {"ID": 2, "A": "DELETE"},
-            {"ID": 3, "A": "DELETE"},
-            {"ID": 7, "A": "INSERT"},
-            {"ID": 8, "A": "INSERT"},
+        # The standard stream reports the emptying as deletes and the new rows as inserts, not
+        # as updates of the rows whose ids DuckDB handed out again.
+        changes = await rows(
+            c,
+            "SELECT ID, METADATA$ACTION AS A, METADATA$ISUPDATE AS U, METADATA$ROW_ID AS R "
+            "FROM D.S.ST ORDER BY ID, A",
+        )
+        assert [(r["ID"], r["A"], r["U"]) for r in changes] == [
+            (1, "DELETE", False),
+            (2, "DELETE", False),
+            (3, "DELETE", False),
+            (7, "INSERT", False),
+            (8, "INSERT", False),
         ]
+        assert len({r["R"] for r in changes}) == 5
+        await c.execute(CONSUME)
+        assert await rows(c, "SELECT count(*) AS N FROM D.S.ST") == [{"N": 0}]
+        await c.execute("DELETE FROM D.S.T WHERE ID = 7")
+        assert await rows(c, CHANGES) == [{"ID": 7, "NAME": "g", "A": "DELETE", "U": False}]
+        # A row keeps its row id from insert to delete.
+        inserted_7 = next(r["R"] for r in changes if r["ID"] == 7)
+        assert await rows(c, "SELECT METADATA$ROW_ID AS R FROM D.S.ST") == [{"R": inserted_7}]

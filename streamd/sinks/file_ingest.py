@@ -131,7 +131,8 @@ class FileWriter:
                     break
                 entry = self._entry(batch)
                 await self._manifest.add(entry)
-                await self._ship(entry, gzip_file(batch.body), maybe_loaded=False)
+                data = await anyio.to_thread.run_sync(gzip_file, batch.body)
+                await self._ship(entry, data, maybe_loaded=False)
             while self._inflight:
                 await self._wait_progress()
             tg.cancel_scope.cancel()
@@ -145,7 +146,7 @@ class FileWriter:
         """The file's bytes again, from the spool range the manifest recorded."""
         lines = [payload for _, payload in await self._rows(entry)]
         lines.append(b"")
-        return gzip_file(b"\n".join(lines))
+        return await anyio.to_thread.run_sync(gzip_file, b"\n".join(lines))
 
     async def _rows(self, entry: FileEntry) -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []

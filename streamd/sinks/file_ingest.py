@@ -103,11 +103,6 @@ class FileWriter:
             "last_failure": failure,
         }
 
-    @property
-    def committed(self) -> int:
-        """The spool's committed mark (rows loaded or dead-lettered)."""
-        return self._spool.committed
-
     async def open(self) -> None:
         """Drop manifest entries the spool already committed; resume cutting after the rest."""
         await self._manifest.remove_upto(self._spool.committed)

@@ -57,6 +57,17 @@ class LoaderBusy(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A file read and mapped, waiting for its insert."""
+
+    spec: PipeSpec
+    queued: QueuedFile
+    table: TableSpec | None
+    result: FileLoad
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedFile:
     """One submitted file waiting to be loaded."""
 
@@ -196,41 +207,58 @@ class Snowpipe:
         return list(self._pending.get(spec.qualified, {}).values())
 
     async def run(self) -> None:
-        """Load queued files one at a time until cancelled."""
-        async with self._send, self._receive:
-            async for spec, files in self._receive:
-                for queued in files:
-                    try:
-                        await self._load(spec, queued)
-                    finally:
-                        self._pending.get(spec.qualified, OrderedDict()).pop(queued.path, None)
+        """Load queued files in order until cancelled: the next file is read and parsed while
+        the previous one is being inserted (one file in between, bounded memory)."""
+        parsed_send, parsed_receive = anyio.create_memory_object_stream[_Parsed](1)
+        async with self._send, self._receive, anyio.create_task_group() as tg:
+            tg.start_soon(self._commit_parsed, parsed_receive)
+            async with parsed_send:
+                async for spec, files in self._receive:
+                    for queued in files:
+                        parsed = await self._parse(spec, queued)
+                        if parsed is None:
+                            self._done(spec, queued)
+                        else:
+                            await parsed_send.send(parsed)
 
-    async def _load(self, spec: PipeSpec, queued: QueuedFile) -> None:
+    def _done(self, spec: PipeSpec, queued: QueuedFile) -> None:
+        self._pending.get(spec.qualified, OrderedDict()).pop(queued.path, None)
+
+    async def _parse(self, spec: PipeSpec, queued: QueuedFile) -> _Parsed | None:
+        """Read and map a file, or None when the pipe already loaded it (Snowpipe skips it)."""
         loaded = await self.storage.read(
             functools.partial(already_loaded_sync, spec=spec, path=queued.path)
         )
         if loaded:
-            return  # Snowpipe skips files it already loaded: no new load event
+            return None  # no new load event either
         path = self.stages.directory(StageRef(*spec.stage)).joinpath(spec.prefix, queued.path)
-        table: TableSpec | None = None
         try:
             table = await self.table(spec)
         except PipeNotFound as err:
-            result, size = failed(str(err)), queued.size or 0
-        else:
-            result, size = await anyio.to_thread.run_sync(
-                _read_staged, spec, table, queued.path, path
-            )
-        event = result.event(queued.path, size, queued.received_ms, now_ms())
-        commit = functools.partial(_commit_file, spec=spec, table=table, event=event)
+            return _Parsed(spec, queued, None, failed(str(err)), queued.size or 0)
+        result, size = await anyio.to_thread.run_sync(_read_staged, spec, table, queued.path, path)
+        return _Parsed(spec, queued, table, result, size)
+
+    async def _commit_parsed(self, receive: MemoryObjectReceiveStream[_Parsed]) -> None:
+        async with receive:
+            async for parsed in receive:
+                try:
+                    await self._commit(parsed)
+                finally:
+                    self._done(parsed.spec, parsed.queued)
+
+    async def _commit(self, p: _Parsed) -> None:
+        queued = p.queued
+        event = p.result.event(queued.path, p.size, queued.received_ms, now_ms())
+        commit = functools.partial(_commit_file, spec=p.spec, table=p.table, event=event)
         try:
-            await self.storage.write(functools.partial(commit, result=result))
+            await self.storage.write(functools.partial(commit, result=p.result))
         except duckdb.Error as err:
             # A value DuckDB refuses despite validation: the file fails, it is never half-loaded.
             result = failed(f"DuckDB rejected the file's rows: {str(err).splitlines()[0]}")
-            event = result.event(queued.path, size, queued.received_ms, now_ms())
+            event = result.event(queued.path, p.size, queued.received_ms, now_ms())
             await self.storage.write(
-                functools.partial(_commit_file, spec=spec, table=None, result=result, event=event)
+                functools.partial(_commit_file, spec=p.spec, table=None, result=result, event=event)
             )
 
     # ---- status --------------------------------------------------------------------------------

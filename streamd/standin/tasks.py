@@ -246,7 +246,16 @@ def run_graph(
     origin: str,
     next_time: datetime | None,
 ) -> str:
-    """Run `root`, then children whose predecessors all succeeded; returns the root's state."""
+    """Run `root`, then children whose predecessors all succeeded; returns the root's state.
+
+    A scheduled run re-reads the root first: the scheduler planned on a read cursor, and the task
+    may have been suspended, altered or dropped since (then nothing runs: "NOT_RUN").
+    """
+    if origin == "SCHEDULE":
+        fresh = _lookup(cur, db, str(root["SCHEMA_NAME"]), str(root["NAME"]))
+        if fresh is None or fresh["STATE"] != "started" or fresh["ID"] != root["ID"]:
+            return "NOT_RUN"
+        root = fresh
     group = str(uuid.uuid4())
     done: dict[str, str] = {}
     queue = [root]

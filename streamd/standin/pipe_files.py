@@ -6,6 +6,10 @@ an outer array with STRIP_OUTER_ARRAY = TRUE); MATCH_BY_COLUMN_NAME maps an obje
 columns, keys without a column are ignored and missing columns load NULL (COPY docs). Without it,
 the table must have a single VARIANT/OBJECT/ARRAY column that receives the whole value.
 
+Snowflake's JSON parser also reads values that span lines (pretty-printed documents, several per
+file); the stand-in reads one value per line (NDJSON) unless the file is one outer array with
+STRIP_OUTER_ARRAY, and reports a multi-line value as invalid lines.
+
 Errors follow ON_ERROR: SKIP_FILE (Snowpipe's default) loads nothing from a file with any error;
 CONTINUE loads the good records. Either way the first error is described with its line.
 """

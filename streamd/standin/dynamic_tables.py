@@ -194,14 +194,24 @@ def drop(session: Session, stmt: Statement) -> Result:
 
 
 def refresh(engine: SqlEngine, cur: Cursor, db: str, dt: dict[str, object], trigger: str) -> str:
-    """Refresh `dt` (DOWNSTREAM upstreams first); returns SUCCEEDED, FAILED or UPSTREAM_FAILED."""
+    """Refresh `dt` (DOWNSTREAM upstreams first); returns SUCCEEDED, FAILED or UPSTREAM_FAILED.
+
+    A scheduled refresh re-reads the table first: it may have been suspended or dropped since
+    the scheduler planned on a read cursor (then nothing runs: "NOT_RUN").
+    """
     schema, name = str(dt["SCHEMA_NAME"]), str(dt["NAME"])
+    if trigger == "SCHEDULED":
+        fresh = _lookup(cur, db, schema, name)
+        if fresh is None or fresh["STATE"] != "RUNNING":
+            return "NOT_RUN"
+        dt = fresh
     session = Session(engine, cur, db, schema)
     start = now()
     for upstream in _upstreams(session, db, dt):
         if (
             upstream["TARGET_LAG_SEC"] is None
-            and refresh(engine, cur, db, upstream, trigger) != "SUCCEEDED"
+            # A suspended upstream (NOT_RUN) is read as it is, like a base table.
+            and refresh(engine, cur, db, upstream, trigger) not in ("SUCCEEDED", "NOT_RUN")
         ):
             why = f"upstream {upstream['NAME']} failed to refresh"
             _history(cur, db, dt, "UPSTREAM_FAILED", "UPSTREAM_FAILED", why, start, trigger, None)

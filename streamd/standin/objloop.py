@@ -147,6 +147,8 @@ class RefreshLoop(_Loop):
                                   trigger="SCHEDULED")
             )  # fmt: skip
             key = (db, str(dt["SCHEMA_NAME"]), str(dt["NAME"]))
+            if state == "NOT_RUN":
+                continue
             if state != "SUCCEEDED":
                 log.info("dynamic table %s refresh %s", ".".join(key), state)
                 wait = float(str(dt["TARGET_LAG_SEC"])) * self.scale / 2

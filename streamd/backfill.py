@@ -261,10 +261,10 @@ async def backfill(
     table = table.upper()
     if config.target.kind == "local":
         from streamd.keys import local_key_pair
-        from streamd.setup_command import _local_target
+        from streamd.setup_command import local_target
 
         private_pem, _ = local_key_pair(Path(config.state_dir) / "local")
-        async with _local_target(config) as url:
+        async with local_target(config) as url:
             return await run_backfill(
                 config, table, paths, url=url, pem=private_pem, passphrase=None, echo=echo
             )

@@ -138,7 +138,7 @@ async def sql_client(config: Config) -> AsyncIterator[SqlApiClient]:
             auth = KeyPairAuth(key, config.target.account, config.target.user, clock)
             yield SqlApiClient(http, auth, config.target.control_url(), clock)
             return
-        async with _local_target(config) as url:
+        async with local_target(config) as url:
             from streamd.keys import local_key_pair
 
             private_pem, _ = local_key_pair(Path(config.state_dir) / "local")
@@ -148,7 +148,8 @@ async def sql_client(config: Config) -> AsyncIterator[SqlApiClient]:
 
 
 @asynccontextmanager
-async def _local_target(config: Config) -> AsyncIterator[str]:
+async def local_target(config: Config) -> AsyncIterator[str]:
+    """The URL of the local stand-in: the running daemon's, or one started here for the block."""
     from streamd.inspect import DaemonNotRunning, fetch_status
 
     try:

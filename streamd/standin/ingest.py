@@ -131,7 +131,7 @@ def parse_rows(table: TableSpec, data: bytes) -> ParsedRows:
             good.append(coerce_row(table, obj))
         except RowRejected as err:
             rejected.append(RejectedRow(err.code, err.message, err.source, line.decode(), "json"))
-    return ParsedRows(_to_arrow(table, good), len(good), rejected)
+    return ParsedRows(to_arrow(table, good), len(good), rejected)
 
 
 def _invalid_line(line: bytes, detail: str) -> RejectedRow:
@@ -331,7 +331,8 @@ def arrow_type(col: ColumnSpec) -> pa.DataType:
     return pa.string()
 
 
-def _to_arrow(table: TableSpec, rows: list[dict[str, Any]]) -> pa.Table | None:
+def to_arrow(table: TableSpec, rows: list[dict[str, Any]]) -> pa.Table | None:
+    """Parsed rows as an Arrow table in the target table's column types; None for no rows."""
     if not rows:
         return None
     present = {name for row in rows for name in row}

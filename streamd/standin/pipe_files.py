@@ -29,9 +29,9 @@ from streamd.standin.ddl import TableSpec
 from streamd.standin.ingest import (
     MAX_DECODED_BYTES,
     RowRejected,
-    _to_arrow,
     coerce_row,
     coerce_value,
+    to_arrow,
 )
 from streamd.standin.pipes import PipeSpec
 
@@ -118,7 +118,7 @@ def read_file(spec: PipeSpec, table: TableSpec, path: str, data: bytes) -> FileL
     if errors and not good:
         status = "LOAD_FAILED"
     limit = parsed if spec.on_error == "CONTINUE" else 1
-    return FileLoad(_to_arrow(table, good), parsed, len(good), errors, limit, status, first)
+    return FileLoad(to_arrow(table, good), parsed, len(good), errors, limit, status, first)
 
 
 def _gunzip(data: bytes) -> bytes:

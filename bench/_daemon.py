@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from streamd.keys import generate_key_pair
@@ -20,6 +22,15 @@ SENSOR_TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
 MAX_EQUIPMENT = 9999
 """`equipment_count` allows at most this many machines per manufacturing source."""
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so `finally` blocks stop the daemon and remove temp dirs."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _toml_value(value: object) -> str:
@@ -110,24 +121,31 @@ def start_daemon(
     path = directory / "streamd.toml"
     path.write_text(to_toml(config))
     state_dir = Path(config["state_dir"])
-    log = (directory / "daemon.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamd", "run", "--config", str(path)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + timeout_s
+    with (directory / "daemon.log").open("wb") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamd", "run", "--config", str(path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     admin = state_dir / "admin.url"
-    while not admin.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"daemon exited with {proc.returncode}: {(directory / 'daemon.log').read_text()}"
-            )
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"daemon wrote no {admin} within {timeout_s} s")
-        time.sleep(0.1)
+    try:
+        _wait_for_file(proc, admin, directory / "daemon.log", timeout_s)
+    except BaseException:
+        # Interrupted or failed while starting: the caller never gets the process to stop.
+        proc.kill()
+        proc.wait()
+        raise
     return proc, admin.read_text().strip()
+
+
+def _wait_for_file(proc: subprocess.Popen[bytes], path: Path, log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon exited with {proc.returncode}: {log.read_text()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"daemon wrote no {path} within {timeout_s} s")
+        time.sleep(0.1)
 
 
 @dataclass(frozen=True, slots=True)

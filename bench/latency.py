@@ -10,6 +10,7 @@ runs in another process with a fixed `--commit-delay-ms`, reported separately an
 the commit latency to give the client-added part (linger, pacing, requests, status polling).
 
 Usage: python bench/latency.py [--rate 1000|10000|50000] [--seconds N] [--linger-ms MS]
+       [--status-poll-ms MS] [--commit-delay-ms MS] [--fsync always|interval|never]
 """
 
 from __future__ import annotations
@@ -144,6 +145,12 @@ def main() -> None:
     parser.add_argument("--linger-ms", type=float, default=200, help="delivery.linger_ms")
     parser.add_argument("--status-poll-ms", type=float, default=250, help="delivery.status_poll_ms")
     parser.add_argument("--commit-delay-ms", type=float, default=200, help="stand-in commit delay")
+    parser.add_argument(
+        "--fsync",
+        choices=["always", "interval", "never"],
+        default="interval",
+        help="spool.fsync (interval: rows wait up to spool.fsync_interval_ms for the next fsync)",
+    )
     args = parser.parse_args()
     total = int(args.rate * args.seconds)
     source = RateSource(SENSOR_TABLE, args.rate, total, args.tick_ms / 1000)
@@ -169,6 +176,7 @@ def main() -> None:
                         "status_poll_ms": args.status_poll_ms,
                         "drain_timeout_s": 600,
                     },
+                    "spool": {"fsync": args.fsync},
                     "admin": {"enabled": False},
                 }
             )
@@ -204,6 +212,7 @@ def main() -> None:
     )
     print(
         f"linger_ms {args.linger_ms:g}, status_poll_ms {args.status_poll_ms:g}, "
+        f"spool.fsync {args.fsync}, "
         f"tick {args.tick_ms:g} ms; {len(events.appended)} appends "
         f"({appended_rows / max(1, len(events.appended)):,.0f} rows each); wall {wall:.1f} s"
     )

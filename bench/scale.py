@@ -26,6 +26,7 @@ import httpx
 from _daemon import (
     cpu_percent,
     daemon_config,
+    exit_on_sigterm,
     manufacturing_sources,
     sample,
     start_daemon,
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--linger-ms", type=float, default=200)
     parser.add_argument("--commit-delay-ms", type=float, default=1000)
     args = parser.parse_args()
+    exit_on_sigterm()
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(
         f"sensor tasks at 1 Hz, linger_ms {args.linger_ms:g}, stand-in commit delay "

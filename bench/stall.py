@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -58,6 +59,10 @@ class Point:
     committed: int
     spool: int
     blocked: bool
+
+
+Phases = tuple[Point, Point, Point | None]
+"""The samples at the freeze, at the release and once drained (None if never)."""
 
 
 class Watcher:
@@ -121,29 +126,52 @@ async def bench(args: argparse.Namespace, root: Path) -> None:
         if args.spool_max_mb * 2**20 < 64 * 2**20:
             config["spool"]["segment_bytes"] = args.spool_max_mb * 2**20 // 4
         proc, admin = await anyio.to_thread.run_sync(start_daemon, config, root)
+        result: Phases | None = None
         try:
-            async with httpx.AsyncClient(timeout=60) as client:
-                watcher = Watcher(proc.pid, admin, client, time.monotonic())
-                await watcher.take("start")
-                await watcher.run_for("warmup", args.warmup, args.sample_s)
-                standin.faults.freeze_commits()
-                frozen_at = await watcher.take("frozen")
-                await watcher.run_for("frozen", args.freeze_s, args.sample_s)
-                standin.faults.release_commits()
-                released = await watcher.take("released")
-                deadline = time.monotonic() + args.drain_timeout
-                drained: Point | None = None
-                while time.monotonic() < deadline:
-                    await anyio.sleep(min(args.sample_s, 1.0))
-                    point = await watcher.take("draining")
-                    if point.committed >= released.produced:
-                        drained = point
-                        break
-                await watcher.run_for("after", min(args.warmup, 10), args.sample_s)
+            with anyio.CancelScope() as measuring:
+                tg.start_soon(stop_on_signal, measuring, standin)
+                async with httpx.AsyncClient(timeout=60) as client:
+                    watcher = Watcher(proc.pid, admin, client, time.monotonic())
+                    result = await phases(args, watcher, standin)
         finally:
-            drain_exit_s = await anyio.to_thread.run_sync(stop_daemon, proc)
+            # The stand-in serves on this loop: it must outlive the daemon's drain.
+            with anyio.CancelScope(shield=True):
+                drain_exit_s = await anyio.to_thread.run_sync(stop_daemon, proc, 120)
             tg.cancel_scope.cancel()
-    report(args, watcher.points, frozen_at, released, drained, drain_exit_s)
+    if result is None:
+        print("interrupted: daemon stopped, no summary")
+        return
+    report(args, watcher.points, *result, drain_exit_s)
+
+
+async def stop_on_signal(measuring: anyio.CancelScope, standin: Standin) -> None:
+    """On SIGINT/SIGTERM: stop measuring and release commits so the daemon can drain and exit."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            standin.faults.release_commits()
+            measuring.cancel()
+            return
+
+
+async def phases(args: argparse.Namespace, watcher: Watcher, standin: Standin) -> Phases:
+    """Warm-up, freeze, release and drain, sampling all along."""
+    await watcher.take("start")
+    await watcher.run_for("warmup", args.warmup, args.sample_s)
+    standin.faults.freeze_commits()
+    frozen_at = await watcher.take("frozen")
+    await watcher.run_for("frozen", args.freeze_s, args.sample_s)
+    standin.faults.release_commits()
+    released = await watcher.take("released")
+    deadline = time.monotonic() + args.drain_timeout
+    drained: Point | None = None
+    while time.monotonic() < deadline:
+        await anyio.sleep(min(args.sample_s, 1.0))
+        point = await watcher.take("draining")
+        if point.committed >= released.produced:
+            drained = point
+            break
+    await watcher.run_for("after", min(args.warmup, 10), args.sample_s)
+    return frozen_at, released, drained
 
 
 def report(
@@ -190,9 +218,12 @@ def report(
         print(f"NOT drained within {args.drain_timeout:g} s of the release")
     else:
         rows = released.produced - frozen_at.committed
+        took = max(1e-9, drained.t - released.t)
         print(
-            f"drain after release: {drained.t - released.t:.1f} s until committed >= the "
-            f"{released.produced:,} rows produced by the release ({rows:,} rows were waiting)"
+            f"drain after release: {took:.1f} s until committed >= the "
+            f"{released.produced:,} rows produced by the release ({rows:,} rows were waiting); "
+            f"committed {(drained.committed - released.committed) / took:,.0f} rows/s meanwhile "
+            f"while the source went on offering {args.rate:,.0f}"
         )
     after = [p.proc.rss_mb for p in points if p.phase in ("released", "draining", "after")]
     print(

@@ -31,6 +31,7 @@ import structlog
 from streamd.config import Config
 from streamd.daemon import Daemon
 from streamd.keys import generate_key_pair
+from streamd.metrics import Metrics
 from streamd.rows import Envelope, Row, parse_offset
 from streamd.sources.base import SourceContext
 from streamd.testing import sensor_rows, start_standin_process
@@ -135,6 +136,14 @@ def summary(label: str, values: list[float], minus_s: float = 0.0) -> str:
     )
 
 
+def append_requests(metrics: Metrics) -> str:
+    """Mean duration of the append requests (the writer's `streamd_request_seconds{call=append}`)."""
+    labels = {"call": "append"}
+    count = metrics.registry.get_sample_value("streamd_request_seconds_count", labels) or 0.0
+    total = metrics.registry.get_sample_value("streamd_request_seconds_sum", labels) or 0.0
+    return f"append requests: {count:.0f}, mean {total / max(1.0, count) * 1000:.1f} ms each (serial per channel)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=1000, help="rows/s offered")
@@ -181,8 +190,11 @@ def main() -> None:
                 }
             )
 
+            daemons: list[Daemon] = []
+
             async def deliver() -> RunSummary:
-                return await Daemon(config, sources=[source], tables=[SENSOR_TABLE]).run()
+                daemons.append(Daemon(config, sources=[source], tables=[SENSOR_TABLE]))
+                return await daemons[0].run()
 
             wall0 = time.perf_counter()
             result = anyio.run(deliver)
@@ -217,6 +229,7 @@ def main() -> None:
         f"({appended_rows / max(1, len(events.appended)):,.0f} rows each); wall {wall:.1f} s"
     )
     print(summary("event -> append acknowledged", append_lat))
+    print(append_requests(daemons[0].metrics))
     print(summary("event -> committed (seen by status poll)", commit_lat))
     print(f"stand-in commit delay: {args.commit_delay_ms:g} ms (subtracted below)")
     print(summary("client-added (committed - commit delay)", commit_lat, delay_s))

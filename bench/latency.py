@@ -209,6 +209,10 @@ def main() -> None:
     committed_rows = sum(rows for _, rows, _ in events.committed)
     # Retries or reopens re-append rows: then the last append of an offset counts.
     assert committed_rows == total, f"batch_committed covered {committed_rows} of {total} rows"
+    # The i-th row sent must be offset i (one lane, fresh spool); anything else breaks the join.
+    offsets = [(last - rows + 1, last) for _, rows, last in events.committed]
+    span = (min(o[0] for o in offsets), max(o[1] for o in offsets))
+    assert span == (1, total), f"committed offsets span {span}, expected (1, {total})"
     offered = total / (source.sent_at[-1] - source.sent_at[0]) if total > 1 else 0.0
     delay_s = args.commit_delay_ms / 1000
     append_lat = latencies(events.appended, source.sent_at)

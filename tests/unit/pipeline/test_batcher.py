@@ -7,6 +7,7 @@ from pathlib import Path
 import anyio
 import orjson
 
+from streamd.clock import SystemClock
 from streamd.pipeline.batcher import Batcher, BatchPolicy
 from streamd.rows import Batch, Envelope, Row
 from streamd.spool import LaneSpool, SpoolConfig
@@ -163,4 +164,30 @@ async def test_acks_only_after_the_spool_append(tmp_path: Path) -> None:
                 await send.send(Envelope("T", row, ack=lambda seq, n=n: acked.append((n, seq))))
     assert sorted(acked) == [(0, 1), (1, None), (2, 2)]
     assert spool.next_seq == 3
+    await spool.aclose()
+
+
+async def test_batches_from_memory_equal_the_spool_read_back(tmp_path: Path) -> None:
+    """Batches cut from the in-memory tail are byte for byte what a replay reads from the spool."""
+    policy = BatchPolicy(max_rows=7, max_bytes=300, linger_s=0.0)
+    clock = SystemClock()  # fill coalesces trickling appends with real (2 ms) sleeps
+    spool = await LaneSpool.open(tmp_path / "lane", SPOOL, clock)
+    batcher = Batcher("T", spool, policy, clock, on_oversize=_Rejected())
+    batcher.start_at(1)
+    send, receive = anyio.create_memory_object_stream[Envelope](1000)
+    batches: list[Batch] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.fill, receive)
+        async with send:
+            for i in range(60):
+                await send.send(Envelope("T", {"i": i, "pad": "x" * (i % 40)}))
+        while (batch := await batcher.next_batch()) is not None:
+            batches.append(batch)
+    assert sum(b.rows for b in batches) == 60
+    assert len(batches) > 5
+
+    for b in batches:  # each body is exactly what the spool holds for its offsets
+        records = await spool.read(b.first_offset, b.rows, 1 << 20)
+        assert [seq for seq, _ in records] == list(range(b.first_offset, b.last_offset + 1))
+        assert b.body == b"".join(payload + b"\n" for _, payload in records)
     await spool.aclose()

@@ -11,7 +11,7 @@ import signal
 import socket
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -38,8 +38,6 @@ from streamd.pipeline.router import Router, RouterSend
 from streamd.reconciler.loop import Reconciler, for_daemon
 from streamd.rows import Envelope
 from streamd.sinks.commit_tracker import CommitTracker
-from streamd.sinks.file_ingest import FileWriter
-from streamd.sinks.file_setup import create_objects, effective_files, open_file_writers
 from streamd.sinks.streaming import ChannelWriter
 from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
 from streamd.snowflake.sql_api import SqlApiClient
@@ -47,9 +45,10 @@ from streamd.snowflake.streaming import StreamingClient
 from streamd.sources.base import Source, SourceContext
 from streamd.sources.sequences import FileSequences
 from streamd.spool import LaneSpool
-from streamd.standin.server import StandinSettings
-from streamd.standin.server import serve as serve_standin
 from streamd.topology import RunSummary, TableSummary, build_sources
+
+if TYPE_CHECKING:
+    from streamd.sinks.file_ingest import FileWriter
 
 USER_AGENT = f"streamd/{__version__}"
 
@@ -236,6 +235,11 @@ class Daemon:
         async with anyio.create_task_group() as root:
             root.start_soon(self._watch_signals)
             if cfg.target.kind == "local":
+                # Imported here: the stand-in brings DuckDB, Arrow and sqlglot (~60 MB resident)
+                # that a daemon aimed at a real account never needs.
+                from streamd.standin.server import StandinSettings
+                from streamd.standin.server import serve as serve_standin
+
                 private_pem, public_pem = local_key_pair(state_dir / "local")
                 standin = await root.start(
                     serve_standin,
@@ -330,6 +334,10 @@ class Daemon:
         lanes = [lane for lane in self.lanes.values() if lane.table in tables]
         if not lanes:
             return
+        # Imported only with files-mode tables: snowflake-ingest pulls in the Snowflake connector
+        # and boto3 (~45 MB resident).
+        from streamd.sinks.file_setup import create_objects, effective_files, open_file_writers
+
         files = effective_files(cfg)
         if files.create_objects:
             sql = SqlApiClient(http, key_auth, self.target_url, self.clock, user_agent=USER_AGENT)

@@ -45,7 +45,7 @@ from streamd.standin.sqlengine import (
     strip_comments,
     unsupported,
 )
-from streamd.standin.stages import StageError, Stages, parse_stage_ref
+from streamd.standin.stages import Stages, parse_stage_ref
 
 _CREATE = re.compile(r"CREATE\s+(OR\s+REPLACE\s+)?ICEBERG\s+TABLE\b", re.I)
 _PROPERTY = re.compile(r"\b(CATALOG|EXTERNAL_VOLUME|BASE_LOCATION)\s*=\s*'((?:[^']|'')*)'", re.I)
@@ -258,11 +258,8 @@ def copy_into_stage(session: Session, stmt: Statement, *, stages: Stages) -> Res
     if not isinstance(expr, exp.Copy) or not expr.args.get("files"):
         raise compilation_error(f"cannot parse COPY INTO <location>: {stmt.text[:120]}")
     location = expr.this.name if isinstance(expr.this, exp.Table) else expr.this.sql()
-    try:
-        ref = parse_stage_ref(location, session.database, session.schema)
-        stages.require(ref)
-    except StageError as err:
-        raise SqlFailure(err.code, err.sql_state, err.message) from err
+    ref = parse_stage_ref(location, session.database, session.schema)
+    stages.require(ref)
     source = expr.args["files"][0]
     query: exp.Expr
     if isinstance(source, exp.Subquery):

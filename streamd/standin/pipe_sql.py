@@ -8,7 +8,7 @@ import orjson
 
 from streamd.standin.pipe_history import copy_history_sql
 from streamd.standin.pipe_loader import Snowpipe
-from streamd.standin.pipes import PipeError, parse_create_pipe, qualify
+from streamd.standin.pipes import parse_create_pipe, qualify
 from streamd.standin.sqlengine import Result, Session, SqlEngine, SqlFailure, Statement
 
 _DROP = re.compile(
@@ -22,32 +22,23 @@ _STATUS = re.compile(
 
 def copy_history(session: Session, db: str, args: dict[str, str]) -> str:
     """DuckDB SQL for INFORMATION_SCHEMA.COPY_HISTORY (rewritten in `sqlviews.py`)."""
-    try:
-        return copy_history_sql(session.cur, db, args)
-    except PipeError as err:
-        raise SqlFailure(err.code, err.sql_state, err.message) from None
+    return copy_history_sql(session.cur, db, args)
 
 
 def register(engine: SqlEngine, pipes: Snowpipe) -> None:
     """Claim the pipe statements for `pipes`."""
 
     def create(session: Session, stmt: Statement) -> Result:
-        try:
-            parsed = parse_create_pipe(stmt.text, session.database, session.schema)
-            assert parsed is not None  # the registration regex matched
-            with session.transaction():
-                return Result.status(pipes.create_sync(session.cur, parsed))
-        except PipeError as err:
-            raise SqlFailure(err.code, err.sql_state, err.message) from None
+        parsed = parse_create_pipe(stmt.text, session.database, session.schema)
+        assert parsed is not None  # the registration regex matched
+        with session.transaction():
+            return Result.status(pipes.create_sync(session.cur, parsed))
 
     def drop(session: Session, stmt: Statement) -> Result:
         found = _DROP.match(stmt.text)
         if found is None:
             raise SqlFailure("001003", "42000", "SQL compilation error: DROP PIPE [IF EXISTS] name")
-        try:
-            db, schema, name = qualify(found["name"], session.database, session.schema, "pipe")
-        except PipeError as err:
-            raise SqlFailure(err.code, err.sql_state, err.message) from None
+        db, schema, name = qualify(found["name"], session.database, session.schema, "pipe")
         with session.transaction():
             dropped = pipes.drop_sync(session.cur, db, schema, name)
         if not dropped and not found["exists"]:
@@ -66,10 +57,7 @@ def register(engine: SqlEngine, pipes: Snowpipe) -> None:
                 "001003", "42000", "SQL compilation error: SELECT SYSTEM$PIPE_STATUS('<pipe>')"
             )
         raw = found["name"].replace("''", "'")
-        try:
-            db, schema, name = qualify(raw, session.database, session.schema, "pipe")
-        except PipeError as err:
-            raise SqlFailure(err.code, err.sql_state, err.message) from None
+        db, schema, name = qualify(raw, session.database, session.schema, "pipe")
         spec = pipes.spec_sync(session.cur, db, schema, name)
         if spec is None:
             raise SqlFailure(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from streamd.standin.sqlengine import SqlFailure
 from streamd.standin.stages import StageError, parse_stage_ref
 
 _IDENT = r'(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_$]*)'
@@ -23,14 +24,8 @@ _OPTION_RE = re.compile(
 )
 
 
-class PipeError(Exception):
+class PipeError(SqlFailure):
     """A pipe statement the stand-in refuses; carries Snowflake's code and SQLSTATE."""
-
-    def __init__(self, code: str, sql_state: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.sql_state = sql_state
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,14 +61,8 @@ _REMOVE = re.compile(r"^(?:REMOVE|RM)\s+(?P<ref>@\S+)(?P<rest>.*)$", re.IGNORECA
 _EXTERNAL = re.compile(r"\b(URL|STORAGE_INTEGRATION|CREDENTIALS)\s*=", re.IGNORECASE)
 
 
-class StageError(Exception):
-    """A stage statement Snowflake would refuse: rendered as a 422 with code and sqlState."""
-
-    def __init__(self, code: str, sql_state: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.sql_state = sql_state
-        self.message = message
+class StageError(SqlFailure):
+    """A stage statement or path Snowflake would refuse (code and sqlState as Snowflake's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,12 +301,9 @@ def register(engine: SqlEngine, data_dir: Path) -> None:
     stages = Stages(data_dir)
 
     def handle(session: Session, stmt: Statement) -> Result:
-        try:
-            columns, rows = run_stage_statement(
-                session.cur, stages, strip_comments(stmt.text), session.database, session.schema
-            )
-        except StageError as err:
-            raise SqlFailure(err.code, err.sql_state, err.message) from err
+        columns, rows = run_stage_statement(
+            session.cur, stages, strip_comments(stmt.text), session.database, session.schema
+        )
         return Result(columns, rows)
 
     engine.register(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 
 import anyio
@@ -34,7 +35,7 @@ IDLE_WAKE_S = 60.0
 TaskKey = tuple[str, str, str, str]  # database, schema, name, task id + schedule
 
 
-class _Loop:
+class _Loop(ABC):
     what = "scheduler"
 
     def __init__(self, storage: Storage, engine: SqlEngine, minute_s: float) -> None:
@@ -55,9 +56,9 @@ class _Loop:
                 continue
             await self._sleep_until(wake)
 
+    @abstractmethod
     async def _cycle(self) -> datetime | None:
         """Run what is due; return when to look again (None: only when poked or idle)."""
-        raise NotImplementedError
 
     def poke(self) -> None:
         """Re-plan now (call on the event loop after objects changed)."""

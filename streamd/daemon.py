@@ -266,7 +266,15 @@ class Daemon:
                 self.target_url = cfg.target.control_url()
             key = load_private_key(private_pem, passphrase, source="target.private_key")
             try:
-                await self._open_spools(root)
+                await open_spools(
+                    cfg,
+                    self.lanes,
+                    self.clock,
+                    self._dead_letters,
+                    root,
+                    self.spools,
+                    self.batchers,
+                )
                 await self._deliver(root, key, duration)
             finally:
                 with anyio.CancelScope(shield=True):
@@ -288,14 +296,37 @@ class Daemon:
             client = StreamingClient(
                 http, auth, compression=cfg.delivery.compression, user_agent=USER_AGENT
             )
+            sql = SqlApiClient(http, key_auth, self.target_url, self.clock, user_agent=USER_AGENT)
             if cfg.reconciler.enabled:
-                sql = SqlApiClient(
-                    http, key_auth, self.target_url, self.clock, user_agent=USER_AGENT
-                )
                 self.reconciler = for_daemon(cfg, sql, self.clock, self.metrics, self.tables, self)
             with anyio.move_on_after(cfg.delivery.startup_timeout_s) as opening:
-                await self._open_channels(client)
-                await self._open_files(http, key_auth, key)
+                await open_channels(
+                    cfg,
+                    self.lanes,
+                    self.batchers,
+                    client,
+                    self.clock,
+                    self.metrics,
+                    self.trackers,
+                    self.writers,
+                )
+                if cfg.files_tables():
+                    # Imported only with files-mode tables: snowflake-ingest pulls in the
+                    # Snowflake connector and boto3 (~45 MB resident).
+                    from streamd.sinks.file_setup import open_files_mode
+
+                    await open_files_mode(
+                        cfg,
+                        self.lanes,
+                        self.batchers,
+                        sql,
+                        url=self.target_url,
+                        key=key,
+                        clock=self.clock,
+                        metrics=self.metrics,
+                        dead_letters=self._dead_letters,
+                        writers=self.file_writers,
+                    )
             if opening.cancelled_caught:
                 last = next((w.last_error for w in self.writers.values() if w.last_error), None)
                 raise FatalError(
@@ -318,57 +349,6 @@ class Daemon:
             )
             root.start_soon(watchdog_loop, self.notifier, ProgressGate(self._progress), self.clock)
             await self._run_pipeline(duration)
-
-    async def _open_spools(self, tg: anyio.abc.TaskGroup) -> None:
-        """Open (and recover) every lane's spool and its batcher; fsync flushers run in `tg`."""
-        await open_spools(
-            self.config, self.lanes, self.clock, self._dead_letters, tg, self.spools, self.batchers
-        )
-
-    async def _open_files(
-        self, http: httpx.AsyncClient, key_auth: KeyPairAuth, key: RSAPrivateKey
-    ) -> None:
-        """Files-mode lanes: stage and pipes (if asked), then a FileWriter per lane."""
-        cfg = self.config
-        tables = set(cfg.files_tables())
-        lanes = [lane for lane in self.lanes.values() if lane.table in tables]
-        if not lanes:
-            return
-        # Imported only with files-mode tables: snowflake-ingest pulls in the Snowflake connector
-        # and boto3 (~45 MB resident).
-        from streamd.sinks.file_setup import create_objects, effective_files, open_file_writers
-
-        files = effective_files(cfg)
-        if files.create_objects:
-            sql = SqlApiClient(http, key_auth, self.target_url, self.clock, user_agent=USER_AGENT)
-            await create_objects(sql, files, sorted(tables), self.clock)
-        await open_file_writers(
-            files,
-            lanes,
-            self.batchers,
-            state_dir=cfg.state_dir,
-            url=self.target_url,
-            account=cfg.target.account,
-            user=cfg.target.user,
-            key=key,
-            role=cfg.target.role,
-            clock=self.clock,
-            metrics=self.metrics,
-            dead_letters=self._dead_letters,
-            writers=self.file_writers,
-        )
-
-    async def _open_channels(self, client: StreamingClient) -> None:
-        await open_channels(
-            self.config,
-            self.lanes,
-            self.batchers,
-            client,
-            self.clock,
-            self.metrics,
-            self.trackers,
-            self.writers,
-        )
 
     async def _run_pipeline(self, duration: float | None) -> None:
         d = self.config.delivery

@@ -96,6 +96,44 @@ async def create_objects(
         log.info("files_object_ready", statement=statement.split(" AS ")[0])
 
 
+async def open_files_mode(
+    config: Config,
+    lanes: dict[str, Lane],
+    batchers: dict[str, Batcher],
+    sql: SqlApiClient,
+    *,
+    url: str,
+    key: RSAPrivateKey,
+    clock: Clock,
+    metrics: Metrics,
+    dead_letters: DeadLetters,
+    writers: dict[str, FileWriter],
+) -> None:
+    """Files-mode lanes: their stage and pipes (with `files.create_objects`), then their writers."""
+    tables = set(config.files_tables())
+    chosen = [lane for lane in lanes.values() if lane.table in tables]
+    if not chosen:
+        return
+    files = effective_files(config)
+    if files.create_objects:
+        await create_objects(sql, files, sorted(tables), clock)
+    await open_file_writers(
+        files,
+        chosen,
+        batchers,
+        state_dir=config.state_dir,
+        url=url,
+        account=config.target.account,
+        user=config.target.user,
+        key=key,
+        role=config.target.role,
+        clock=clock,
+        metrics=metrics,
+        dead_letters=dead_letters,
+        writers=writers,
+    )
+
+
 async def open_file_writers(
     files: FilesConfig,
     lanes: list[Lane],

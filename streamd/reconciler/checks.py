@@ -25,8 +25,8 @@ from streamd.reconciler.query import (
     ignored,
     interval_s,
     qualified,
-    query_failed,
     rows,
+    rows_or_finding,
     truthy,
 )
 from streamd.reconciler.report import Finding, Remedy, Severity
@@ -100,10 +100,10 @@ async def check_streams(sql: SqlRunner, clock: Clock, ctx: CheckContext) -> list
     findings: list[Finding] = []
     for db in ctx.databases:
         statement = f"SHOW STREAMS IN DATABASE {ident(db)}"
-        try:
-            streams = await rows(sql, statement, cfg.query_timeout_s)
-        except StreamdError as exc:
-            findings.append(query_failed("stream", f"database {db}", statement, exc))
+        streams = await rows_or_finding(
+            sql, statement, cfg.query_timeout_s, findings, "stream", f"database {db}"
+        )
+        if streams is None:
             continue
         tasks: list[dict[str, Any]] | None = None
         for stream in streams:
@@ -160,10 +160,10 @@ async def check_tasks(sql: SqlRunner, clock: Clock, ctx: CheckContext) -> list[F
     findings: list[Finding] = []
     for db in ctx.databases:
         statement = f"SHOW TASKS IN DATABASE {ident(db)}"
-        try:
-            tasks = await rows(sql, statement, cfg.query_timeout_s)
-        except StreamdError as exc:
-            findings.append(query_failed("task", f"database {db}", statement, exc))
+        tasks = await rows_or_finding(
+            sql, statement, cfg.query_timeout_s, findings, "task", f"database {db}"
+        )
+        if tasks is None:
             continue
         tasks = [t for t in tasks if not ignored(full_name(t), cfg.ignore)]
         if not tasks:
@@ -179,12 +179,9 @@ async def check_tasks(sql: SqlRunner, clock: Clock, ctx: CheckContext) -> list[F
             f"SCHEDULED_TIME_RANGE_START=>DATEADD('hour', -{hours}, CURRENT_TIMESTAMP()), "
             "RESULT_LIMIT=>10000))"
         )
-        history: list[dict[str, Any]] | None
-        try:
-            history = await rows(sql, history_sql, cfg.query_timeout_s)
-        except StreamdError as exc:
-            findings.append(query_failed("task_history", f"database {db}", history_sql, exc))
-            history = None
+        history = await rows_or_finding(
+            sql, history_sql, cfg.query_timeout_s, findings, "task_history", f"database {db}"
+        )
         runs: dict[str, list[dict[str, Any]]] = {}
         for run in history or []:
             runs.setdefault(full_name(run).upper(), []).append(run)

@@ -15,7 +15,6 @@ import anyio
 import orjson
 
 from streamd.clock import Clock
-from streamd.errors import StreamdError
 from streamd.reconciler.context import CheckContext
 from streamd.reconciler.query import (
     SqlRunner,
@@ -27,8 +26,7 @@ from streamd.reconciler.query import (
     ignored,
     interval_s,
     literal,
-    query_failed,
-    rows,
+    rows_or_finding,
     truthy,
 )
 from streamd.reconciler.report import Finding
@@ -45,10 +43,10 @@ async def check_dynamic_tables(sql: SqlRunner, clock: Clock, ctx: CheckContext) 
     findings: list[Finding] = []
     for db in ctx.databases:
         statement = f"SHOW DYNAMIC TABLES IN DATABASE {ident(db)}"
-        try:
-            tables = await rows(sql, statement, cfg.query_timeout_s)
-        except StreamdError as exc:
-            findings.append(query_failed("dynamic_table", f"database {db}", statement, exc))
+        tables = await rows_or_finding(
+            sql, statement, cfg.query_timeout_s, findings, "dynamic_table", f"database {db}"
+        )
+        if tables is None:
             continue
         tables = [d for d in tables if not ignored(full_name(d), cfg.ignore)]
         if not tables:
@@ -59,13 +57,17 @@ async def check_dynamic_tables(sql: SqlRunner, clock: Clock, ctx: CheckContext) 
             f"FROM TABLE({ident(db)}.INFORMATION_SCHEMA.DYNAMIC_TABLE_REFRESH_HISTORY("
             "RESULT_LIMIT=>10000))"
         )
-        try:
-            history = await rows(sql, history_sql, cfg.query_timeout_s)
-        except StreamdError as exc:
-            findings.append(
-                query_failed("dynamic_table_refresh", f"database {db}", history_sql, exc)
+        history = (
+            await rows_or_finding(
+                sql,
+                history_sql,
+                cfg.query_timeout_s,
+                findings,
+                "dynamic_table_refresh",
+                f"database {db}",
             )
-            history = []
+            or []
+        )
         last: dict[str, dict[str, Any]] = {}
         for refresh in history:
             if str(refresh.get("state")) not in _REFRESH_DONE:
@@ -130,10 +132,10 @@ async def check_iceberg(sql: SqlRunner, clock: Clock, ctx: CheckContext) -> list
         # For Snowflake-managed tables this call also writes fresh metadata when DML happened since
         # the last one (§5.8): the answer is as new as it gets, at the price of not being a pure read.
         statement = f"SELECT SYSTEM$GET_ICEBERG_TABLE_INFORMATION({literal(watch.table)})"
-        try:
-            answer = await rows(sql, statement, cfg.query_timeout_s)
-        except StreamdError as exc:
-            findings.append(query_failed("iceberg", watch.table, statement, exc))
+        answer = await rows_or_finding(
+            sql, statement, cfg.query_timeout_s, findings, "iceberg", watch.table
+        )
+        if answer is None:
             continue
         info = _json_cell(answer)
         location = str(info.get("metadataLocation") or "")
@@ -208,10 +210,10 @@ async def check_exports(sql: SqlRunner, clock: Clock, ctx: CheckContext) -> list
     findings: list[Finding] = []
     for watch in cfg.exports:
         statement = f"LIST {watch.stage}"
-        try:
-            files = await rows(sql, statement, cfg.query_timeout_s)
-        except StreamdError as exc:
-            findings.append(query_failed("export", watch.stage, statement, exc))
+        files = await rows_or_finding(
+            sql, statement, cfg.query_timeout_s, findings, "export", watch.stage
+        )
+        if files is None:
             continue
         times = [epoch(f.get("last_modified")) for f in files]
         newest = max((t for t in times if t is not None), default=None)
@@ -227,10 +229,10 @@ async def check_exports(sql: SqlRunner, clock: Clock, ctx: CheckContext) -> list
             # No changes waiting means no file is due, however old the last one is. On an empty
             # stream this call also keeps the stream from going stale (§5.2), which is harmless.
             probe = f"SELECT SYSTEM$STREAM_HAS_DATA({literal(watch.stream)})"
-            try:
-                has_data = await rows(sql, probe, cfg.query_timeout_s)
-            except StreamdError as exc:
-                findings.append(query_failed("export", watch.stage, probe, exc))
+            has_data = await rows_or_finding(
+                sql, probe, cfg.query_timeout_s, findings, "export", watch.stage
+            )
+            if has_data is None:
                 continue
             if not truthy(_first_cell(has_data)):
                 continue
@@ -254,11 +256,10 @@ async def check_pipes(sql: SqlRunner, clock: Clock, ctx: CheckContext) -> list[F
     findings: list[Finding] = []
     for watch in cfg.pipes:
         statement = f"SELECT SYSTEM$PIPE_STATUS({literal(watch.pipe)})"
-        try:
-            status = _json_cell(await rows(sql, statement, cfg.query_timeout_s))
-        except StreamdError as exc:
-            findings.append(query_failed("pipe", watch.pipe, statement, exc))
-            status = None
+        answer = await rows_or_finding(
+            sql, statement, cfg.query_timeout_s, findings, "pipe", watch.pipe
+        )
+        status = _json_cell(answer) if answer is not None else None
         if status is not None:
             findings += _judge_pipe(watch.pipe, status, cfg.thresholds.pipe_pending_files)
         if watch.table is None:
@@ -271,10 +272,10 @@ async def check_pipes(sql: SqlRunner, clock: Clock, ctx: CheckContext) -> list[F
             f"TABLE_NAME=>{literal(f'{schema}.{table}')}, "
             f"START_TIME=>DATEADD('hour', -{window_h}, CURRENT_TIMESTAMP())))"
         )
-        try:
-            loads = await rows(sql, history_sql, cfg.query_timeout_s)
-        except StreamdError as exc:
-            findings.append(query_failed("pipe_loads", watch.pipe, history_sql, exc))
+        loads = await rows_or_finding(
+            sql, history_sql, cfg.query_timeout_s, findings, "pipe_loads", watch.pipe
+        )
+        if loads is None:
             continue
         failed = [
             f

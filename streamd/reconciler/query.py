@@ -47,6 +47,22 @@ async def rows(sql: SqlRunner, statement: str, timeout_s: int) -> list[dict[str,
     return [{k.lower(): v for k, v in record.items()} for record in result.records()]
 
 
+async def rows_or_finding(
+    sql: SqlRunner,
+    statement: str,
+    timeout_s: int,
+    findings: list[Finding],
+    check: str,
+    obj: str,
+) -> list[dict[str, Any]] | None:
+    """`rows`, or None after adding a `query_failed` finding: a failing query is a finding, not a crash."""
+    try:
+        return await rows(sql, statement, timeout_s)
+    except StreamdError as exc:
+        findings.append(query_failed(check, obj, statement, exc))
+        return None
+
+
 def query_failed(check: str, obj: str, statement: str, exc: StreamdError) -> Finding:
     """A statement a check needed failed: a warning about the check itself, never a crash."""
     return Finding(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 Row = dict[str, Any]
@@ -72,7 +72,6 @@ class Batch:
     first_offset: int
     last_offset: int
     oldest_event_monotonic: float = 0.0
-    event_ids: list[str] = field(default_factory=list)
 
     @property
     def start_token(self) -> str:

@@ -9,12 +9,13 @@ end offset committed, and after any reopen it replays everything past the commit
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any, Protocol
 
 import anyio
 
 from streamd.clock import Clock
-from streamd.errors import ChannelFenced, ReopenChannel, RetryableError
+from streamd.errors import ChannelFenced, FatalError, ReopenChannel, RetryableError
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
 from streamd.rows import Batch, ChannelKey, format_offset, parse_offset
@@ -26,6 +27,8 @@ from streamd.spool import LaneSpool
 
 # A stale sequencer means someone else reopened our channel: we never reuse a token across our own
 # reopens, so the only other opener is another daemon with the same identity (reference §2.5, §2.11).
+MAX_REPLAY_BYTES = 1 << 40
+"""No byte limit on a replay's read-back: the batch is re-cut by its row count, exactly as sent."""
 _FENCING_CODES = frozenset(
     {"STALE_CONTINUATION_TOKEN_SEQUENCER", "ERR_CHANNEL_HAS_INVALID_CLIENT_SEQUENCER"}
 )
@@ -126,6 +129,7 @@ class ChannelWriter:
             "spool": self._spool.stats(),
             "inflight_batches": len(self._inflight),
             "inflight_rows": self.inflight_rows,
+            "inflight_bytes": sum(len(b.body) for b in self._inflight),
             "commit_lag_s": round(self.commit_lag_s(), 3),
             "rows_inserted": status.rows_inserted if status else 0,
             "rows_error_count": status.rows_error_count if status else 0,
@@ -175,6 +179,7 @@ class ChannelWriter:
                     # and only under the lock, so a concurrent recovery cannot replay it twice.
                     self._inflight.append(batch)
                     await self._append_or_recover(batch)
+                    self._forget_body(batch)
                 self._tracker.wake()
             while self._inflight:
                 await self._wait_progress()
@@ -262,10 +267,36 @@ class ChannelWriter:
             try:
                 await self._open()
                 for batch in list(self._inflight):
-                    await self._send(batch)
+                    await self._send(await self._with_body(batch))
                 return
             except ReopenChannel as again:
                 cause = again
+
+    def _forget_body(self, batch: Batch) -> None:
+        """Once appended, keep only the batch's offsets: a replay reads its rows from the spool.
+
+        Holding the bodies of `max_inflight_batches` uncommitted batches was the one part of RSS
+        that grew when Snowflake stopped committing (bench/stall.py). Not with `drop_oldest`:
+        that spool may delete rows still in flight, which must then be replayed from memory.
+        """
+        if self._spool.config.when_full == "drop_oldest":
+            return
+        for i in range(len(self._inflight) - 1, -1, -1):
+            if self._inflight[i] is batch:
+                self._inflight[i] = replace(batch, body=b"")
+                return
+
+    async def _with_body(self, batch: Batch) -> Batch:
+        """`batch` with its NDJSON body, read back from the spool if it was let go."""
+        if batch.body:
+            return batch
+        records = await self._spool.read(batch.first_offset, batch.rows, MAX_REPLAY_BYTES)
+        if len(records) != batch.rows or records[0][0] != batch.first_offset:
+            raise FatalError(
+                f"{self.table}: the spool no longer holds rows {batch.start_token}–"
+                f"{batch.end_token} to replay; check spool.when_full and the disk"
+            )
+        return replace(batch, body=b"".join(payload + b"\n" for _, payload in records))
 
     def _on_retry(self, exc: RetryableError, attempt: int) -> None:
         reason = exc.code or str(exc.status)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import pytest
 
+from streamd.daemon import Daemon
 from streamd.standin.faults import parse_fault_spec
 from streamd.testing import standin_query
+from streamd.topology import RunSummary
 
-from .conftest import RunAgainst
+from .conftest import TABLES, RunAgainst, count_ids, daemon_config
 
 FAULTS = {
     "429 with Retry-After": "append:429:p=0.05:retry_after=1",
@@ -49,6 +53,32 @@ async def test_frozen_commits_then_release(make_standin, run_against: RunAgainst
         tg.start_soon(freeze_for_a_while)
         summary = await run_against(standin, 3, max_inflight_batches=4)
     assert summary.uncommitted == 0
+
+
+async def test_inflight_batches_hold_offsets_not_bodies(make_standin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """While commits are frozen the window keeps offsets only (a replay reads the spool); all commit once."""
+    standin = make_standin()
+    standin.faults.freeze_commits()
+    daemon = Daemon(daemon_config(standin, tmp_path / "state", max_inflight_batches=4))
+    summaries: list[RunSummary] = []
+
+    async def run() -> None:
+        summaries.append(await daemon.run())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await daemon.ready.wait()
+        await anyio.sleep(3)  # three seconds of production with nothing committing
+        snapshots = [w.snapshot() for w in daemon.writers.values()]
+        assert sum(s["inflight_batches"] for s in snapshots) >= 3, snapshots
+        assert all(s["inflight_bytes"] == 0 for s in snapshots), snapshots
+        standin.faults.release_commits()
+        daemon.stop()
+    [summary] = summaries
+    assert summary.uncommitted == 0
+    for table in TABLES:
+        produced = summary.tables[table].produced
+        assert count_ids(standin, table) == (produced, produced)
 
 
 async def test_several_channels_per_table(make_standin, run_against: RunAgainst) -> None:  # type: ignore[no-untyped-def]

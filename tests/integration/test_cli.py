@@ -132,7 +132,19 @@ async def test_inspect_shows_live_lanes_and_channels(tmp_path: Path) -> None:
         "PRODUCTION_DATA_RAW",
         "QUALITY_DATA_RAW",
     }
+    assert set(status) >= {
+        "version", "pid", "uptime_s", "stopping", "target", "sources", "lanes", "channels",
+        "tables", "rejected", "reconciler",
+    }  # fmt: skip
     sensor = next(c for c in status["channels"] if c["channel"] == "streamd_SENSOR_DATA_RAW")
+    assert set(sensor) >= {
+        "table", "channel", "pipe", "open", "committed_offset_token", "spool", "inflight_batches",
+        "inflight_rows", "inflight_bytes", "commit_lag_s", "rows_inserted", "rows_error_count",
+        "last_error_message", "status_code",
+    }  # fmt: skip
+    assert set(status["lanes"][0]) >= {
+        "table", "lane", "depth", "capacity", "producers_waiting", "spool"
+    }  # fmt: skip
     assert sensor["open"] is True
     assert sensor["committed_offset_token"] is not None
     assert sensor["rows_inserted"] > 0

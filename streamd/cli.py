@@ -271,6 +271,10 @@ def standin_serve(
         float,
         typer.Option(help="Seconds a minute of task schedules and target lags lasts (demo: 1)."),
     ] = 60.0,
+    timing_log: Annotated[
+        Path | None,
+        typer.Option(help="Write one JSON line of server times per appended batch (diagnostics)."),
+    ] = None,
 ) -> None:
     """Serve the Snowflake stand-in on its own, for other clients."""
     from streamd.config import sql_dirs
@@ -297,6 +301,7 @@ def standin_serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         task_minute_s=task_minute_s,
+        timing_log=timing_log,
     )
 
     async def main() -> None:

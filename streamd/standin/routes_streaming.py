@@ -6,11 +6,13 @@ as `%2F` (official-sdk-wire §3), which a decoded path would turn into an extra 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -81,17 +83,18 @@ class StreamingApi:
 
     async def dispatch(self, request: Request) -> Response:
         """Route one /v2/streaming call by method and raw path segments."""
+        received = time.monotonic()  # for the timing log: before auth, routing and body
         raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
         raw_path = raw.decode("latin-1").split("?", 1)[0]
         parts = raw_path.removeprefix("/v2/streaming/").split("/")
         try:
-            return await self._dispatch(request, parts)
+            return await self._dispatch(request, parts, received)
         except AuthError as err:
             return error_response(401, "390303", f"Authentication failed: {err}")
         except StreamingError as err:
             return error_response(err.status, err.code, err.message, err.headers)
 
-    async def _dispatch(self, request: Request, parts: list[str]) -> Response:
+    async def _dispatch(self, request: Request, parts: list[str], received: float) -> Response:
         method = request.method
         if method == "GET" and parts == ["hostname"]:
             self.auth.check_control(request.headers.get("authorization"))
@@ -122,7 +125,7 @@ class StreamingApi:
             if kind == "rows" and method == "POST":
                 self.auth.check_ingest(request.headers.get("authorization"))
                 cid = ChannelId(db.upper(), schema.upper(), pipe.upper(), channel.upper())
-                return await self._append(request, cid)
+                return await self._append(request, cid, received)
             if kind == "pipe-info" and method == "POST" and self.sdk is not None:
                 return await self.sdk.pipe_info(request, db, schema, pipe)
             if kind == "filebuffer" and method == "POST" and self.sdk is not None:
@@ -132,7 +135,7 @@ class StreamingApi:
             404, "ERR_NOT_FOUND", f"no such endpoint: {method} {request.url.path}"
         )
 
-    async def _append(self, request: Request, cid: ChannelId) -> Response:
+    async def _append(self, request: Request, cid: ChannelId, received: float) -> Response:
         query = request.query_params
         token = query.get("continuationToken")
         if not token:
@@ -144,6 +147,8 @@ class StreamingApi:
         # `offsetToken` (§2.6 [DOC-OLD]) is accepted in its place.
         end = query.get("endOffsetToken") or query.get("offsetToken")
         start = query.get("startOffsetToken") or query.get("offsetToken")
+        log = self.state.timing
+        timing = None if log is None else log.begin(".".join(cid), start, end, received)
         # The SDK's x-snowflake-uncompressed-content-length and -min-append-timestamp-ms headers
         # are undocumented hints (wire §5); nothing depends on them, so they are not checked.
         next_token = await self.state.append(
@@ -154,8 +159,13 @@ class StreamingApi:
             start,
             end,
             attempt_of(request),
+            timing,
         )
-        return json_response({"next_continuation_token": next_token})
+        response = json_response({"next_continuation_token": next_token})
+        if log is not None and timing is not None:
+            # Runs once the response is sent: the record's `responded`.
+            response.background = BackgroundTask(log.responded, timing)
+        return response
 
     async def _bulk_status(self, request: Request, db: str, schema: str, pipe: str) -> Response:
         body = await json_body(request)

@@ -20,6 +20,7 @@ import anyio
 from streamd.standin.commit_sql import Commit
 from streamd.standin.faults import FaultPlan
 from streamd.standin.storage import Storage
+from streamd.standin.timing import BatchTiming, TimingLog
 
 
 class ChannelId(NamedTuple):
@@ -39,6 +40,8 @@ class Pending:
     channel: ChannelId
     commit: Commit
     due: float
+    timing: BatchTiming | None = None
+    """Diagnostics (`timing.py`): only with a timing log."""
 
 
 class CommitScheduler:
@@ -50,8 +53,10 @@ class CommitScheduler:
         faults: FaultPlan,
         default_delay_s: float,
         on_settled: Callable[[Pending], None],
+        timing: TimingLog | None = None,
     ) -> None:
         self._storage = storage
+        self._timing = timing
         self._faults = faults
         self._default_delay_s = default_delay_s
         self._on_settled = on_settled
@@ -61,12 +66,14 @@ class CommitScheduler:
         self._deadline = float("inf")
         """What the running scheduler sleeps until; earlier arrivals wake it."""
 
-    def schedule(self, cid: ChannelId, commit: Commit) -> None:
+    def schedule(self, cid: ChannelId, commit: Commit, timing: BatchTiming | None = None) -> None:
         """Queue a batch for commit after the (jittered) commit delay."""
         due = time.monotonic() + self._faults.commit_delay(self._default_delay_s)
         due = max(due, self._last_due.get(cid, 0.0))  # jitter never reorders a channel
         self._last_due[cid] = due
-        self._queue.append(Pending(cid, commit, due))
+        if timing is not None:
+            timing.mark_queued(commit.rows.parsed, due)
+        self._queue.append(Pending(cid, commit, due, timing))
         if due < self._deadline:
             self._wake.set()
 
@@ -76,6 +83,7 @@ class CommitScheduler:
         for p in self._queue:
             if p.channel == cid:
                 self._on_settled(p)
+                self._record(p, "discarded", None)
             else:
                 kept.append(p)
         self._queue = kept
@@ -123,6 +131,7 @@ class CommitScheduler:
         for p in due:
             by_db.setdefault(p.channel.db, []).append(p)
         for db, group in by_db.items():
+            started = time.monotonic()
             try:
                 await self._storage.write(
                     functools.partial(
@@ -132,3 +141,8 @@ class CommitScheduler:
             finally:
                 for p in group:
                     self._on_settled(p)
+                    self._record(p, "committed", started)
+
+    def _record(self, pending: Pending, outcome: str, started: float | None) -> None:
+        if self._timing is not None and pending.timing is not None:
+            self._timing.settled(pending.timing, outcome, started)

@@ -28,6 +28,7 @@ from streamd.standin.sqlruntime import SqlRuntime
 from streamd.standin.stage import Stage
 from streamd.standin.state import MAX_CHANNELS_PER_PIPE, StandinState
 from streamd.standin.storage import Storage
+from streamd.standin.timing import TimingLog
 from streamd.standin.tls import TlsError, TlsFiles, ensure_self_signed, user_tls
 
 log = logging.getLogger("streamd.standin")
@@ -65,6 +66,8 @@ class StandinSettings:
     task_minute_s: float = 60.0
     """Seconds that a minute of a task SCHEDULE or a dynamic table TARGET_LAG stands for: tests
     set ~1 so a '1 minute' task runs every second (cron schedules keep their spacing, scaled)."""
+    timing_log: Path | None = None
+    """Append one JSON line of server times per appended batch here (diagnostics, `timing.py`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ async def serve(
     """Serve until cancelled; reports a `Standin` through `task_status` once listening."""
     storage = Storage(settings.data_dir)
     state: StandinState | None = None
+    timing = None if settings.timing_log is None else TimingLog(settings.timing_log)
     try:
         await storage.write(storage.attach_existing_sync)
         tables = await storage.write(
@@ -103,6 +107,7 @@ async def serve(
             settings.faults,
             enforce_rate_limits=settings.enforce_rate_limits,
             max_channels_per_pipe=settings.max_channels_per_pipe,
+            timing=timing,
         )
         auth = Authenticator.create(settings.public_key_pem)
         hostname = settings.hostname or settings.host
@@ -137,6 +142,8 @@ async def serve(
             if state is not None:
                 await state.flush()
             await anyio.to_thread.run_sync(storage.close)
+            if timing is not None:
+                timing.close()
 
 
 def _tls_files(settings: StandinSettings, hostname: str) -> TlsFiles | None:

@@ -23,6 +23,7 @@ from streamd.standin.limits import RATE_LIMIT_CODE, ChannelRateLimiter, RateLimi
 from streamd.standin.replay import FIRST_ATTEMPT, Attempt, RecentRequests
 from streamd.standin.scheduler import ChannelId, CommitScheduler, Pending
 from streamd.standin.storage import ChannelLimitError, ChannelRow, Commit, Storage
+from streamd.standin.timing import BatchTiming, TimingLog
 from streamd.standin.tokens import TokenClaims, TokenError, decode_token, encode_token
 
 __all__ = ["Attempt", "ChannelId", "SdkCounters", "StandinState", "StreamingError"]
@@ -83,8 +84,11 @@ class StandinState:
         *,
         enforce_rate_limits: bool = True,
         max_channels_per_pipe: int | None = MAX_CHANNELS_PER_PIPE,
+        timing: TimingLog | None = None,
     ) -> None:
         self.storage = storage
+        self.timing = timing
+        """Per-batch server times for diagnostics (`timing.py`); None unless asked for."""
         self.faults = faults if faults is not None else FaultPlan()
         self.limits = ChannelRateLimiter() if enforce_rate_limits else None
         self.max_channels_per_pipe = max_channels_per_pipe
@@ -94,7 +98,9 @@ class StandinState:
         self.sdk = SdkCounters()
         self.refused_opens = 0
         """Opens answered 409 ERR_CHANNEL_HAS_UNCOMMITTED_DATA (for tests and inspection)."""
-        self._scheduler = CommitScheduler(storage, self.faults, commit_delay_s, self._settled)
+        self._scheduler = CommitScheduler(
+            storage, self.faults, commit_delay_s, self._settled, timing
+        )
 
     # ---- pipes ---------------------------------------------------------------------------
 
@@ -175,11 +181,12 @@ class StandinState:
         start_offset: str | None,
         end_offset: str | None,
         attempt: Attempt = FIRST_ATTEMPT,
+        timing: BatchTiming | None = None,
     ) -> str:
         """Append Rows (§2.6): check the token chain, parse, queue for commit; next token."""
         load = functools.partial(decode_body, body, content_encoding)
         return await self.append_loaded(
-            cid, continuation_token, load, start_offset, end_offset, attempt
+            cid, continuation_token, load, start_offset, end_offset, attempt, timing
         )
 
     async def append_loaded(
@@ -190,6 +197,7 @@ class StandinState:
         start_offset: str | None,
         end_offset: str | None,
         attempt: Attempt = FIRST_ATTEMPT,
+        timing: BatchTiming | None = None,
     ) -> str:
         """Append NDJSON that `load` produces in a worker thread (raising BodyError when it
         cannot): /rows bodies and file-mode fragments share the token chain and commits."""
@@ -233,7 +241,7 @@ class StandinState:
         )
         live.row_seq += 1
         live.uncommitted += 1
-        self._scheduler.schedule(cid, commit)
+        self._scheduler.schedule(cid, commit, timing)
         next_token = self._token(cid, live.client_seq, live.row_seq)
         live.recent.remember(attempt, continuation_token, next_token)
         return next_token

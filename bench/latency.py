@@ -5,9 +5,23 @@ rows that have come due every `--tick-ms`, and records each row's send time (its
 daemon runs in this process with one lane and a fresh state dir, so the i-th row sent gets spool
 sequence (offset token) i. The channel writer's `batch_appended` / `batch_committed` log events
 are captured by a structlog processor that stamps them with the monotonic clock and drops them;
-each gives the time every row of its offset range was acknowledged or seen committed. The stand-in
-runs in another process with a fixed `--commit-delay-ms`, reported separately and subtracted from
-the commit latency to give the client-added part (linger, pacing, requests, status polling).
+each gives the time every row of its offset range was acknowledged or seen committed.
+
+The stand-in runs in another process with a fixed `--commit-delay-ms` and `--timing-log`, which
+records per batch when its append request reached the server, when the response went out and when
+its commit finished, on the same system-wide monotonic clock. So each row's event → committed
+splits into four parts:
+
+- client before the server: event → append request received (linger, batching, waiting for the
+  previous append, pacing, encoding and sending);
+- server append: received → response sent (the stand-in parsing the body);
+- server commit: response sent → committed (the configured commit delay, the scheduler, DuckDB);
+- client after the commit: committed → the client's status poll saw it.
+
+**Client-added latency is the two client parts** (before the server + after the commit); the
+target (issue #9) is its p99 ≤ linger + 50 ms at 10k rows/s. The older estimate, committed minus
+the configured commit delay, is printed too: it charges the stand-in's own time to the client.
+The load average is printed with the figures: the benches share a small machine.
 
 Usage: python bench/latency.py [--rate 1000|10000|50000] [--seconds N] [--linger-ms MS]
        [--status-poll-ms MS] [--commit-delay-ms MS] [--fsync always|interval|never]
@@ -16,6 +30,7 @@ Usage: python bench/latency.py [--rate 1000|10000|50000] [--seconds N] [--linger
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import tempfile
@@ -26,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import structlog
 
 from streamd.config import Config
@@ -122,6 +138,60 @@ def latencies(events: list[tuple[float, int, int]], sent_at: array[float]) -> li
     return out
 
 
+PARTS = (
+    ("client before server", "event -> append request received"),
+    ("server append", "received -> response sent"),
+    ("server commit", "response sent -> committed"),
+    ("  of which delay left", "response sent -> commit due"),
+    ("  of which scheduler", "commit due -> commit started"),
+    ("  of which DuckDB", "commit started -> committed"),
+    ("client after commit", "committed -> status poll saw it"),
+)
+
+
+def server_batches(path: Path) -> dict[int, dict[str, Any]]:
+    """The stand-in's timing records of committed batches, by end offset (`--timing-log`)."""
+    out: dict[int, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        record = orjson.loads(line)
+        end = parse_offset(record["end_offset_token"])
+        if record["outcome"] == "committed" and end is not None:
+            out.setdefault(end, record)  # a discarded try of the same range is not the real one
+    return out
+
+
+def breakdown(
+    committed: list[tuple[float, int, int]],
+    server: dict[int, dict[str, Any]],
+    sent_at: array[float],
+) -> dict[str, list[float]]:
+    """Per row, seconds spent in each of `PARTS` plus `client-added` (the two client parts)."""
+    parts: dict[str, list[float]] = {name: [] for name, _ in PARTS}
+    parts["client-added"] = []
+    first: dict[int, tuple[float, int]] = {}
+    for at, rows, last in committed:
+        first.setdefault(last, (at, rows))
+    for last, (seen, rows) in sorted(first.items()):
+        rec = server[last]
+        assert parse_offset(rec["start_offset_token"]) == last - rows + 1, rec
+        received, responded, settled = rec["received"], rec["responded"], rec["settled"]
+        per_batch = (
+            responded - received,
+            settled - responded,
+            rec["due"] - responded,
+            rec["commit_started"] - rec["due"],
+            settled - rec["commit_started"],
+            seen - settled,
+        )
+        for seq in range(last - rows + 1, last + 1):
+            before = received - sent_at[seq - 1]
+            parts["client before server"].append(before)
+            for (name, _), value in zip(PARTS[1:], per_batch, strict=True):
+                parts[name].append(value)
+            parts["client-added"].append(before + per_batch[-1])
+    return parts
+
+
 def pct(values: list[float], q: float) -> float:
     """The q-quantile (nearest rank) of sorted `values`."""
     return values[min(len(values) - 1, max(0, round(q * len(values)) - 1))]
@@ -167,9 +237,15 @@ def main() -> None:
     events.install()
 
     private_pem, _ = generate_key_pair()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
+        timing_log = Path(tmp) / "standin-timing.jsonl"
         proc, url = start_standin_process(
-            Path(tmp) / "standin", "--commit-delay-ms", str(args.commit_delay_ms)
+            Path(tmp) / "standin",
+            "--commit-delay-ms",
+            str(args.commit_delay_ms),
+            "--timing-log",
+            str(timing_log),
         )
         try:
             config = Config.model_validate(
@@ -202,6 +278,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        server = server_batches(timing_log)
+    load_after = os.getloadavg()
 
     committed = result.tables[SENSOR_TABLE].committed
     assert committed == total, f"only {committed} of {total} rows committed"
@@ -217,9 +295,11 @@ def main() -> None:
     delay_s = args.commit_delay_ms / 1000
     append_lat = latencies(events.appended, source.sent_at)
     commit_lat = latencies(events.committed, source.sent_at)
+    parts = breakdown(events.committed, server, source.sent_at)
     target_ms = args.linger_ms + 50
-    client_p99 = pct(sorted(x - delay_s for x in commit_lat), 0.99) * 1000
+    client_p99 = pct(sorted(parts["client-added"]), 0.99) * 1000
     append_p99 = pct(sorted(append_lat), 0.99) * 1000
+    polls = sum(t.polls for t in daemons[0].trackers.values())
 
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(
@@ -235,12 +315,26 @@ def main() -> None:
     print(summary("event -> append acknowledged", append_lat))
     print(append_requests(daemons[0].metrics))
     print(summary("event -> committed (seen by status poll)", commit_lat))
-    print(f"stand-in commit delay: {args.commit_delay_ms:g} ms (subtracted below)")
-    print(summary("client-added (committed - commit delay)", commit_lat, delay_s))
+    print(f"status polls: {polls} ({polls / wall:.1f}/s over the run)")
+    print(f"stand-in commit delay: {args.commit_delay_ms:g} ms (configured; in server commit)")
+    print(summary("committed - commit delay (old estimate)", commit_lat, delay_s))
+    print("event -> committed, per row, split by the stand-in's --timing-log:")
+    for name, what in PARTS:
+        print(summary(f"  {name} ({what})", parts[name]))
+    print(
+        summary("client-added = client before server + client after commit", parts["client-added"])
+    )
     print(
         f"target: client-added p99 <= linger + 50 ms = {target_ms:g} ms -> "
         f"{client_p99:.1f} ms {'MET' if client_p99 <= target_ms else 'MISSED'} "
         f"(append-acknowledged p99 {append_p99:.1f} ms)"
+    )
+    print(
+        "load average (1/5/15 min): before "
+        + "/".join(f"{x:.2f}" for x in load_before)
+        + ", after "
+        + "/".join(f"{x:.2f}" for x in load_after)
+        + f" on {os.cpu_count()} CPUs"
     )
 
 

@@ -1,6 +1,6 @@
 """Row builders for the synthetic plant: sensor readings, production events and quality tests.
 
-Each builder owns one producer's state and its `random.Random`; `row(event_id, at)` is pure apart
+Each builder owns one producer's state and its `SmallRng`; `row(event_id, at)` is pure apart
 from that state, so the same seed and the same event times give the same rows. The scheduling,
 sequence numbers and sending live in `streamd.sources.manufacturing`.
 """
@@ -8,12 +8,13 @@ sequence numbers and sending live in `streamd.sources.manufacturing`.
 from __future__ import annotations
 
 import math
-import random
+from array import array
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from streamd.rows import Row
+from streamd.sources.rng import SmallRng
 
 # --- the plant catalogue -------------------------------------------------------------------------
 
@@ -132,19 +133,35 @@ class SensorModel:
     says WARNING or ERROR by severity; otherwise STATUS is the mode.
     """
 
-    _METRICS = ("temperature", "pressure", "vibration", "speed")
+    # One instance per machine, 10,000 in a large plant: slots and flat arrays instead of a
+    # __dict__ and per-metric dicts keep it to a few hundred bytes.
+    __slots__ = (
+        "anomaly_rate",
+        "base",
+        "drift",
+        "equipment",
+        "kind",
+        "line",
+        "mode",
+        "mode_left",
+        "rng",
+        "wear",
+    )
 
-    def __init__(
-        self, rng: random.Random, index: int, line: str | None, anomaly_rate: float
-    ) -> None:
+    METRICS = ("temperature", "pressure", "vibration", "speed")
+    """The order of `base` and `drift`."""
+    _NOISE = (0.01, 0.02, 0.08, 0.01)
+    """Relative measurement noise of each metric."""
+
+    def __init__(self, rng: SmallRng, index: int, line: str | None, anomaly_rate: float) -> None:
         self.rng = rng
         self.equipment = equipment_id(index)
         self.kind = EQUIPMENT_TYPES[index % len(EQUIPMENT_TYPES)]
         self.line = line
         self.anomaly_rate = anomaly_rate
         # Machines of one type differ a little from each other.
-        self.base = {m: getattr(self.kind, m) * rng.gauss(1.0, 0.03) for m in self._METRICS}
-        self.drift = dict.fromkeys(self._METRICS, 0.0)
+        self.base = array("d", (getattr(self.kind, m) * rng.gauss(1.0, 0.03) for m in self.METRICS))
+        self.drift = array("d", bytes(8 * len(self.METRICS)))
         self.wear = 0.0
         self.mode = "RUNNING"
         self.mode_left = 0
@@ -164,29 +181,29 @@ class SensorModel:
 
     def row(self, event_id: str, at: datetime, sequence: int) -> Row:
         """The next reading."""
-        rng = self.rng
+        rng, base, drift = self.rng, self.base, self.drift
         self._step_mode()
         # Ornstein–Uhlenbeck drift: wanders a percent or two, never runs away.
-        for m in self._METRICS:
-            self.drift[m] = self.drift[m] * 0.99 + rng.gauss(0.0, 0.002)
+        for i in range(4):
+            drift[i] = drift[i] * 0.99 + rng.gauss(0.0, 0.002)
         self.wear = min(self.wear + rng.uniform(0.0, 2e-5), 0.5)
         load = 1.0 if self.mode == "RUNNING" else 0.0
-        value = {m: self.base[m] * (1.0 + self.drift[m]) for m in self._METRICS}
-        value["temperature"] *= 0.75 + 0.25 * load  # cools towards ambient without load
-        value["pressure"] *= 0.4 + 0.6 * load
-        value["vibration"] *= (0.05 + 0.95 * load) * (1.0 + self.wear)
-        value["speed"] *= load
-        for m, noise in (("temperature", 0.01), ("pressure", 0.02), ("vibration", 0.08)):
-            value[m] *= rng.gauss(1.0, noise)
-        value["speed"] *= rng.gauss(1.0, 0.01)
+        value = [base[i] * (1.0 + drift[i]) for i in range(4)]
+        value[0] *= 0.75 + 0.25 * load  # temperature cools towards ambient without load
+        value[1] *= 0.4 + 0.6 * load  # pressure
+        value[2] *= (0.05 + 0.95 * load) * (1.0 + self.wear)  # vibration
+        value[3] *= load  # speed
+        for i, noise in enumerate(self._NOISE):
+            value[i] *= rng.gauss(1.0, noise)
         status = self.mode
         anomaly = rng.random() < self.anomaly_rate
         if anomaly:
-            metric = rng.choice(self._METRICS)
+            metric = rng.randrange(4)
             severity = rng.uniform(1.3, 2.5)
             # A speed anomaly is a stall (drop); the others are spikes.
-            value[metric] *= 1.0 / severity if metric == "speed" else severity
+            value[metric] *= 1.0 / severity if metric == 3 else severity
             status = "ERROR" if severity >= 1.9 else "WARNING"
+        temperature, pressure, vibration, speed = value
         return _with_payload(
             {
                 "EVENT_ID": event_id,
@@ -194,10 +211,10 @@ class SensorModel:
                 "EQUIPMENT_ID": self.equipment,
                 "EQUIPMENT_TYPE": self.kind.name,
                 "LINE_ID": self.line,
-                "TEMPERATURE": round(value["temperature"], 2),
-                "PRESSURE": round(max(value["pressure"], 0.0), 3),
-                "VIBRATION": round(max(value["vibration"], 0.0), 3),
-                "SPEED": round(max(value["speed"], 0.0), 1),
+                "TEMPERATURE": round(temperature, 2),
+                "PRESSURE": round(max(pressure, 0.0), 3),
+                "VIBRATION": round(max(vibration, 0.0), 3),
+                "SPEED": round(max(speed, 0.0), 1),
                 "STATUS": status,
                 "IS_ANOMALY": anomaly,
             }
@@ -210,7 +227,7 @@ class SensorModel:
 class ProductionModel:
     """One line's production reports: target from the nominal cycle, output net of downtime."""
 
-    def __init__(self, rng: random.Random, index: int, products: list[str]) -> None:
+    def __init__(self, rng: SmallRng, index: int, products: list[str]) -> None:
         self.rng = rng
         self.line = line_id(index)
         self.products = products
@@ -227,7 +244,7 @@ class ProductionModel:
             self.product = rng.choice([p for p in self.products if p != self.product])
             reason, downtime = "CHANGEOVER", rng.uniform(5.0, 12.0)
         elif rng.random() < 0.12:
-            reason = rng.choices(_REASON_NAMES, _REASON_WEIGHTS)[0]
+            reason = rng.weighted(_REASON_NAMES, _REASON_WEIGHTS)
             downtime = rng.expovariate(1 / 4.0) + 0.5
         window_minutes = PRODUCTION_WINDOW_SECONDS / 60
         downtime = round(min(downtime, window_minutes), 1)
@@ -255,7 +272,7 @@ class ProductionModel:
 class QualityModel:
     """One product's quality tests: a few test types, each with product-specific spec limits."""
 
-    def __init__(self, rng: random.Random, index: int, line: str | None) -> None:
+    def __init__(self, rng: SmallRng, index: int, line: str | None) -> None:
         self.rng = rng
         self.product = product_id(index)
         self.line = line

@@ -1,18 +1,18 @@
 """Row builders for the synthetic retailer: POS baskets, web sessions, shop events, customer changes.
 
-Each builder owns one producer's state and its `random.Random`; `row(event_id, at, sequence)` is
+Each builder owns one producer's state and its `SmallRng`; `row(event_id, at, sequence)` is
 pure apart from that state, so the same seed and the same event times give the same rows. The
 scheduling, sequence numbers and sending live in `streamd.sources.retail`.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from streamd.rows import Row
+from streamd.sources.rng import SmallRng
 from streamd.sources.schedule import producer_rng
 
 # --- the catalogue and the customers -------------------------------------------------------------
@@ -118,13 +118,13 @@ def catalogue(seed: int, count: int) -> list[Product]:
     return products
 
 
-def _popular(rng: random.Random, count: int) -> int:
+def _popular(rng: SmallRng, count: int) -> int:
     """An index in 0..count-1, skewed so low indexes are picked far more often (Zipf-like)."""
     return min(int(rng.paretovariate(1.2)) - 1, count - 1) if count > 1 else 0
 
 
-def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
-    return rng.choices([n for n, _ in weighted], [w for _, w in weighted])[0]
+def _pick(rng: SmallRng, weighted: tuple[tuple[str, float], ...]) -> str:
+    return rng.weighted([n for n, _ in weighted], [w for _, w in weighted])
 
 
 # --- point of sale -------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class PosModel:
     """One store's tills: baskets of 1–8 line items; a third of shoppers are anonymous."""
 
     def __init__(
-        self, rng: random.Random, index: int, products: list[Product], customers: int, prefix: str
+        self, rng: SmallRng, index: int, products: list[Product], customers: int, prefix: str
     ) -> None:
         self.rng = rng
         self.store = store_id(index)
@@ -183,7 +183,7 @@ class ClickstreamModel:
     """
 
     def __init__(
-        self, rng: random.Random, producer: str, products: list[Product], customers: int
+        self, rng: SmallRng, producer: str, products: list[Product], customers: int
     ) -> None:
         self.rng = rng
         self.producer = producer
@@ -249,7 +249,7 @@ class EcommerceModel:
     """
 
     def __init__(
-        self, rng: random.Random, producer: str, products: list[Product], customers: int
+        self, rng: SmallRng, producer: str, products: list[Product], customers: int
     ) -> None:
         self.rng = rng
         self.producer = producer
@@ -308,7 +308,7 @@ class CustomerModel:
     re-inserts anyone. Every row carries the full record, as SCD1/SCD2 merges expect.
     """
 
-    def __init__(self, seed: int, rng: random.Random, customers: int) -> None:
+    def __init__(self, seed: int, rng: SmallRng, customers: int) -> None:
         self.seed = seed
         self.rng = rng
         self.customers = customers
@@ -321,7 +321,7 @@ class CustomerModel:
             "NAME": f"{first} {last}",
             "EMAIL": f"{first}.{last}{index + 1}@{rng.choice(EMAIL_DOMAINS)}".lower(),
             "CITY": rng.choice(CITIES),
-            "TIER": rng.choices(TIERS, (0.6, 0.25, 0.12, 0.03))[0],
+            "TIER": rng.weighted(TIERS, (0.6, 0.25, 0.12, 0.03)),
         }
 
     def _changed(self, index: int) -> dict[str, str]:

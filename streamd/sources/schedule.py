@@ -7,7 +7,6 @@ Shared by every synthetic source (manufacturing, retail): a source describes its
 from __future__ import annotations
 
 import hashlib
-import random
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from typing import Generic, NamedTuple, Protocol, TypeVar
@@ -16,6 +15,7 @@ import anyio
 
 from streamd.rows import Envelope, Row
 from streamd.sources.base import SequenceAllocator, SourceContext
+from streamd.sources.rng import SmallRng
 
 
 class RowModel(Protocol):
@@ -33,17 +33,19 @@ class Producer(NamedTuple):
     table: str
     interval_s: float
     model: RowModel
-    rng: random.Random
+    rng: SmallRng
 
 
-def producer_rng(seed: int, producer: str) -> random.Random:
+def producer_rng(seed: int, producer: str) -> SmallRng:
     """The RNG of one producer; sha256 rather than hash(), which is salted per process."""
     digest = hashlib.sha256(f"{seed}:{producer}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+    return SmallRng(int.from_bytes(digest[:8], "big"))
 
 
 class ProducerSequences:
     """One producer's sequence numbers; reserves a new durable block when one runs out."""
+
+    __slots__ = ("_allocator", "_block", "_producer")
 
     def __init__(self, allocator: SequenceAllocator, producer: str) -> None:
         self._allocator = allocator

@@ -15,7 +15,10 @@ from anyio.abc import TaskStatus
 def bind_tcp(host: str, port: int) -> socket.socket:
     """Bind and listen; port 0 lets the OS choose. Raises OSError when the address is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio turns on TCP_NODELAY for accepted connections only when their
+    # proto is IPPROTO_TCP (accept() copies the listener's). With 0, uvicorn's separate header and
+    # body writes met Nagle and the peer's delayed ACK: +40 ms on each keep-alive request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Protocol
 
 import anyio
@@ -19,8 +20,8 @@ class Clock(Protocol):
         """Seconds since the Unix epoch."""
         ...
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait `seconds` on this clock; zero or less just yields."""
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Wait `seconds` on this clock (`await clock.sleep(s)`); zero or less just yields."""
         ...
 
 
@@ -33,8 +34,10 @@ class SystemClock:
     def wall(self) -> float:
         return time.time()
 
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(max(0.0, seconds))
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        # Hands back anyio's coroutine instead of awaiting it inside one of our own: every
+        # sleeping task holds one coroutine frame fewer (~290 B; 10,000 producers sleep at once).
+        return anyio.sleep(max(0.0, seconds))
 
 
 async def wait_event(clock: Clock, event: anyio.Event, seconds: float) -> bool:

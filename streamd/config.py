@@ -117,10 +117,14 @@ class DeliveryConfig(BaseModel):
     """How long the first row of a batch may wait for company before the batch is sent."""
     max_inflight_batches: int = Field(default=16, ge=1)
     """Batches appended but not yet committed, per channel, before the writer waits."""
-    status_poll_ms: float = Field(default=250, ge=10)
-    """How often commit progress is read (one Bulk Channel Status call per pipe) while rows are in flight."""
+    status_poll_ms: float = Field(default=25, ge=10)
+    """Commit progress is read (one Bulk Channel Status call per pipe) when a batch is expected
+    committed, Snowflake's reported average latency after its append; this is the least time
+    between two reads and the first wait when a commit was not there yet (a tenth of that latency
+    if longer)."""
     status_poll_max_ms: float = Field(default=2000, ge=10)
-    """The poll interval backs off up to this while a commit is overdue."""
+    """The wait between reads backs off up to this while a commit is overdue, and rows in flight
+    are looked for at least this often."""
     idle_status_interval_s: float = Field(default=60, gt=0)
     """How often idle channels are checked, so an expired or dropped channel is reopened early."""
     pace_requests_per_s: float = Field(default=10, gt=0)

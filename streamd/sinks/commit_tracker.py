@@ -1,12 +1,29 @@
 """Commit progress for every channel of one pipe from one Bulk Channel Status call (§2.8).
 
-Polls fast while rows are in flight and commits keep coming, backs off while a commit is slow, and
-checks idle channels only now and then (so a channel Snowflake expired or dropped is noticed and
-reopened before rows need it).
+When to poll. A fixed period adds up to a whole period to every commit seen (250 ms at the old
+default), so polls follow the appends instead. A batch is expected committed Snowflake's own
+average processing latency (`snowflake_avg_processing_latency_ms` of the channel's last status)
+after its append was acknowledged, and a poll goes out then. Commits within a channel come in
+order, so only each channel's oldest uncommitted batch (its head) is waited for. A head still
+uncommitted once expected is looked at again after the *resolution* (`status_poll_ms`, or a tenth
+of that latency when longer, so the wait added stays near a tenth of Snowflake's own), then after
+1.2 times as long on each miss up to `status_poll_max_ms` (Snowflake is busy: do not hammer it). A
+head not yet expected is looked at least every `status_poll_max_ms`, so a stale average (say just
+after a backlog) cannot hold the next poll back for long.
+
+Request rate: one call covers every channel of the pipe and two calls are never closer than the
+resolution, so a pipe is polled at most 1/resolution times a second (40/s at 25 ms against a
+sub-second latency, 10/s against Snowflake's usual ~1 s); in steady state it is about one call per
+acknowledged append (at most 10/s per channel with pacing) plus a retry when a commit comes later
+than average. Idle channels are still checked every `idle_interval_s`, so a channel Snowflake
+expired or dropped is noticed and reopened before rows need it.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
+from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
@@ -18,11 +35,20 @@ from streamd.metrics import Metrics
 from streamd.sinks.retry import retrying
 from streamd.snowflake.streaming import ChannelStatus, StreamingClient
 
+BACKOFF = 1.2
+"""Each miss of an expected commit stretches the wait before the next look by this much: a commit
+that comes T late is then seen at most ~T/5 after it, for a few more calls than a steeper curve
+(a 60 s stall costs ~20 calls before the waits reach `status_poll_max_ms`)."""
+RESOLUTION_SHARE = 0.1
+"""A retry waits at least this share of Snowflake's reported processing latency."""
+
 
 class TrackedChannel(Protocol):
     """What the tracker needs from a channel writer."""
 
     table: str
+    committed: int | None
+    """The highest offset known committed (None before any)."""
 
     @property
     def channel_name(self) -> str:
@@ -39,8 +65,19 @@ class TrackedChannel(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class _Expected:
+    """An acknowledged batch not yet seen committed, and when to look for its commit next."""
+
+    last_offset: int
+    acked_at: float
+    check_at: float
+    retry_s: float = 0.0
+    """The wait after the last miss; 0 until the batch was expected and found uncommitted."""
+
+
 class CommitTracker:
-    """One poller per pipe; writers register and `wake()` it after an append."""
+    """One poller per pipe; writers register and report each acknowledged append."""
 
     def __init__(
         self,
@@ -62,39 +99,69 @@ class CommitTracker:
         self.min_interval_s = min_interval_s
         self.max_interval_s = max(max_interval_s, min_interval_s)
         self.idle_interval_s = idle_interval_s
-        self.interval_s = min_interval_s
         self._channels: list[TrackedChannel] = []
+        self._expected: dict[str, deque[_Expected]] = {}
+        self._latency_s: dict[str, float] = {}
+        """Snowflake's average processing latency per channel, from its latest status."""
+        self._last_poll = -math.inf
         self._woken = anyio.Event()
         self.polls = 0
         self._log = get_logger(pipe=f"{database}.{schema}.{pipe}")
 
     def __repr__(self) -> str:
+        waiting = sum(len(q) for q in self._expected.values())
         return (
             f"<CommitTracker {self.database}.{self.schema}.{self.pipe} channels={len(self._channels)} "
-            f"interval={self.interval_s:.3f}s polls={self.polls}>"
+            f"resolution={self.resolution_s:.3f}s waiting={waiting} polls={self.polls}>"
         )
+
+    @property
+    def resolution_s(self) -> float:
+        """The shortest gap between polls, and the first retry after a missed commit."""
+        fastest = min(self._latency_s.values(), default=0.0)
+        return max(self.min_interval_s, fastest * RESOLUTION_SHARE)
 
     def register(self, channel: TrackedChannel) -> None:
         """Track `channel` from the next poll on."""
         self._channels.append(channel)
 
-    def wake(self) -> None:
-        """Rows were appended: start polling at the fast interval."""
+    def appended(self, channel: TrackedChannel, last_offset: int) -> None:
+        """A batch ending at `last_offset` was acknowledged: look for its commit when it is due."""
+        now = self._clock.monotonic()
+        check_at = now + min(self._latency_s.get(channel.channel_name, 0.0), self.max_interval_s)
+        queue = self._expected.setdefault(channel.channel_name, deque())
+        for entry in queue:
+            if entry.last_offset == last_offset:
+                # Replayed after a reopen: Snowflake's clock for it starts again.
+                entry.acked_at, entry.check_at, entry.retry_s = now, check_at, 0.0
+                break
+        else:
+            queue.append(_Expected(last_offset, now, check_at))
         self._woken.set()
+
+    def next_poll_at(self) -> float | None:
+        """When the next poll is due (never within the resolution of the last); None when idle."""
+        heads = [q[0].check_at for q in self._expected.values() if q]
+        if not heads:
+            return None
+        return max(min(heads), self._last_poll + self.resolution_s)
 
     async def run(self) -> None:
         """Poll until cancelled."""
         while True:
-            if any(c.has_inflight for c in self._channels):
-                await self._clock.sleep(self.interval_s)
+            woken = self._woken
+            at = self.next_poll_at()
+            if at is None:
+                # Idle: sleep until an append is reported, but look at idle channels now and then.
+                if await wait_event(self._clock, woken, self.idle_interval_s):
+                    self._woken = anyio.Event()
+                    continue
+                self._log.debug("idle_channels_checked", channels=len(self._channels))
             else:
-                woken = self._woken
-                self.interval_s = self.min_interval_s
-                # Idle: sleep until an append wakes us, but look at idle channels now and then.
-                if not await wait_event(self._clock, woken, self.idle_interval_s):
-                    self._log.debug("idle_channels_checked", channels=len(self._channels))
-            if self._woken.is_set():
-                self._woken = anyio.Event()
+                delay = at - self._clock.monotonic()
+                if delay > 0 and await wait_event(self._clock, woken, delay):
+                    self._woken = anyio.Event()
+                    continue  # an append may bring the next poll forward
             await self.poll_once()
 
     async def poll_once(self) -> bool:
@@ -102,23 +169,48 @@ class CommitTracker:
         names = [c.channel_name for c in self._channels]
         if not names:
             return False
+        started = self._clock.monotonic()
         statuses = await retrying(
             lambda: self.client.bulk_channel_status(self.database, self.schema, self.pipe, names),
             self._clock,
             self._on_retry,
         )
+        self._last_poll = started
         self.polls += 1
         progressed = False
-        busy = False
         for channel in self._channels:
-            busy = busy or channel.has_inflight
-            progressed = channel.on_status(statuses.get(channel.channel_name)) or progressed
-        # Adaptive: fast while commits flow, slower while a commit is overdue (Snowflake is busy).
-        if progressed or not busy:
-            self.interval_s = self.min_interval_s
-        else:
-            self.interval_s = min(self.interval_s * 1.5, self.max_interval_s)
+            status = statuses.get(channel.channel_name)
+            progressed = channel.on_status(status) or progressed
+            if status is not None and status.avg_processing_latency_ms:
+                self._latency_s[channel.channel_name] = status.avg_processing_latency_ms / 1000
+        for channel in self._channels:
+            self._reschedule(channel, started)
         return progressed
+
+    def _reschedule(self, channel: TrackedChannel, polled_at: float) -> None:
+        """Drop what the poll showed committed; set when to look at the channel's head again."""
+        queue = self._expected.get(channel.channel_name)
+        if not queue:
+            return
+        if not channel.has_inflight:
+            queue.clear()
+            return
+        committed = channel.committed
+        while queue and committed is not None and queue[0].last_offset <= committed:
+            queue.popleft()
+        if not queue or queue[0].check_at > polled_at:
+            return
+        head = queue[0]
+        expected = head.acked_at + self._latency_s.get(channel.channel_name, 0.0)
+        if expected > polled_at:
+            # Became the head before it is due (or the average grew): look when it is.
+            head.check_at = min(expected, polled_at + self.max_interval_s)
+            return
+        if head.retry_s == 0.0:
+            head.retry_s = self.resolution_s
+        else:
+            head.retry_s = min(head.retry_s * BACKOFF, self.max_interval_s)
+        head.check_at = polled_at + head.retry_s
 
     def _on_retry(self, exc: RetryableError, attempt: int) -> None:
         reason = exc.code or str(exc.status)

@@ -180,7 +180,6 @@ class ChannelWriter:
                     self._inflight.append(batch)
                     await self._append_or_recover(batch)
                     self._forget_body(batch)
-                self._tracker.wake()
             while self._inflight:
                 await self._wait_progress()
             await self._spool.commit(self._spool_target)
@@ -238,6 +237,7 @@ class ChannelWriter:
                 )
 
         self._token = await retrying(append, self._clock, self._on_retry)
+        self._tracker.appended(self, batch.last_offset)
         self._metrics.rows_appended.labels(self.table).inc(batch.rows)
         self._metrics.bytes_appended.labels(self.table).inc(len(batch.body))
         self._log.debug(

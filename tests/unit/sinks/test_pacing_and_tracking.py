@@ -7,8 +7,10 @@ from typing import Any
 import anyio
 import httpx
 import orjson
+import pytest
 
 from streamd.metrics import Metrics
+from streamd.rows import format_offset, parse_offset
 from streamd.sinks.commit_tracker import CommitTracker
 from streamd.snowflake.pacing import ChannelPacer, TokenBucket
 from streamd.snowflake.streaming import ChannelStatus, StreamingClient
@@ -51,16 +53,27 @@ async def test_pacer_limits_bytes_too() -> None:
 
 
 class _Channel:
+    """A writer as the tracker sees it: offsets in flight, the committed mark from statuses."""
+
     def __init__(self, name: str) -> None:
         self.table = "DB.S.T"
         self.channel_name = name
-        self.has_inflight = True
+        self.committed: int | None = None
+        self.inflight: list[int] = []
         self.seen: list[ChannelStatus | None] = []
-        self.progress = True
+
+    @property
+    def has_inflight(self) -> bool:
+        return bool(self.inflight)
 
     def on_status(self, status: ChannelStatus | None) -> bool:
         self.seen.append(status)
-        return self.progress
+        mark = None if status is None else parse_offset(status.last_committed_offset_token)
+        if mark is None or (self.committed is not None and mark <= self.committed):
+            return False
+        self.committed = mark
+        self.inflight = [o for o in self.inflight if o > mark]
+        return True
 
 
 class _Auth:
@@ -77,14 +90,28 @@ class _Auth:
         return None
 
 
-def _client(requests: list[dict[str, Any]]) -> StreamingClient:
+class _Server:
+    """What the fake status endpoint reports: a committed offset and an average latency."""
+
+    def __init__(self, committed: int | None = 1, latency_ms: int | None = None) -> None:
+        self.committed = committed
+        self.latency_ms = latency_ms
+        self.requests: list[dict[str, Any]] = []
+        self.at: list[float] = []
+
+
+def _client(server: _Server, clock: ManualClock | None = None) -> StreamingClient:
     def handler(request: httpx.Request) -> httpx.Response:
         body = orjson.loads(request.content)
-        requests.append(body)
+        server.requests.append(body)
+        if clock is not None:
+            server.at.append(clock.monotonic())
         statuses = {
             name: {
                 "channel_status_code": "SUCCESS",
-                "last_committed_offset_token": "00000000000000000001",
+                "last_committed_offset_token": None
+                if server.committed is None
+                else format_offset(server.committed),
                 "database_name": "DB",
                 "schema_name": "S",
                 "pipe_name": "T-STREAMING",
@@ -93,6 +120,7 @@ def _client(requests: list[dict[str, Any]]) -> StreamingClient:
                 "rows_parsed": 2,
                 "rows_error_count": 0,
                 "created_on_ms": 0,
+                "snowflake_avg_processing_latency_ms": server.latency_ms,
             }
             for name in body["channel_names"]
             if name != "gone"
@@ -103,48 +131,118 @@ def _client(requests: list[dict[str, Any]]) -> StreamingClient:
     return StreamingClient(http, _Auth(), user_agent="t")  # type: ignore[arg-type]
 
 
-async def test_one_status_call_covers_every_channel_of_the_pipe() -> None:
-    """Three channels, one Bulk Channel Status request; a missing channel is reported as None."""
-    requests: list[dict[str, Any]] = []
-    tracker = CommitTracker(
-        _client(requests),
+def _tracker(
+    server: _Server, clock: ManualClock, min_interval_s: float = 0.025, max_interval_s: float = 2.0
+) -> CommitTracker:
+    return CommitTracker(
+        _client(server, clock),
         "DB",
         "S",
         "T-STREAMING",
-        clock=ManualClock(),
+        clock=clock,
         metrics=Metrics(),
-        min_interval_s=0.1,
+        min_interval_s=min_interval_s,
+        max_interval_s=max_interval_s,
     )
+
+
+async def test_one_status_call_covers_every_channel_of_the_pipe() -> None:
+    """Three channels, one Bulk Channel Status request; a missing channel is reported as None."""
+    server = _Server()
+    tracker = _tracker(server, ManualClock())
     channels = [_Channel("a"), _Channel("b"), _Channel("gone")]
     for channel in channels:
         tracker.register(channel)
     assert await tracker.poll_once() is True
-    assert requests == [{"channel_names": ["a", "b", "gone"]}]
+    assert server.requests == [{"channel_names": ["a", "b", "gone"]}]
     assert channels[0].seen[0] is not None
-    assert channels[0].seen[0].last_committed_offset_token == "00000000000000000001"
+    assert channels[0].seen[0].last_committed_offset_token == format_offset(1)
     assert channels[2].seen == [None]
 
 
-async def test_interval_backs_off_while_commits_stall_and_resets_on_progress() -> None:
-    """No progress with rows in flight: 0.1 → 0.15 → 0.225 … capped; progress resets it."""
-    tracker = CommitTracker(
-        _client([]),
-        "DB",
-        "S",
-        "T-STREAMING",
-        clock=ManualClock(),
-        metrics=Metrics(),
-        min_interval_s=0.1,
-        max_interval_s=0.3,
-    )
+async def test_poll_when_expected_then_back_off_while_overdue() -> None:
+    """Expected at ack + Snowflake's average latency; misses wait 25 ms (a tenth of 250 ms), then
+    1.2x longer each time, capped; the commit empties the schedule."""
+    clock = ManualClock()
+    server = _Server(committed=None, latency_ms=250)
+    tracker = _tracker(server, clock, min_interval_s=0.01, max_interval_s=0.125)
     channel = _Channel("a")
-    channel.progress = False
     tracker.register(channel)
-    intervals = []
-    for _ in range(4):
-        await tracker.poll_once()
-        intervals.append(round(tracker.interval_s, 4))
-    assert intervals == [0.15, 0.225, 0.3, 0.3]
-    channel.progress = True
+    await tracker.poll_once()  # learns the average latency
+    clock.advance(1.0)
+    channel.inflight.append(10)
+    tracker.appended(channel, 10)
+    assert tracker.next_poll_at() == pytest.approx(1.125)  # 250 ms, capped by max_interval_s
+    clock.advance(0.125)
     await tracker.poll_once()
-    assert tracker.interval_s == 0.1
+    assert tracker.next_poll_at() == pytest.approx(1.25)  # not expected yet: look when it is
+    waits = []
+    for _ in range(10):
+        clock.advance(tracker.next_poll_at() - clock.monotonic())  # type: ignore[operator]
+        before = clock.monotonic()
+        await tracker.poll_once()
+        waits.append(tracker.next_poll_at() - before)  # type: ignore[operator]
+    assert waits == pytest.approx([0.025 * 1.2**n for n in range(9)] + [0.125])
+    server.committed = 10
+    await tracker.poll_once()
+    assert tracker.next_poll_at() is None
+    assert not channel.has_inflight
+
+
+async def test_polls_never_closer_than_the_resolution() -> None:
+    """Two channels expected 5 ms apart share one poll 25 ms after the last."""
+    clock = ManualClock()
+    server = _Server(committed=None)
+    tracker = _tracker(server, clock)
+    a, b = _Channel("a"), _Channel("b")
+    tracker.register(a)
+    tracker.register(b)
+    await tracker.poll_once()
+    for channel, offset in ((a, 1), (b, 2)):
+        channel.inflight.append(offset)
+        tracker.appended(channel, offset)  # no latency reported: expected at once
+        clock.advance(0.005)
+    assert tracker.next_poll_at() == pytest.approx(0.025)
+
+
+async def test_a_replayed_batch_is_expected_anew() -> None:
+    """After a reopen the same offsets are appended again: their wait starts over."""
+    clock = ManualClock()
+    server = _Server(committed=None, latency_ms=200)
+    tracker = _tracker(server, clock)
+    channel = _Channel("a")
+    tracker.register(channel)
+    await tracker.poll_once()
+    channel.inflight.append(5)
+    tracker.appended(channel, 5)
+    clock.advance(1.0)
+    tracker.appended(channel, 5)
+    assert tracker.next_poll_at() == pytest.approx(1.2)
+    assert "waiting=1" in repr(tracker)
+
+
+async def test_run_polls_at_the_expected_commit_and_sleeps_when_idle() -> None:
+    """The loop sleeps until a batch is due, polls once it is, and idles once all is committed."""
+    clock = ManualClock()
+    server = _Server(committed=None, latency_ms=250)
+    tracker = _tracker(server, clock)
+    channel = _Channel("a")
+    tracker.register(channel)
+    await tracker.poll_once()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tracker.run)
+        await anyio.wait_all_tasks_blocked()
+        channel.inflight.append(7)
+        tracker.appended(channel, 7)
+        server.committed = 7
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(0.2)
+        await anyio.wait_all_tasks_blocked()
+        assert len(server.requests) == 1  # not due yet
+        clock.advance(0.05)
+        for _ in range(5):
+            await anyio.wait_all_tasks_blocked()
+        assert server.at[1:] == [pytest.approx(0.25)]
+        assert channel.committed == 7
+        assert tracker.next_poll_at() is None
+        tg.cancel_scope.cancel()

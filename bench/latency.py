@@ -13,14 +13,18 @@ its commit finished, on the same system-wide monotonic clock. So each row's even
 splits into four parts:
 
 - client before the server: event → append request received (linger, batching, waiting for the
-  previous append, pacing, encoding and sending);
+  previous append, pacing, encoding and sending). Appends are serial per channel, so part of it
+  may be the server's: the time the row's batch was ready (linger after its first row) while the
+  stand-in still held the previous append is shown as "of which server busy";
 - server append: received → response sent (the stand-in parsing the body);
 - server commit: response sent → committed (the configured commit delay, the scheduler, DuckDB);
 - client after the commit: committed → the client's status poll saw it.
 
 **Client-added latency is the two client parts** (before the server + after the commit); the
-target (issue #9) is its p99 ≤ linger + 50 ms at 10k rows/s. The older estimate, committed minus
-the configured commit delay, is printed too: it charges the stand-in's own time to the client.
+target (issue #9) is its p99 ≤ linger + 50 ms at 10k rows/s, judged on exactly that sum.
+"client-added net of server busy" also leaves out the server-busy wait (it matters when the
+stand-in is slow on a loaded machine). The older estimate, committed minus the configured commit
+delay, is printed too: it charges all of the stand-in's own time to the client.
 The load average is printed with the figures: the benches share a small machine.
 
 Usage: python bench/latency.py [--rate 1000|10000|50000] [--seconds N] [--linger-ms MS]
@@ -126,6 +130,22 @@ class WriterEvents:
         )
 
 
+class LoopLag:
+    """How late a 10 ms sleep in the daemon's event loop wakes: its stalls, which every row feels."""
+
+    PERIOD_S = 0.01
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+
+    async def run(self) -> None:
+        """Sleep and measure, until cancelled."""
+        while True:
+            t0 = time.monotonic()
+            await anyio.sleep(self.PERIOD_S)
+            self.lags.append(time.monotonic() - t0 - self.PERIOD_S)
+
+
 def latencies(events: list[tuple[float, int, int]], sent_at: array[float]) -> list[float]:
     """Per row: event time → the first event that covered its offset; rows in offset order."""
     first: dict[int, tuple[float, int]] = {}
@@ -140,6 +160,7 @@ def latencies(events: list[tuple[float, int, int]], sent_at: array[float]) -> li
 
 PARTS = (
     ("client before server", "event -> append request received"),
+    ("  of which server busy", "batch ready while the previous append was in the server"),
     ("server append", "received -> response sent"),
     ("server commit", "response sent -> committed"),
     ("  of which delay left", "response sent -> commit due"),
@@ -164,31 +185,50 @@ def breakdown(
     committed: list[tuple[float, int, int]],
     server: dict[int, dict[str, Any]],
     sent_at: array[float],
+    linger_s: float,
+    max_rows: int,
 ) -> dict[str, list[float]]:
-    """Per row, seconds spent in each of `PARTS` plus `client-added` (the two client parts)."""
+    """Per row, seconds spent in each of `PARTS`, plus `client-added` (the two client parts) and
+    `client-added net` (less the time its batch was ready but the server still held the previous
+    append: appends are serial per channel, so that wait is the server's)."""
     parts: dict[str, list[float]] = {name: [] for name, _ in PARTS}
     parts["client-added"] = []
+    parts["client-added net"] = []
     first: dict[int, tuple[float, int]] = {}
     for at, rows, last in committed:
         first.setdefault(last, (at, rows))
+    prev: dict[str, Any] | None = None
     for last, (seen, rows) in sorted(first.items()):
         rec = server[last]
-        assert parse_offset(rec["start_offset_token"]) == last - rows + 1, rec
+        low = last - rows + 1
+        assert parse_offset(rec["start_offset_token"]) == low, rec
         received, responded, settled = rec["received"], rec["responded"], rec["settled"]
-        per_batch = (
-            responded - received,
-            settled - responded,
-            rec["due"] - responded,
-            rec["commit_started"] - rec["due"],
-            settled - rec["commit_started"],
-            seen - settled,
-        )
-        for seq in range(last - rows + 1, last + 1):
+        # When the batcher would have cut it with the writer free: linger after its first row,
+        # or its last row when it is full by rows (bytes never fill first here).
+        ready = sent_at[low - 1] + linger_s
+        if rows >= max_rows:
+            ready = min(ready, sent_at[last - 1])
+        busy = 0.0
+        if prev is not None:
+            busy = max(0.0, min(prev["responded"], received) - max(prev["received"], ready))
+        prev = rec
+        per_batch = {
+            "  of which server busy": busy,
+            "server append": responded - received,
+            "server commit": settled - responded,
+            "  of which delay left": rec["due"] - responded,
+            "  of which scheduler": rec["commit_started"] - rec["due"],
+            "  of which DuckDB": settled - rec["commit_started"],
+            "client after commit": seen - settled,
+        }
+        after = per_batch["client after commit"]
+        for seq in range(low, last + 1):
             before = received - sent_at[seq - 1]
             parts["client before server"].append(before)
-            for (name, _), value in zip(PARTS[1:], per_batch, strict=True):
+            for name, value in per_batch.items():
                 parts[name].append(value)
-            parts["client-added"].append(before + per_batch[-1])
+            parts["client-added"].append(before + after)
+            parts["client-added net"].append(before + after - busy)
     return parts
 
 
@@ -222,7 +262,9 @@ def main() -> None:
         "--tick-ms", type=float, default=5, help="send rows that came due this often"
     )
     parser.add_argument("--linger-ms", type=float, default=200, help="delivery.linger_ms")
-    parser.add_argument("--status-poll-ms", type=float, default=250, help="delivery.status_poll_ms")
+    parser.add_argument(
+        "--status-poll-ms", type=float, help="delivery.status_poll_ms (default: the config's)"
+    )
     parser.add_argument("--commit-delay-ms", type=float, default=200, help="stand-in commit delay")
     parser.add_argument(
         "--fsync",
@@ -258,7 +300,11 @@ def main() -> None:
                     },
                     "delivery": {
                         "linger_ms": args.linger_ms,
-                        "status_poll_ms": args.status_poll_ms,
+                        **(
+                            {}
+                            if args.status_poll_ms is None
+                            else {"status_poll_ms": args.status_poll_ms}
+                        ),
                         "drain_timeout_s": 600,
                     },
                     "spool": {"fsync": args.fsync},
@@ -267,10 +313,15 @@ def main() -> None:
             )
 
             daemons: list[Daemon] = []
+            loop_lag = LoopLag()
 
             async def deliver() -> RunSummary:
                 daemons.append(Daemon(config, sources=[source], tables=[SENSOR_TABLE]))
-                return await daemons[0].run()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(loop_lag.run)
+                    run_summary = await daemons[0].run()
+                    tg.cancel_scope.cancel()
+                return run_summary
 
             wall0 = time.perf_counter()
             result = anyio.run(deliver)
@@ -295,7 +346,9 @@ def main() -> None:
     delay_s = args.commit_delay_ms / 1000
     append_lat = latencies(events.appended, source.sent_at)
     commit_lat = latencies(events.committed, source.sent_at)
-    parts = breakdown(events.committed, server, source.sent_at)
+    parts = breakdown(
+        events.committed, server, source.sent_at, args.linger_ms / 1000, config.delivery.max_rows
+    )
     target_ms = args.linger_ms + 50
     client_p99 = pct(sorted(parts["client-added"]), 0.99) * 1000
     append_p99 = pct(sorted(append_lat), 0.99) * 1000
@@ -307,7 +360,7 @@ def main() -> None:
         f"{offered:,.0f} rows/s; latest send behind schedule {source.max_late_s * 1000:.1f} ms"
     )
     print(
-        f"linger_ms {args.linger_ms:g}, status_poll_ms {args.status_poll_ms:g}, "
+        f"linger_ms {args.linger_ms:g}, status_poll_ms {config.delivery.status_poll_ms:g}, "
         f"spool.fsync {args.fsync}, "
         f"tick {args.tick_ms:g} ms; {len(events.appended)} appends "
         f"({appended_rows / max(1, len(events.appended)):,.0f} rows each); wall {wall:.1f} s"
@@ -316,6 +369,7 @@ def main() -> None:
     print(append_requests(daemons[0].metrics))
     print(summary("event -> committed (seen by status poll)", commit_lat))
     print(f"status polls: {polls} ({polls / wall:.1f}/s over the run)")
+    print(summary("client event loop lag (10 ms sleeps, how late)", loop_lag.lags))
     print(f"stand-in commit delay: {args.commit_delay_ms:g} ms (configured; in server commit)")
     print(summary("committed - commit delay (old estimate)", commit_lat, delay_s))
     print("event -> committed, per row, split by the stand-in's --timing-log:")
@@ -324,6 +378,7 @@ def main() -> None:
     print(
         summary("client-added = client before server + client after commit", parts["client-added"])
     )
+    print(summary("client-added net of server busy", parts["client-added net"]))
     print(
         f"target: client-added p99 <= linger + 50 ms = {target_ms:g} ms -> "
         f"{client_p99:.1f} ms {'MET' if client_p99 <= target_ms else 'MISSED'} "

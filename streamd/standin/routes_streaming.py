@@ -121,7 +121,13 @@ class StreamingApi:
                 return json_response({})  # the SDK needs a JSON object (wire §3, row 8)
             if kind == "status" and method == "POST":
                 self.auth.check_ingest(request.headers.get("authorization"))
-                return await self._bulk_status(request, db, schema, pipe)
+                response = await self._bulk_status(request, db, schema, pipe)
+                if self.state.timing is not None:
+                    pipe_name = f"{db}.{schema}.{pipe}".upper()
+                    response.background = BackgroundTask(
+                        self.state.timing.status_responded, pipe_name, received
+                    )
+                return response
             if kind == "rows" and method == "POST":
                 self.auth.check_ingest(request.headers.get("authorization"))
                 cid = ChannelId(db.upper(), schema.upper(), pipe.upper(), channel.upper())

@@ -1,17 +1,19 @@
 """A diagnostic record of where each appended batch spent its time in the stand-in.
 
 `streamd standin serve --timing-log PATH` writes one JSON line per batch that was queued for
-commit, once its response went out and its commit (or discard) is done. Times are
+commit, once its response went out and its commit (or discard) is done, and one per Bulk Channel
+Status call once its response went out (a client's commit lag includes how long that took). Times are
 `time.monotonic()`: CLOCK_MONOTONIC is system-wide on Linux, so a client on the same machine can
 set them against its own clock (`bench/latency.py` does). Nothing here changes what the protocol
 does; without a path, no record is made at all.
 
-Fields: `channel` (DB.SCHEMA.PIPE.CHANNEL), `start_offset_token`, `end_offset_token`, `rows`,
+Batch fields: `kind` ("append"), `channel` (DB.SCHEMA.PIPE.CHANNEL), `start_offset_token`, `end_offset_token`, `rows`,
 `received` (the append handler started), `queued` (parsed and queued for commit), `due` (when the
 commit delay lets it commit), `responded` (the 200 was handed to the server to send),
 `commit_started` (its group commit began), `settled` (that commit finished, or it was
 discarded), `outcome` (`committed` or `discarded`). A batch whose response never went out (the
-client went away) is not written.
+client went away) is not written. Status fields: `kind` ("status"), `pipe` (DB.SCHEMA.PIPE),
+`received`, `responded`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class BatchTiming:
     commit_started: float | None = None
     settled: float | None = None
     outcome: str | None = None
+    kind: str = "append"
 
     def mark_queued(self, rows: int, due: float) -> None:
         """The batch was parsed and waits for its commit at `due`."""
@@ -73,6 +76,11 @@ class TimingLog:
         timing.outcome = outcome
         self._write_if_done(timing)
 
+    async def status_responded(self, pipe: str, received: float) -> None:
+        """A Bulk Channel Status call that reached the handler at `received` was answered."""
+        now = time.monotonic()
+        self._write({"kind": "status", "pipe": pipe, "received": received, "responded": now})
+
     def close(self) -> None:
         """Close the file; records finishing later are dropped."""
         if self._file is not None:
@@ -83,5 +91,8 @@ class TimingLog:
         # A commit may finish before the response is sent (commit delay 0): write on the later.
         if timing.responded is None or timing.settled is None or timing.queued is None:
             return
+        self._write(asdict(timing))
+
+    def _write(self, record: dict[str, object]) -> None:
         if self._file is not None:
-            self._file.write(orjson.dumps(asdict(timing)).decode() + "\n")
+            self._file.write(orjson.dumps(record).decode() + "\n")

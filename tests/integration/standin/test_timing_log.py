@@ -17,7 +17,8 @@ from .test_streaming_contract import append, ndjson, open_channel, row, wait_com
 async def test_one_line_per_batch_with_times_in_order(
     make_standin: StandinFactory, tmp_path: Path
 ) -> None:
-    """Received ≤ queued ≤ responded, commit no earlier than due; reopen discards are recorded."""
+    """Received ≤ queued ≤ responded, commit no earlier than due; reopen discards are recorded;
+    status calls get a line each."""
     path = tmp_path / "timing.jsonl"
     standin = make_standin(timing_log=path, commit_delay_s=0.1)
     before = time.monotonic()
@@ -33,10 +34,15 @@ async def test_one_line_per_batch_with_times_in_order(
         await open_channel(c, "c1")  # discards the frozen batch
     # The last line is written by whichever comes later: the discard or the response going out.
     for _ in range(250):
-        if len(path.read_text().splitlines()) == 3:
+        if path.read_text().count('"kind":"append"') == 3:
             break
         await anyio.sleep(0.02)
-    lines = [orjson.loads(line) for line in path.read_text().splitlines()]
+    records = [orjson.loads(line) for line in path.read_text().splitlines()]
+    lines = [x for x in records if x["kind"] == "append"]
+    polls = [x for x in records if x["kind"] == "status"]
+    assert polls
+    assert all(p["pipe"] == "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW-STREAMING" for p in polls)
+    assert all(before <= p["received"] <= p["responded"] for p in polls)
     assert [(x["end_offset_token"], x["rows"], x["outcome"]) for x in lines] == [
         ("1", 1, "committed"),
         ("3", 2, "committed"),

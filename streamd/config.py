@@ -118,13 +118,12 @@ class DeliveryConfig(BaseModel):
     max_inflight_batches: int = Field(default=16, ge=1)
     """Batches appended but not yet committed, per channel, before the writer waits."""
     status_poll_ms: float = Field(default=25, ge=10)
-    """Commit progress is read (one Bulk Channel Status call per pipe) when a batch is expected
-    committed, Snowflake's reported average latency after its append; this is the least time
-    between two reads and the first wait when a commit was not there yet (a tenth of that latency
-    if longer)."""
+    """Commit progress is read (one Bulk Channel Status call per pipe) from 3/4 of Snowflake's
+    reported processing latency after each append, then again this often while the commit is
+    not there yet (a tenth of that latency if longer); never two reads closer than this."""
     status_poll_max_ms: float = Field(default=2000, ge=10)
-    """The wait between reads backs off up to this while a commit is overdue, and rows in flight
-    are looked for at least this often."""
+    """While a commit is late the wait between reads grows (a fifth of the delay so far) up to
+    this; rows in flight are looked for at least this often."""
     idle_status_interval_s: float = Field(default=60, gt=0)
     """How often idle channels are checked, so an expired or dropped channel is reopened early."""
     pace_requests_per_s: float = Field(default=10, gt=0)

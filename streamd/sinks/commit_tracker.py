@@ -1,29 +1,34 @@
 """Commit progress for every channel of one pipe from one Bulk Channel Status call (§2.8).
 
 When to poll. A fixed period adds up to a whole period to every commit seen (250 ms at the old
-default), so polls follow the appends instead. A batch is expected committed Snowflake's own
-average processing latency (`snowflake_avg_processing_latency_ms` of the channel's last status)
-after its append was acknowledged, and a poll goes out then. Commits within a channel come in
-order, so only each channel's oldest uncommitted batch (its head) is waited for. A head still
-uncommitted once expected is looked at again after the *resolution* (`status_poll_ms`, or a tenth
-of that latency when longer, so the wait added stays near a tenth of Snowflake's own), then after
-1.2 times as long on each miss up to `status_poll_max_ms` (Snowflake is busy: do not hammer it). A
-head not yet expected is looked at least every `status_poll_max_ms`, so a stale average (say just
-after a backlog) cannot hold the next poll back for long.
+default), so polls follow the appends instead. Snowflake reports its average processing latency
+per channel (`snowflake_avg_processing_latency_ms`); a batch is looked for from three quarters of
+it after its append was acknowledged, so commits that come sooner than average are not waited
+for. The lowest of the channel's recent reports is used: a few slow commits pull the average up
+for many polls, and the usual latency is what to aim at. Commits within a channel come in order,
+so only each channel's oldest uncommitted batch (its head) is waited for.
+
+A head still uncommitted is looked at again after the *resolution* (`status_poll_ms`, or a tenth
+of the latency when longer, so the wait added stays near a tenth of Snowflake's own) and, once it
+is later than that for a while, after a fifth of the time since it was first looked for, up to
+`status_poll_max_ms`: a commit T late is seen at most ~T/5 after it, and a stalled Snowflake is
+not hammered (a 60 s stall costs ~30 calls before the waits reach `status_poll_max_ms`). A head
+not yet due is looked at least every `status_poll_max_ms`, so a stale figure cannot hold the next
+poll back for long.
 
 Request rate: one call covers every channel of the pipe and two calls are never closer than the
 resolution, so a pipe is polled at most 1/resolution times a second (40/s at 25 ms against a
-sub-second latency, 10/s against Snowflake's usual ~1 s); in steady state it is about one call per
-acknowledged append (at most 10/s per channel with pacing) plus a retry when a commit comes later
-than average. Idle channels are still checked every `idle_interval_s`, so a channel Snowflake
-expired or dropped is noticed and reopened before rows need it.
+sub-second latency, 10/s against Snowflake's usual ~1 s); in steady state it is a few calls per
+acknowledged append (at most 10 appends/s per channel with pacing), shared by the pipe's channels.
+Idle channels are still checked every `idle_interval_s`, so a channel Snowflake expired or
+dropped is noticed and reopened before rows need it.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio
@@ -35,12 +40,14 @@ from streamd.metrics import Metrics
 from streamd.sinks.retry import retrying
 from streamd.snowflake.streaming import ChannelStatus, StreamingClient
 
-BACKOFF = 1.2
-"""Each miss of an expected commit stretches the wait before the next look by this much: a commit
-that comes T late is then seen at most ~T/5 after it, for a few more calls than a steeper curve
-(a 60 s stall costs ~20 calls before the waits reach `status_poll_max_ms`)."""
+EARLY = 0.75
+"""A batch is first looked for this share of Snowflake's latency after its acknowledgement."""
+LATE_SHARE = 0.2
+"""A head still missing waits this share of the time since it was first looked for (or more)."""
 RESOLUTION_SHARE = 0.1
 """A retry waits at least this share of Snowflake's reported processing latency."""
+LATENCY_WINDOW = 8
+"""Reports of the latency kept per channel; the lowest is aimed at."""
 
 
 class TrackedChannel(Protocol):
@@ -72,8 +79,18 @@ class _Expected:
     last_offset: int
     acked_at: float
     check_at: float
-    retry_s: float = 0.0
-    """The wait after the last miss; 0 until the batch was expected and found uncommitted."""
+
+
+@dataclass(slots=True)
+class _Latency:
+    """A channel's recent reports of Snowflake's processing latency, in seconds."""
+
+    reports: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+
+    @property
+    def usual_s(self) -> float:
+        """The lowest recent report (0 before any)."""
+        return min(self.reports, default=0.0)
 
 
 class CommitTracker:
@@ -101,8 +118,8 @@ class CommitTracker:
         self.idle_interval_s = idle_interval_s
         self._channels: list[TrackedChannel] = []
         self._expected: dict[str, deque[_Expected]] = {}
-        self._latency_s: dict[str, float] = {}
-        """Snowflake's average processing latency per channel, from its latest status."""
+        self._latency: dict[str, _Latency] = {}
+        """Snowflake's reported processing latency per channel, from its recent statuses."""
         self._last_poll = -math.inf
         self._woken = anyio.Event()
         self.polls = 0
@@ -118,8 +135,13 @@ class CommitTracker:
     @property
     def resolution_s(self) -> float:
         """The shortest gap between polls, and the first retry after a missed commit."""
-        fastest = min(self._latency_s.values(), default=0.0)
+        fastest = min((lat.usual_s for lat in self._latency.values()), default=0.0)
         return max(self.min_interval_s, fastest * RESOLUTION_SHARE)
+
+    def _first_look_s(self, channel: str) -> float:
+        """How long after an acknowledgement a batch of `channel` is first looked for."""
+        latency = self._latency.get(channel)
+        return EARLY * (latency.usual_s if latency is not None else 0.0)
 
     def register(self, channel: TrackedChannel) -> None:
         """Track `channel` from the next poll on."""
@@ -128,12 +150,12 @@ class CommitTracker:
     def appended(self, channel: TrackedChannel, last_offset: int) -> None:
         """A batch ending at `last_offset` was acknowledged: look for its commit when it is due."""
         now = self._clock.monotonic()
-        check_at = now + min(self._latency_s.get(channel.channel_name, 0.0), self.max_interval_s)
+        check_at = now + min(self._first_look_s(channel.channel_name), self.max_interval_s)
         queue = self._expected.setdefault(channel.channel_name, deque())
         for entry in queue:
             if entry.last_offset == last_offset:
                 # Replayed after a reopen: Snowflake's clock for it starts again.
-                entry.acked_at, entry.check_at, entry.retry_s = now, check_at, 0.0
+                entry.acked_at, entry.check_at = now, check_at
                 break
         else:
             queue.append(_Expected(last_offset, now, check_at))
@@ -182,7 +204,8 @@ class CommitTracker:
             status = statuses.get(channel.channel_name)
             progressed = channel.on_status(status) or progressed
             if status is not None and status.avg_processing_latency_ms:
-                self._latency_s[channel.channel_name] = status.avg_processing_latency_ms / 1000
+                latency = self._latency.setdefault(channel.channel_name, _Latency())
+                latency.reports.append(status.avg_processing_latency_ms / 1000)
         for channel in self._channels:
             self._reschedule(channel, started)
         return progressed
@@ -201,16 +224,13 @@ class CommitTracker:
         if not queue or queue[0].check_at > polled_at:
             return
         head = queue[0]
-        expected = head.acked_at + self._latency_s.get(channel.channel_name, 0.0)
-        if expected > polled_at:
-            # Became the head before it is due (or the average grew): look when it is.
-            head.check_at = min(expected, polled_at + self.max_interval_s)
+        first_look = head.acked_at + self._first_look_s(channel.channel_name)
+        if first_look > polled_at:
+            # Became the head before it is due (or the latency grew): look when it is.
+            head.check_at = min(first_look, polled_at + self.max_interval_s)
             return
-        if head.retry_s == 0.0:
-            head.retry_s = self.resolution_s
-        else:
-            head.retry_s = min(head.retry_s * BACKOFF, self.max_interval_s)
-        head.check_at = polled_at + head.retry_s
+        wait = max(self.resolution_s, LATE_SHARE * (polled_at - first_look))
+        head.check_at = polled_at + min(wait, self.max_interval_s)
 
     def _on_retry(self, exc: RetryableError, attempt: int) -> None:
         reason = exc.code or str(exc.status)

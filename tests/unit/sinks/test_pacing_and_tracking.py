@@ -160,33 +160,56 @@ async def test_one_status_call_covers_every_channel_of_the_pipe() -> None:
     assert channels[2].seen == [None]
 
 
-async def test_poll_when_expected_then_back_off_while_overdue() -> None:
-    """Expected at ack + Snowflake's average latency; misses wait 25 ms (a tenth of 250 ms), then
-    1.2x longer each time, capped; the commit empties the schedule."""
+async def test_first_look_early_then_every_resolution_then_a_fifth_of_the_delay() -> None:
+    """Looked for at 3/4 of Snowflake's latency after the ack (187.5 ms of 250), then every 25 ms
+    (a tenth of it) until a fifth of the time since the first look is longer, capped; the commit
+    empties the schedule."""
     clock = ManualClock()
     server = _Server(committed=None, latency_ms=250)
     tracker = _tracker(server, clock, min_interval_s=0.01, max_interval_s=0.125)
     channel = _Channel("a")
     tracker.register(channel)
-    await tracker.poll_once()  # learns the average latency
+    await tracker.poll_once()  # learns the latency
     clock.advance(1.0)
     channel.inflight.append(10)
     tracker.appended(channel, 10)
-    assert tracker.next_poll_at() == pytest.approx(1.125)  # 250 ms, capped by max_interval_s
+    assert tracker.next_poll_at() == pytest.approx(1.125)  # capped by max_interval_s
     clock.advance(0.125)
     await tracker.poll_once()
-    assert tracker.next_poll_at() == pytest.approx(1.25)  # not expected yet: look when it is
+    assert tracker.next_poll_at() == pytest.approx(1.1875)  # not due yet: look when it is
     waits = []
-    for _ in range(10):
+    for _ in range(16):
         clock.advance(tracker.next_poll_at() - clock.monotonic())  # type: ignore[operator]
-        before = clock.monotonic()
+        since = clock.monotonic() - 1.1875
         await tracker.poll_once()
-        waits.append(tracker.next_poll_at() - before)  # type: ignore[operator]
-    assert waits == pytest.approx([0.025 * 1.2**n for n in range(9)] + [0.125])
+        waits.append(tracker.next_poll_at() - clock.monotonic())  # type: ignore[operator]
+        assert waits[-1] == pytest.approx(min(0.125, max(0.025, 0.2 * since)))
+    assert waits[:6] == pytest.approx([0.025] * 6)
+    assert waits[6] == pytest.approx(0.03)
+    assert waits[-1] == pytest.approx(0.125)
     server.committed = 10
     await tracker.poll_once()
     assert tracker.next_poll_at() is None
     assert not channel.has_inflight
+
+
+async def test_the_lowest_recent_latency_is_aimed_at() -> None:
+    """One slow report does not push the first look out; it is forgotten after eight polls."""
+    clock = ManualClock()
+    server = _Server(committed=None, latency_ms=200)
+    tracker = _tracker(server, clock)
+    channel = _Channel("a")
+    tracker.register(channel)
+    await tracker.poll_once()
+    server.latency_ms = 2000
+    await tracker.poll_once()
+    channel.inflight.append(3)
+    tracker.appended(channel, 3)
+    assert tracker.next_poll_at() == pytest.approx(0.15)
+    for _ in range(7):
+        await tracker.poll_once()
+    tracker.appended(channel, 3)
+    assert tracker.next_poll_at() == pytest.approx(1.5)
 
 
 async def test_polls_never_closer_than_the_resolution() -> None:
@@ -217,14 +240,15 @@ async def test_a_replayed_batch_is_expected_anew() -> None:
     tracker.appended(channel, 5)
     clock.advance(1.0)
     tracker.appended(channel, 5)
-    assert tracker.next_poll_at() == pytest.approx(1.2)
+    assert tracker.next_poll_at() == pytest.approx(1.15)
     assert "waiting=1" in repr(tracker)
 
 
 async def test_run_polls_at_the_expected_commit_and_sleeps_when_idle() -> None:
-    """The loop sleeps until a batch is due, polls once it is, and idles once all is committed."""
+    """The loop sleeps until a batch is due (150 ms: 3/4 of 200), polls once it is, and idles once
+    all is committed."""
     clock = ManualClock()
-    server = _Server(committed=None, latency_ms=250)
+    server = _Server(committed=None, latency_ms=200)
     tracker = _tracker(server, clock)
     channel = _Channel("a")
     tracker.register(channel)
@@ -236,13 +260,13 @@ async def test_run_polls_at_the_expected_commit_and_sleeps_when_idle() -> None:
         tracker.appended(channel, 7)
         server.committed = 7
         await anyio.wait_all_tasks_blocked()
-        clock.advance(0.2)
+        clock.advance(0.1)
         await anyio.wait_all_tasks_blocked()
         assert len(server.requests) == 1  # not due yet
         clock.advance(0.05)
         for _ in range(5):
             await anyio.wait_all_tasks_blocked()
-        assert server.at[1:] == [pytest.approx(0.25)]
+        assert server.at[1:] == [pytest.approx(0.15)]
         assert channel.committed == 7
         assert tracker.next_poll_at() is None
         tg.cancel_scope.cancel()

@@ -20,6 +20,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from streamd.clock import Clock, wait_event
 from streamd.rows import Batch, Envelope, Row
 from streamd.spool import LaneSpool
+from streamd.spool.chunk import RowRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +51,9 @@ COALESCE_AFTER_SMALL_APPENDS = 4
 """After this many small spool appends in a row, `fill` waits COALESCE_S before appending."""
 COALESCE_S = 0.002
 TAIL_CACHE_BATCHES = 2
-"""The batcher keeps the lines of its newest spool appends in memory, up to this many batches' bytes,
-so a writer keeping up cuts batches without reading back what was just written (~1.9 µs per row
-of read, checksum and copy). Replays after a reopen or restart read the spool."""
+"""The batcher keeps the NDJSON of its newest spool appends in memory, up to this many batches'
+bytes, so a writer keeping up cuts batches without reading back what was just written. Replays
+after a reopen or restart, and a writer fallen further behind, read the spool."""
 
 
 class OversizeHook(Protocol):
@@ -94,8 +95,9 @@ class Batcher:
         self._ended = False
         self._taker_waiting = False
         self._changed = anyio.Event()
-        # (first seq, lines) of recent spool appends, oldest first, contiguous; bounded by bytes.
-        self._tail: deque[tuple[int, list[bytes]]] = deque()
+        # (first seq, rows, NDJSON) of recent spool appends, oldest first, contiguous; bounded by
+        # bytes. The same shape as the spool's chunks, so both are cut into batches alike.
+        self._tail: deque[tuple[int, int, bytes]] = deque()
         self._tail_bytes = 0
 
     def __repr__(self) -> str:
@@ -127,7 +129,11 @@ class Batcher:
         small_appends = 0
         async with envelopes:
             async for envelope in envelopes:
-                nbytes = await self._encode(envelope, lines, acks, nbytes)
+                size = self._encode(envelope, lines, acks)
+                if size < 0:
+                    await self._oversize(envelope)
+                else:
+                    nbytes += size
                 if self._taker_waiting or small_appends < COALESCE_AFTER_SMALL_APPENDS:
                     # One scheduler turn lets the router move what it has queued into the lane.
                     await anyio.lowlevel.checkpoint()
@@ -142,7 +148,11 @@ class Batcher:
                         envelope = envelopes.receive_nowait()
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                    nbytes = await self._encode(envelope, lines, acks, nbytes)
+                    size = self._encode(envelope, lines, acks)
+                    if size < 0:
+                        await self._oversize(envelope)
+                    else:
+                        nbytes += size
                 if lines:
                     small_appends = small_appends + 1 if len(lines) < SMALL_APPEND_ROWS else 0
                     was_empty = self.spool.next_seq <= self._cursor
@@ -155,26 +165,33 @@ class Batcher:
                         # a batch became full. Linger it times itself.
                         if was_empty or self.policy.is_full(self.unsent_rows, self._unsent_bytes):
                             self._notify()
-                    for i, ack in enumerate(acks):
-                        if ack is not None:
-                            # drop_newest stores a prefix; the rest were refused, never durable.
-                            ack(stored[i] if i < len(stored) else None)
+                    if acks.count(None) != len(acks):  # push sources: ack what is durable
+                        for i, ack in enumerate(acks):
+                            if ack is not None:
+                                # drop_newest stores a prefix; the rest were refused, never durable.
+                                ack(stored[i] if i < len(stored) else None)
                     lines, acks, nbytes = [], [], 0
         self._ended = True
         self._notify()
 
-    async def _encode(
-        self, envelope: Envelope, lines: list[bytes], acks: list[AckHook | None], nbytes: int
-    ) -> int:
+    def _encode(self, envelope: Envelope, lines: list[bytes], acks: list[AckHook | None]) -> int:
+        """Encode one row into `lines` and return its bytes, or -1 (nothing added) if too big.
+
+        Plain, not async: one coroutine per row was a visible cost, and only an oversize row
+        needs to wait (`_oversize`).
+        """
         line = orjson.dumps(envelope.row)
         if len(line) + 1 > self.policy.max_bytes:
-            await self._on_oversize(self.table, envelope.row, len(line))
-            if envelope.ack is not None:
-                envelope.ack(None)
-            return nbytes
+            return -1
         lines.append(line)
         acks.append(envelope.ack)
-        return nbytes + len(line) + 1
+        return len(line) + 1
+
+    async def _oversize(self, envelope: Envelope) -> None:
+        size = len(orjson.dumps(envelope.row))
+        await self._on_oversize(self.table, envelope.row, size)
+        if envelope.ack is not None:
+            envelope.ack(None)
 
     async def next_batch(self) -> Batch | None:
         """The next batch once it is full or due (linger), or None when the lane has ended."""
@@ -201,49 +218,42 @@ class Batcher:
                     self._taker_waiting = False
 
     def _remember(self, first: int, lines: list[bytes]) -> None:
-        if self._tail and self._tail[-1][0] + len(self._tail[-1][1]) != first:
+        if self._tail and self._tail[-1][0] + self._tail[-1][1] != first:
             self._forget_tail()  # not contiguous (rows refused in between): start afresh
-        self._tail.append((first, lines))
-        self._tail_bytes += sum(map(len, lines)) + len(lines)
+        body = b"\n".join(lines) + b"\n"
+        self._tail.append((first, len(lines), body))
+        self._tail_bytes += len(body)
         while self._tail_bytes > TAIL_CACHE_BATCHES * self.policy.max_bytes and len(self._tail) > 1:
             self._drop_oldest()
 
     def _drop_oldest(self) -> None:
-        _, lines = self._tail.popleft()
-        self._tail_bytes -= sum(map(len, lines)) + len(lines)
+        self._tail_bytes -= len(self._tail.popleft()[2])
 
     def _forget_tail(self) -> None:
         self._tail.clear()
         self._tail_bytes = 0
 
-    def _read_tail(self, cursor: int) -> list[bytes] | None:
-        """Lines from `cursor` on, cut like `LaneSpool.read`, if the tail cache holds `cursor`."""
-        while self._tail and self._tail[0][0] + len(self._tail[0][1]) <= cursor:
+    def _read_tail(self, cursor: int) -> RowRun | None:
+        """The rows from `cursor` on, cut like `LaneSpool.read_run`, if the tail cache holds `cursor`."""
+        while self._tail and self._tail[0][0] + self._tail[0][1] <= cursor:
             self._drop_oldest()  # wholly before the cursor: handed out already
         if not self._tail or self._tail[0][0] > cursor:
             return None
-        out: list[bytes] = []
-        total = 0
-        max_rows, max_bytes = self.policy.max_rows, self.policy.max_bytes
-        for first, lines in self._tail:
-            for line in lines[max(0, cursor - first) :]:
-                if len(out) >= max_rows or (out and total + len(line) > max_bytes):
-                    return out
-                out.append(line)
-                total += len(line)
-        return out
+        run = RowRun(cursor, self.policy.max_rows, self.policy.max_bytes)
+        for first, rows, body in self._tail:
+            if not run.add(first, rows, body):
+                break
+        return run
 
     async def _read(self) -> Batch:
-        cursor = self._cursor
-        lines = self._read_tail(cursor)
-        first = cursor
-        if lines is None:
-            records = await self.spool.read(cursor, self.policy.max_rows, self.policy.max_bytes)
-            lines = [payload for _, payload in records]
-            first = records[0][0]
-        rows = len(lines)
-        last = first + rows - 1
-        self._cursor = last + 1
+        run = self._read_tail(self._cursor)
+        if run is None:
+            run = await self.spool.read_run(
+                self._cursor, self.policy.max_rows, self.policy.max_bytes
+            )
+        if not run.rows:
+            raise RuntimeError(f"{self.table}: the spool holds no rows at {self._cursor}")
+        self._cursor = run.last + 1
         oldest = self._chunks[0][1] if self._chunks else self._clock.monotonic()
         while len(self._chunks) > 1 and self._chunks[1][0] <= self._cursor:
             self._chunks.popleft()
@@ -252,14 +262,13 @@ class Batcher:
             self._unsent_bytes = 0
         else:
             # The partly read chunk keeps its time: linger stays conservative (never late).
-            self._unsent_bytes = max(0, self._unsent_bytes - sum(map(len, lines)) - len(lines))
-        lines.append(b"")
+            self._unsent_bytes = max(0, self._unsent_bytes - run.nbytes)
         return Batch(
             table=self.table,
-            body=b"\n".join(lines),
-            rows=rows,
-            first_offset=first,
-            last_offset=last,
+            body=run.body(),
+            rows=run.rows,
+            first_offset=run.first,
+            last_offset=run.last,
             oldest_event_monotonic=oldest if oldest != -math.inf else self._clock.monotonic(),
         )
 

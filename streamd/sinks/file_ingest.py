@@ -32,6 +32,7 @@ from streamd.sinks.file_manifest import FileEntry, Manifest, file_path
 from streamd.sinks.retry import retrying
 from streamd.snowflake.pipe_ingest import FileReport
 from streamd.snowflake.stage_upload import StageUploader
+from streamd.spool.chunk import RowRun
 
 
 def gzip_file(body: bytes) -> bytes:
@@ -139,21 +140,24 @@ class FileWriter:
 
     async def _rebuild(self, entry: FileEntry) -> bytes:
         """The file's bytes again, from the spool range the manifest recorded."""
-        lines = [payload for _, payload in await self._rows(entry)]
-        lines.append(b"")
-        return await anyio.to_thread.run_sync(gzip_file, b"\n".join(lines))
+        return await anyio.to_thread.run_sync(gzip_file, await self._body(entry))
+
+    async def _body(self, entry: FileEntry) -> bytes:
+        return b"".join(run.body() for run in await self._runs(entry))
 
     async def _rows(self, entry: FileEntry) -> list[tuple[int, bytes]]:
-        out: list[tuple[int, bytes]] = []
+        return [row for run in await self._runs(entry) for row in run.lines()]
+
+    async def _runs(self, entry: FileEntry) -> list[RowRun]:
+        runs: list[RowRun] = []
         seq = entry.first
         while seq <= entry.last:
-            records = await self._spool.read(seq, entry.last - seq + 1, 1 << 40)
-            records = [r for r in records if r[0] <= entry.last]
-            if not records:
+            run = await self._spool.read_run(seq, entry.last - seq + 1, 1 << 40)
+            if not run.rows:
                 break  # the spool lost these rows (dropped by when_full): nothing more to send
-            out += records
-            seq = records[-1][0] + 1
-        return out
+            runs.append(run)
+            seq = run.last + 1
+        return runs
 
     async def _ship(self, entry: FileEntry, data: bytes, *, maybe_loaded: bool) -> None:
         await retrying(lambda: self._uploader.upload(entry.path, data), self._clock, self._on_retry)

@@ -290,13 +290,13 @@ class ChannelWriter:
         """`batch` with its NDJSON body, read back from the spool if it was let go."""
         if batch.body:
             return batch
-        records = await self._spool.read(batch.first_offset, batch.rows, MAX_REPLAY_BYTES)
-        if len(records) != batch.rows or records[0][0] != batch.first_offset:
+        run = await self._spool.read_run(batch.first_offset, batch.rows, MAX_REPLAY_BYTES)
+        if run.rows != batch.rows or run.first != batch.first_offset:
             raise FatalError(
                 f"{self.table}: the spool no longer holds rows {batch.start_token}–"
                 f"{batch.end_token} to replay; check spool.when_full and the disk"
             )
-        return replace(batch, body=b"".join(payload + b"\n" for _, payload in records))
+        return replace(batch, body=run.body())
 
     def _on_retry(self, exc: RetryableError, attempt: int) -> None:
         reason = exc.code or str(exc.status)

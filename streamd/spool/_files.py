@@ -4,7 +4,7 @@ Layout of a lane directory::
 
     lock                          flock'd while a spool has the directory open
     committed                     the committed mark, an offset token (written atomically)
-    00000000000000000001.seg      segments, named by their first seq
+    00000000000000000001.chunks   segments, named by their first seq
     …
 
 All functions block; the spool calls them from worker threads.
@@ -20,7 +20,13 @@ from pathlib import Path
 
 from streamd.rows import format_offset, parse_offset
 from streamd.spool.errors import SpoolCorrupt, SpoolLocked
-from streamd.spool.segment import Segment, TornTail, parse_segment_name, sync_directory
+from streamd.spool.segment import (
+    OLD_SUFFIX,
+    Segment,
+    TornTail,
+    parse_segment_name,
+    sync_directory,
+)
 
 COMMITTED = "committed"
 _COMMITTED_TMP = "committed.tmp"
@@ -59,6 +65,17 @@ def open_directory(directory: Path, fsync: str) -> Opened:
 def _recover(directory: Path, lock_fd: int, *, sync: bool) -> Opened:
     (directory / _COMMITTED_TMP).unlink(missing_ok=True)  # a commit that never got renamed
     committed = read_committed(directory)
+    old = sorted(
+        p.name for p in directory.iterdir() if parse_segment_name(p.name, OLD_SUFFIX) is not None
+    )
+    if old:
+        # The first format framed each row; reading it here would need a second reader forever.
+        # Refuse rather than guess: those rows are not committed and must not vanish.
+        raise SpoolCorrupt(
+            f"{directory} holds spool segments in the old per-row format ({old[0]}…); drain them "
+            "with the streamd version that wrote them (run it until `inspect` shows no rows "
+            "waiting), or move the directory aside to discard those rows"
+        )
     found = sorted(
         (first, path)
         for path in directory.iterdir()

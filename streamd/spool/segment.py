@@ -1,40 +1,32 @@
-"""One spool segment: a file `<first_seq:020d>.seg` of framed records, appended in batches.
+"""One spool segment: a file `<first_seq:020d>.chunks` of framed chunks (see `chunk.py`).
 
-Frame layout (little endian)::
-
-    u32 length | u32 crc32(seq bytes + payload) | u64 seq | payload (one NDJSON line, no newline)
-
-The checksum covers the sequence number as well as the payload, and a wrong length makes the
-checksum cover the wrong bytes, so a torn or corrupt frame is caught whichever field it hit.
-Sequence numbers inside a segment are consecutive from the number in the file name; recovery also
-checks that, which catches the zero-filled tails some filesystems leave after a power cut.
+Seqs run on from chunk to chunk from the number in the file name; recovery checks that, which
+catches the zero-filled tails some filesystems leave after a power cut. (The per-row frames of
+the first format lived in `.seg` files, which this version refuses: `_files.py`.)
 
 Every method that touches the disk blocks: the spool calls them from worker threads. The
 bookkeeping (`count`, `size`, index) is changed only by the spool on the event loop, after the
-thread that wrote the bytes has returned, so a concurrent reader never sees a half-written frame.
+thread that wrote the bytes has returned, so a concurrent reader never sees a half-written chunk.
 """
 
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from array import array
-from collections.abc import Sequence
+from bisect import bisect_right
 from dataclasses import dataclass
-from itertools import accumulate
 from pathlib import Path
 from typing import BinaryIO
 
+from streamd.spool.chunk import HEADER, HEADER_SIZE, RowRun, checksum_ok
 from streamd.spool.errors import SpoolCorrupt
 
-HEADER = struct.Struct("<IIQ")
-HEADER_SIZE = HEADER.size
-SUFFIX = ".seg"
+SUFFIX = ".chunks"
+OLD_SUFFIX = ".seg"
 INDEX_EVERY = 64
-"""A read seeks to the nearest indexed record and skips at most this many headers from there."""
+"""A chunk is indexed when it starts this many rows past the last indexed one, so a read skips at
+most this many rows' worth of chunk headers from the nearest index entry."""
 
-_SEQ = struct.Struct("<Q")
 _READ_BUFFER = 256 * 1024
 
 
@@ -43,46 +35,12 @@ def segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{SUFFIX}"
 
 
-def parse_segment_name(name: str) -> int | None:
+def parse_segment_name(name: str, suffix: str = SUFFIX) -> int | None:
     """The first sequence number a segment file name stands for; None for other files."""
     stem, dot, ext = name.partition(".")
-    if dot + ext != SUFFIX or len(stem) != 20 or not stem.isdigit():
+    if dot + ext != suffix or len(stem) != 20 or not stem.isdigit():
         return None
     return int(stem)
-
-
-def framed_size(lines: Sequence[bytes]) -> int:
-    """Bytes `lines` take on disk once framed."""
-    return sum(map(len, lines)) + HEADER_SIZE * len(lines)
-
-
-def encode(
-    lines: Sequence[bytes], first_seq: int, segment_first: int, base_offset: int
-) -> tuple[bytes, list[int]]:
-    """Frame `lines` as seqs `first_seq…` into one buffer (one `write` per batch).
-
-    Also returns the file offsets of the records that belong in the sparse index (every
-    `INDEX_EVERY`-th record of the segment), given the segment's first seq and current size.
-    """
-    # Headers are packed whole and joined with the payloads in C (`bytes.join`): writing each
-    # record into a preallocated buffer through slices cost 2.4x as much per row (hot path).
-    pack, pack_seq, crc32 = HEADER.pack, _SEQ.pack, zlib.crc32
-    parts: list[bytes] = []
-    append = parts.append
-    seq = first_seq
-    for line in lines:
-        append(pack(len(line), crc32(line, crc32(pack_seq(seq))), seq))
-        append(line)
-        seq += 1
-    index: list[int] = []
-    first_indexed = -(first_seq - segment_first) % INDEX_EVERY
-    if first_indexed < len(lines):
-        before = [0, *accumulate(map(len, lines))]
-        index = [
-            base_offset + i * HEADER_SIZE + before[i]
-            for i in range(first_indexed, len(lines), INDEX_EVERY)
-        ]
-    return b"".join(parts), index
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +64,9 @@ class Segment:
         self.first_seq = first_seq
         self.count = 0
         self.size = 0
-        self.index = array("Q")
+        # Sparse index: (first seq, file offset) of some chunks, in parallel arrays for bisect.
+        self.index_seqs = array("Q")
+        self.index_offsets = array("Q")
         self.fd: int | None = None
 
     def __repr__(self) -> str:
@@ -122,19 +82,22 @@ class Segment:
         """The seq of the last record (first_seq - 1 when empty)."""
         return self.first_seq + self.count - 1
 
-    def added(self, count: int, nbytes: int, index: list[int]) -> None:
-        """Record that `count` frames of `nbytes` were written (event loop side, after the write)."""
-        self.index.extend(index)
+    def added(self, rows: int, nbytes: int) -> None:
+        """Record that one chunk of `rows` rows and `nbytes` was written at the end (event loop)."""
+        first = self.next_seq
+        if not self.index_seqs or first >= self.index_seqs[-1] + INDEX_EVERY:
+            self.index_seqs.append(first)
+            self.index_offsets.append(self.size)
         # size last: a reader snapshots size, and everything below it must already be counted.
-        self.count += count
+        self.count += rows
         self.size += nbytes
 
     def seek_hint(self, seq: int) -> tuple[int, int]:
-        """The nearest indexed (seq, offset) at or before `seq` (which must be in this segment)."""
-        slot = min((seq - self.first_seq) // INDEX_EVERY, len(self.index) - 1)
+        """The nearest indexed (first seq, offset) of a chunk at or before `seq`."""
+        slot = bisect_right(self.index_seqs, seq) - 1
         if slot < 0:
             return self.first_seq, 0
-        return self.first_seq + slot * INDEX_EVERY, self.index[slot]
+        return self.index_seqs[slot], self.index_offsets[slot]
 
     # ---- blocking operations (worker threads) -------------------------------------------------
 
@@ -149,25 +112,25 @@ class Segment:
 
     @classmethod
     def recover(cls, path: Path, first_seq: int, *, sync: bool) -> tuple[Segment, TornTail | None]:
-        """Validate every frame; truncate the file at the first bad one and say what was cut."""
+        """Validate every chunk; truncate the file at the first bad one and say what was cut."""
         segment = cls(path, first_seq)
         data = path.read_bytes()
-        view = memoryview(data)
         total = len(data)
         pos = 0
         seq = first_seq
-        index: list[int] = []
         while pos + HEADER_SIZE <= total:
-            length, crc, rec_seq = HEADER.unpack_from(data, pos)
+            length, _, chunk_first, count = HEADER.unpack_from(data, pos)
             end = pos + HEADER_SIZE + length
-            if rec_seq != seq or end > total or zlib.crc32(view[pos + 8 : end]) != crc:
+            if chunk_first != seq or count == 0 or end > total:
                 break
-            if (seq - first_seq) % INDEX_EVERY == 0:
-                index.append(pos)
+            payload = data[pos + HEADER_SIZE : end]
+            if not checksum_ok(data[pos : pos + HEADER_SIZE], payload):
+                break
+            if payload.count(b"\n") != count or not payload.endswith(b"\n"):
+                break
+            segment.added(count, end - pos)
             pos = end
-            seq += 1
-        view.release()
-        segment.added(seq - first_seq, pos, index)
+            seq += count
         if pos == total:
             return segment, None
         torn = TornTail(path, pos, total - pos, _count_frames(data, pos), seq)
@@ -182,13 +145,15 @@ class Segment:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         self.fd = os.open(self.path, flags, 0o644)
 
-    def write(self, data: bytes | bytearray, *, fsync: bool) -> None:
-        """Write all of `data` at the end of the file, then fsync it if asked."""
+    def write(self, header: bytes, payload: bytes, *, fsync: bool) -> None:
+        """Write one chunk at the end of the file (one `writev`), then fsync it if asked."""
         assert self.fd is not None, "segment is not open for writing"
-        view = memoryview(data)
-        while view:
-            # os.write may write less than asked (signals, some filesystems); finish the job.
-            view = view[os.write(self.fd, view) :]
+        written = os.writev(self.fd, [header, payload])
+        if written < len(header) + len(payload):
+            # writev may write less than asked (signals, some filesystems); finish the job.
+            rest = memoryview(header + payload)[written:]
+            while rest:
+                rest = rest[os.write(self.fd, rest) :]
         if fsync:
             os.fsync(self.fd)
 
@@ -204,55 +169,37 @@ class Segment:
             os.close(fd)
 
 
-def read_records(
-    path: Path,
-    seq: int,
-    offset: int,
-    limit: int,
-    from_seq: int,
-    max_rows: int,
-    max_bytes: int,
-) -> list[tuple[int, bytes]]:
-    """Records with seq ≥ `from_seq` from one segment, starting at the frame of `seq` at `offset`.
+def read_run(path: Path, seq: int, offset: int, limit: int, run: RowRun) -> None:
+    """Add rows to `run` from one segment, starting at the chunk of `seq` at `offset`.
 
-    Reads no further than `limit` (the valid size when the caller looked), returns at most
-    `max_rows` records and stops before `max_bytes` of payload, except that the first record is
-    always returned so a reader makes progress past a record bigger than its budget.
+    Reads no further than `limit` (the valid size when the caller looked). Chunks wholly before
+    the run are skipped by their headers; every chunk the run takes rows from is checksummed.
     """
-    out: list[tuple[int, bytes]] = []
-    total = 0
-    unpack, crc32 = HEADER.unpack_from, zlib.crc32
-    # Read in large blocks and cut frames out of memory: two small `read` calls per record cost
-    # more than the checksum (hot path: every batch is read back from here).
     with path.open("rb", buffering=0) as f:
         f.seek(offset)
         buf, base = b"", offset  # buf holds the file's bytes from `base` on
         pos = offset
-        while pos + HEADER_SIZE <= limit and len(out) < max_rows:
+        while pos + HEADER_SIZE <= limit:
             start = pos - base
             if start + HEADER_SIZE > len(buf):
                 buf, base, start = _refill(f, buf, start, pos, limit, HEADER_SIZE), pos, 0
-            length, crc, rec_seq = unpack(buf, start)
-            if rec_seq != seq:
-                raise SpoolCorrupt(f"{path}: expected seq {seq} at byte {pos}, found {rec_seq}")
+            length, _, first, count = HEADER.unpack_from(buf, start)
+            if first != seq or count == 0:
+                raise SpoolCorrupt(f"{path}: expected a chunk of seq {seq} at byte {pos}")
             end = start + HEADER_SIZE + length
-            if seq >= from_seq:
-                if out and total + length > max_bytes:
-                    break
+            if first + count > run.next_seq:
                 if end > len(buf):
                     buf, base, start = _refill(f, buf, start, pos, limit, end - start), pos, 0
                     end = HEADER_SIZE + length
                 payload = buf[start + HEADER_SIZE : end]
-                if (
-                    len(payload) != length
-                    or crc32(payload, crc32(buf[start + 8 : start + 16])) != crc
+                if len(payload) != length or not checksum_ok(
+                    buf[start : start + HEADER_SIZE], payload
                 ):
-                    raise SpoolCorrupt(f"{path}: record {seq} at byte {pos} fails its checksum")
-                out.append((seq, payload))
-                total += length
+                    raise SpoolCorrupt(f"{path}: chunk {seq} at byte {pos} fails its checksum")
+                if not run.add(first, count, payload):
+                    return
             pos += HEADER_SIZE + length
-            seq += 1
-    return out
+            seq += count
 
 
 def _refill(f: BinaryIO, buf: bytes, start: int, pos: int, limit: int, need: int) -> bytes:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from bisect import bisect_right
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,11 @@ from anyio.abc import TaskStatus
 from streamd.clock import Clock
 from streamd.logs import get_logger
 from streamd.spool import _files
+from streamd.spool.chunk import HEADER_SIZE, RowRun, chunk_size, encode, layout
 from streamd.spool.config import SpoolConfig
 from streamd.spool.errors import BatchTooLarge, RecordTooLarge
 from streamd.spool.reader import read_segments
-from streamd.spool.segment import HEADER_SIZE, Segment, encode, framed_size
+from streamd.spool.segment import Segment
 
 INLINE_WRITE_BYTES = 256 * 1024
 """Appends up to this size without fsync are written on the event loop (page-cache copies)."""
@@ -170,18 +172,21 @@ class LaneSpool:
         if not lines:
             return range(self.next_seq, self.next_seq)
         biggest = max(map(len, lines))
-        if biggest + HEADER_SIZE > self.config.segment_bytes:
+        if HEADER_SIZE + biggest + 1 > self.config.segment_bytes:
             raise RecordTooLarge(
                 f"spool {self.lane}: a {biggest}-byte row does not fit a {self.config.segment_bytes}-byte segment; raise spool segment_bytes"
             )
-        need = framed_size(lines)
+        need = chunk_size(lines)
+        if need > self.config.segment_bytes:
+            # What the append takes on disk in empty segments: more than max_bytes never fits.
+            need = layout(lines, 0, self.config.segment_bytes)[-1]
         if need > self.config.max_bytes and self.config.when_full != "drop_newest":
             raise BatchTooLarge(
                 f"spool {self.lane}: an append of {need} bytes exceeds max_bytes {self.config.max_bytes}; append smaller batches"
             )
         self._writing = True
         try:
-            keep = await self._make_room(lines, need)
+            keep = await self._make_room(lines)
             if keep < len(lines):
                 lines = lines[:keep]
             if not lines:
@@ -197,37 +202,41 @@ class LaneSpool:
         return written
 
     async def _write(self, lines: Sequence[bytes]) -> None:
-        """Write (caller holds the io lock), rolling segments where a batch crosses segment_bytes."""
+        """Write (caller holds the io lock) as one chunk, or, where the batch crosses
+        segment_bytes, as one chunk per segment it spans (as `chunk.layout` predicts)."""
         limit = self.config.segment_bytes
-        active = self._segments[-1]
-        if active.size + framed_size(lines) > limit:
-            start, used = 0, active.size
-            for i, line in enumerate(lines):
-                if used + HEADER_SIZE + len(line) > limit:
-                    if i > start:
-                        await self._write_chunk(lines[start:i])
-                    await self._roll(self.next_seq)
-                    start, used = i, 0
-                used += HEADER_SIZE + len(line)
-            lines = lines[start:]
-        await self._write_chunk(lines)
+        if self._segments[-1].size + chunk_size(lines) <= limit:
+            await self._write_chunk(lines)
+            return
+        start, used = 0, self._segments[-1].size + HEADER_SIZE
+        for i, line in enumerate(lines):
+            if used + len(line) + 1 > limit:
+                if i > start:
+                    await self._write_chunk(lines[start:i])
+                await self._roll(self.next_seq)
+                start, used = i, HEADER_SIZE
+            used += len(line) + 1
+        await self._write_chunk(lines[start:])
+
+    def _cost(self, lines: Sequence[bytes]) -> int:
+        """Bytes `lines` will take on disk once `_write` has laid them out."""
+        size = chunk_size(lines)
+        if self._segments[-1].size + size <= self.config.segment_bytes:
+            return size
+        return layout(lines, self._segments[-1].size, self.config.segment_bytes)[-1]
 
     async def _write_chunk(self, lines: Sequence[bytes]) -> None:
         segment = self._segments[-1]
-        first, fsync = segment.next_seq, self.config.fsync == "always"
-
-        def write() -> tuple[int, list[int]]:
-            buf, index = encode(lines, first, segment.first_seq, segment.size)
-            segment.write(buf, fsync=fsync)
-            return len(buf), index
-
-        if fsync or framed_size(lines) > INLINE_WRITE_BYTES:
-            nbytes, index = await anyio.to_thread.run_sync(write)
+        fsync = self.config.fsync == "always"
+        header, payload = encode(lines, segment.next_seq)
+        nbytes = len(header) + len(payload)
+        if fsync or nbytes > INLINE_WRITE_BYTES:
+            await anyio.to_thread.run_sync(lambda: segment.write(header, payload, fsync=fsync))
         else:
             # A small write without fsync only copies into the page cache (microseconds); a thread
             # hop would cost ~100x more and, at one append per few rows, dominate the hot path.
-            nbytes, index = write()
-        segment.added(len(lines), nbytes, index)
+            segment.write(header, payload, fsync=False)
+        segment.added(len(lines), nbytes)
         if fsync:
             self._mark_synced(segment.last_seq)
 
@@ -243,20 +252,18 @@ class LaneSpool:
         if sync:
             self._mark_synced(old.last_seq)
 
-    async def _make_room(self, lines: Sequence[bytes], need: int) -> int:
+    async def _make_room(self, lines: Sequence[bytes]) -> int:
         """How many of `lines` may be written now, after waiting or dropping as when_full says."""
         limit = self.config.max_bytes
-        while self.bytes_on_disk + need > limit:
+        while self.bytes_on_disk + self._cost(lines) > limit:
             await self._delete_committed(roll_active=True)
-            if self.bytes_on_disk + need <= limit:
+            if self.bytes_on_disk + self._cost(lines) <= limit:
                 break
             if self.config.when_full == "drop_newest":
-                room, keep = limit - self.bytes_on_disk, 0
-                for line in lines:
-                    room -= HEADER_SIZE + len(line)
-                    if room < 0:
-                        break
-                    keep += 1
+                keep = bisect_right(
+                    layout(lines, self._segments[-1].size, self.config.segment_bytes),
+                    limit - self.bytes_on_disk,
+                )
                 self._dropped(None, None, len(lines) - keep, after_seq=self.next_seq - 1 + keep)
                 return keep
             if self.config.when_full == "drop_oldest":
@@ -342,13 +349,18 @@ class LaneSpool:
 
     # ---- reading and waiting -------------------------------------------------------------------
 
-    async def read(self, from_seq: int, max_rows: int, max_bytes: int) -> list[tuple[int, bytes]]:
-        """Up to `max_rows` records with seq ≥ from_seq, ≤ max_bytes of payload (at least one).
+    async def read_run(self, from_seq: int, max_rows: int, max_bytes: int) -> RowRun:
+        """Up to `max_rows` consecutive rows from `from_seq` on as one NDJSON body of at most
+        `max_bytes` (but at least one row).
 
-        Starts at `first_seq` when `from_seq` was deleted or dropped (the gap shows in the seqs).
-        Returns [] when nothing at or after `from_seq` is stored yet; see `wait_for`.
+        Starts at `first_seq` when `from_seq` was deleted or dropped (`run.first` shows the gap).
+        An empty run (`rows == 0`) means nothing at or after `from_seq` is stored yet; see `wait_for`.
         """
         return await read_segments(self._segments, from_seq, max_rows, max_bytes)
+
+    async def read(self, from_seq: int, max_rows: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        """`read_run`, row by row: (seq, line without its newline)."""
+        return (await self.read_run(from_seq, max_rows, max_bytes)).lines()
 
     async def wait_for(self, seq: int) -> None:
         """Wait until the row with `seq` has been appended (returns at once if it has)."""

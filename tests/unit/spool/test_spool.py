@@ -16,12 +16,19 @@ from streamd.spool import (
     LaneSpool,
     RecordTooLarge,
     SpoolConfig,
+    SpoolCorrupt,
     SpoolLocked,
 )
-from streamd.spool.segment import HEADER_SIZE, segment_name
+from streamd.spool.chunk import HEADER_SIZE
+from streamd.spool.segment import SUFFIX, segment_name
 from streamd.testing import ManualClock
 
-ROW = 84  # + 16-byte header = 100 bytes per record on disk
+ROW = 79  # + newline + 20-byte chunk header: a one-row append is 100 bytes on disk
+
+
+def chunk(rows: int) -> int:
+    """Bytes of an append of `rows` rows on disk (one chunk)."""
+    return HEADER_SIZE + rows * (ROW + 1)
 
 
 def row(i: int) -> bytes:
@@ -40,7 +47,7 @@ async def open_spool(directory: Path, **config: Any) -> LaneSpool:
 
 
 def seg_files(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.glob("*.seg"))
+    return sorted(p.name for p in directory.glob(f"*{SUFFIX}"))
 
 
 async def test_round_trip_and_reads_by_seq(tmp_path: Path) -> None:
@@ -50,7 +57,8 @@ async def test_round_trip_and_reads_by_seq(tmp_path: Path) -> None:
     assert await spool.append([row(6)]) == range(6, 7)
     assert await spool.read(1, 100, 10**9) == list(enumerate(rows(1, 6), 1))
     assert [s for s, _ in await spool.read(3, 2, 10**9)] == [3, 4]
-    assert [s for s, _ in await spool.read(3, 100, 2 * ROW)] == [3, 4]
+    assert [s for s, _ in await spool.read(3, 100, 2 * (ROW + 1))] == [3, 4]
+    assert [s for s, _ in await spool.read(3, 100, 2 * ROW)] == [3]  # newlines count
     assert await spool.read(7, 100, 10**9) == []
     await spool.aclose()
 
@@ -97,7 +105,9 @@ async def test_commit_beyond_the_spool_moves_the_sequence_past_it(tmp_path: Path
 
 async def test_torn_tail_is_recovered_and_reported(tmp_path: Path) -> None:
     spool = await open_spool(tmp_path, segment_bytes=300)
-    await spool.append(rows(1, 5))  # segments 1-3 and 4-5
+    await spool.append(rows(1, 3))  # segment 1-3 (one chunk)
+    await spool.append([row(4)])  # rolls: segment 4-5 (one chunk each)
+    await spool.append([row(5)])
     await spool.aclose()
     last = tmp_path / segment_name(4)
     with last.open("r+b") as f:
@@ -129,8 +139,13 @@ async def test_segments_roll_by_size_and_batches_split_across_them(tmp_path: Pat
     spool = await open_spool(tmp_path, segment_bytes=300)
     assert await spool.append(rows(1, 8)) == range(1, 9)
     assert seg_files(tmp_path) == [segment_name(1), segment_name(4), segment_name(7)]
-    assert [(tmp_path / n).stat().st_size for n in seg_files(tmp_path)] == [300, 300, 200]
-    assert spool.bytes_on_disk == 800
+    # One chunk per segment: as many rows as fit in 300 bytes, then the rest in the next.
+    assert [(tmp_path / n).stat().st_size for n in seg_files(tmp_path)] == [
+        chunk(3),
+        chunk(3),
+        chunk(2),
+    ]
+    assert spool.bytes_on_disk == 2 * chunk(3) + chunk(2)
     assert [s for s, _ in await spool.read(2, 100, 10**9)] == list(range(2, 9))
 
 
@@ -386,3 +401,11 @@ async def test_reader_and_committer_run_alongside_the_writer(tmp_path: Path) -> 
     assert seen == list(enumerate(rows(1, total), 1))
     assert spool.bytes_on_disk <= 3000
     await spool.aclose()
+
+
+async def test_segments_of_the_old_per_row_format_are_refused_not_lost(tmp_path: Path) -> None:
+    old = tmp_path / f"{1:020d}.seg"
+    old.write_bytes(b"\x01" * 64)
+    with pytest.raises(SpoolCorrupt, match=r"old per-row format .*drain them"):
+        await open_spool(tmp_path)
+    assert old.read_bytes() == b"\x01" * 64  # untouched

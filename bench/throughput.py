@@ -21,6 +21,7 @@ from pathlib import Path
 import anyio
 import orjson
 
+from streamd import eventloop
 from streamd.config import Config
 from streamd.daemon import Daemon
 from streamd.keys import generate_key_pair
@@ -94,6 +95,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--shape", choices=["sensor", "wide"], default="sensor")
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default="auto",
+        help="the event loop, as the config's event_loop (auto: uvloop when installed)",
+    )
     args = parser.parse_args()
     table = SENSOR_TABLE if args.shape == "sensor" else WIDE_TABLE
     rows = sensor_rows(args.rows) if args.shape == "sensor" else wide_rows(args.rows)
@@ -145,7 +152,7 @@ def main() -> None:
                 marks.extend([time.perf_counter(), time.process_time()])
 
             cpu0 = time.process_time()
-            summary = anyio.run(deliver)
+            summary = eventloop.run(deliver, args.loop)
             wall, cpu = time.perf_counter() - marks[0], time.process_time() - marks[1]
             startup_cpu = marks[1] - cpu0
             # Committed offsets include rows the server rejected: count what the table holds.
@@ -160,7 +167,8 @@ def main() -> None:
     assert in_table == len(rows), f"the table holds {in_table} of {len(rows)} rows"
     per_m = 1e6 / len(rows)
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
-    print(f"shape: {args.shape} ({len(rows[0])} columns)")
+    loop = "uvloop" if eventloop.uses_uvloop(args.loop) else "asyncio"
+    print(f"shape: {args.shape} ({len(rows[0])} columns), event loop: {loop}")
     print(
         f"rows delivered (committed): {committed:,} (table holds {in_table:,})  NDJSON: {mb:.1f} MB  ({len(body) / len(rows):.0f} B/row)"
     )

@@ -84,12 +84,13 @@ def run(
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
 ) -> None:
     """Run the daemon until SIGINT/SIGTERM (or --duration), then drain and exit."""
+    from streamd import eventloop
     from streamd.daemon import Daemon
 
     cfg = _load(config)
     configure(log_format or cfg.log.format, log_level or cfg.log.level)  # type: ignore[arg-type]
     with _one_line_errors():
-        summary = anyio.run(lambda: Daemon(cfg).run(duration=duration))
+        summary = eventloop.run(lambda: Daemon(cfg).run(duration=duration), cfg.event_loop)
     if summary.uncommitted:
         _fail(
             f"{summary.uncommitted} rows were produced but not committed before the drain deadline; "

@@ -201,6 +201,9 @@ class Config(BaseModel):
     """Producers; each `[[sources]]` table has a `kind`."""
     files: FilesConfig = FilesConfig()
     """Files mode (classic Snowpipe) for tables with `mode = "files"`: file limits, stage, pipes."""
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    """The event loop `streamd run` uses: "auto" takes uvloop when installed (it comes with
+    uvicorn[standard]) and asyncio's own loop otherwise."""
     tables: dict[str, TableRules] = Field(default_factory=dict)
     """Row rules per fully qualified table, e.g. [tables."DB.SCHEMA.T".columns.TEMPERATURE] with
     type, required, min, max, allowed; rows that break them go to the dead-letter file."""

@@ -24,6 +24,7 @@ PARTS = (
     ("  of which scheduler", "commit due -> commit started"),
     ("  of which DuckDB", "commit started -> committed"),
     ("client after commit", "committed -> status poll saw it"),
+    ("  of which next poll", "committed -> the client sent the poll that saw it"),
     ("  of which server status call", "the stand-in answering the poll that saw it"),
 )
 
@@ -57,10 +58,20 @@ def status_call_share(polls: list[tuple[float, float]], settled: float, seen: fl
     return max(0.0, responded - max(received, settled))
 
 
+def next_poll_wait(client_polls: list[tuple[float, float]], settled: float, seen: float) -> float:
+    """How long after `settled` the client started the poll it saw the commit in (the poll whose
+    start and end bracket `seen`)."""
+    i = bisect.bisect_right([p[0] for p in client_polls], seen) - 1
+    if i < 0:
+        return 0.0
+    return max(0.0, client_polls[i][0] - settled)
+
+
 def breakdown(
     committed: list[tuple[float, int, int]],
     server: dict[int, dict[str, Any]],
     polls: list[tuple[float, float]],
+    client_polls: list[tuple[float, float]],
     sent_at: array[float],
     linger_s: float,
     max_rows: int,
@@ -97,6 +108,7 @@ def breakdown(
             "  of which scheduler": rec["commit_started"] - rec["due"],
             "  of which DuckDB": settled - rec["commit_started"],
             "client after commit": seen - settled,
+            "  of which next poll": next_poll_wait(client_polls, settled, seen),
             "  of which server status call": status_call_share(polls, settled, seen),
         }
         after = per_batch["client after commit"]

@@ -18,9 +18,10 @@ splits into four parts:
   stand-in still held the previous append is shown as "of which server busy";
 - server append: received → response sent (the stand-in parsing the body);
 - server commit: response sent → committed (the configured commit delay, the scheduler, DuckDB);
-- client after the commit: committed → the client's status poll saw it. The stand-in also logs
-  each status call: the time it spent answering the call that saw the commit (after the commit)
-  is shown as "of which server status call".
+- client after the commit: committed → the client's status poll saw it. "of which next poll" is
+  how long after the commit the client sent that poll (its poll schedule; from the tracker's
+  `status_polled` debug event); the stand-in also logs each status call, and the time it spent
+  answering the one that saw the commit (after the commit) is "of which server status call".
 
 **Client-added latency is the two client parts** (before the server + after the commit); the
 target (issue #9) is its p99 ≤ linger + 50 ms at 10k rows/s, judged on exactly that sum.
@@ -109,6 +110,8 @@ class WriterEvents:
     def __init__(self) -> None:
         self.appended: list[tuple[float, int, int]] = []
         self.committed: list[tuple[float, int, int]] = []
+        self.polls: list[tuple[float, float]] = []
+        """(started, ended) of each status poll, from the tracker's `status_polled` event."""
 
     def __call__(
         self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
@@ -119,6 +122,8 @@ class WriterEvents:
             assert last is not None
             record = (time.monotonic(), int(event_dict["rows"]), last)
             (self.appended if event == "batch_appended" else self.committed).append(record)
+        elif event == "status_polled":
+            self.polls.append((float(event_dict["started"]), time.monotonic()))
         elif event_dict.get("level") in ("warning", "error", "critical"):
             print(f"daemon {event_dict.get('level')}: {event} {dict(event_dict)}", file=sys.stderr)
         raise structlog.DropEvent
@@ -278,6 +283,7 @@ def main() -> None:
         events.committed,
         server,
         status_calls,
+        events.polls,
         source.sent_at,
         args.linger_ms / 1000,
         config.delivery.max_rows,

@@ -29,6 +29,7 @@ from streamd.config import Config, sql_dirs
 from streamd.errors import ConfigError, FatalError
 from streamd.keys import local_key_pair
 from streamd.logs import get_logger
+from streamd.memory import trim_heap_loop
 from streamd.metrics import Metrics
 from streamd.notify import Notifier, ProgressGate, watchdog_loop
 from streamd.pipeline.batcher import Batcher
@@ -348,6 +349,7 @@ class Daemon:
                 sources=len(self.sources),
             )
             root.start_soon(watchdog_loop, self.notifier, ProgressGate(self._progress), self.clock)
+            root.start_soon(trim_heap_loop, self.clock)
             await self._run_pipeline(duration)
 
     async def _run_pipeline(self, duration: float | None) -> None:

@@ -32,6 +32,7 @@ The load average is printed with the figures: the benches share a small machine.
 
 Usage: python bench/latency.py [--rate 1000|10000|50000] [--seconds N] [--linger-ms MS]
        [--status-poll-ms MS] [--commit-delay-ms MS] [--fsync always|interval|never]
+       [--loop auto|uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ import anyio
 import structlog
 from _timing import PARTS, breakdown, server_log
 
+from streamd import eventloop
 from streamd.config import Config
 from streamd.daemon import Daemon
 from streamd.keys import generate_key_pair
@@ -205,6 +207,12 @@ def main() -> None:
         default="interval",
         help="spool.fsync (interval: rows wait up to spool.fsync_interval_ms for the next fsync)",
     )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default="auto",
+        help="the daemon's event loop, as the config's event_loop (auto: uvloop when installed)",
+    )
     args = parser.parse_args()
     total = int(args.rate * args.seconds)
     source = RateSource(SENSOR_TABLE, args.rate, total, args.tick_ms / 1000)
@@ -257,7 +265,7 @@ def main() -> None:
                 return run_summary
 
             wall0 = time.perf_counter()
-            result = anyio.run(deliver)
+            result = eventloop.run(deliver, args.loop)
             wall = time.perf_counter() - wall0
         finally:
             proc.terminate()
@@ -300,7 +308,7 @@ def main() -> None:
     )
     print(
         f"linger_ms {args.linger_ms:g}, status_poll_ms {config.delivery.status_poll_ms:g}, "
-        f"spool.fsync {args.fsync}, "
+        f"spool.fsync {args.fsync}, loop {'uvloop' if eventloop.uses_uvloop(args.loop) else 'asyncio'}, "
         f"tick {args.tick_ms:g} ms; {len(events.appended)} appends "
         f"({appended_rows / max(1, len(events.appended)):,.0f} rows each); wall {wall:.1f} s"
     )

@@ -17,7 +17,7 @@ from streamd.rows import parse_offset
 
 PARTS = (
     ("client before server", "event -> append request received"),
-    ("  of which server busy", "batch ready while the previous append was in the server"),
+    ("  of which server busy", "batch ready while an earlier append was in the server"),
     ("server append", "received -> response sent"),
     ("server commit", "response sent -> committed"),
     ("  of which delay left", "response sent -> commit due"),
@@ -74,32 +74,36 @@ def breakdown(
     client_polls: list[tuple[float, float]],
     sent_at: array[float],
     linger_s: float,
-    max_rows: int,
 ) -> dict[str, list[float]]:
     """Per row, seconds spent in each of `PARTS`, plus `client-added` (the two client parts) and
-    `client-added net` (less the time its batch was ready but the server still held the previous
+    `client-added net` (less the time its batch was ready but the server still held an earlier
     append, appends being serial per channel, and the server's share of the status call)."""
     parts: dict[str, list[float]] = {name: [] for name, _ in PARTS}
     parts["client-added"] = []
     parts["client-added net"] = []
+    parts["turnaround"] = []
+    """Per batch that waited on the previous append: its response sent -> this request received."""
     first: dict[int, tuple[float, int]] = {}
     for at, rows, last in committed:
         first.setdefault(last, (at, rows))
-    prev: dict[str, Any] | None = None
+    earlier: list[tuple[float, float]] = []
+    """(received, responded) of the appends so far, in order: serial, so never overlapping."""
     for last, (seen, rows) in sorted(first.items()):
         rec = server[last]
         low = last - rows + 1
         assert parse_offset(rec["start_offset_token"]) == low, rec
         received, responded, settled = rec["received"], rec["responded"], rec["settled"]
-        # When the batcher would have cut it with the writer free: linger after its first row,
-        # or its last row when it is full by rows (bytes never fill first here).
-        ready = sent_at[low - 1] + linger_s
-        if rows >= max_rows:
-            ready = min(ready, sent_at[last - 1])
+        # When the batcher would have cut it with the writer free: linger after its first row, or
+        # when its last row came if that was sooner (a batch full by rows or bytes).
+        ready = min(sent_at[low - 1] + linger_s, sent_at[last - 1])
         busy = 0.0
-        if prev is not None:
-            busy = max(0.0, min(prev["responded"], received) - max(prev["received"], ready))
-        prev = rec
+        for got, answered in reversed(earlier):
+            if answered <= ready:
+                break  # and every one before it too
+            busy += max(0.0, min(answered, received) - max(got, ready))
+        if earlier and earlier[-1][1] > ready:
+            parts["turnaround"].append(received - earlier[-1][1])
+        earlier.append((received, responded))
         per_batch = {
             "  of which server busy": busy,
             "server append": responded - received,

@@ -14,8 +14,8 @@ splits into four parts:
 
 - client before the server: event → append request received (linger, batching, waiting for the
   previous append, pacing, encoding and sending). Appends are serial per channel, so part of it
-  may be the server's: the time the row's batch was ready (linger after its first row) while the
-  stand-in still held the previous append is shown as "of which server busy";
+  may be the server's: the time the row's batch was ready (linger after its first row, or full)
+  while the stand-in was handling an earlier append of the channel is "of which server busy";
 - server append: received → response sent (the stand-in parsing the body);
 - server commit: response sent → committed (the configured commit delay, the scheduler, DuckDB);
 - client after the commit: committed → the client's status poll saw it. "of which next poll" is
@@ -26,7 +26,9 @@ splits into four parts:
 **Client-added latency is the two client parts** (before the server + after the commit); the
 target (issue #9) is its p99 ≤ linger + 50 ms at 10k rows/s, judged on exactly that sum.
 "client-added net of server time" also leaves out those two server waits (they matter when the
-stand-in is slow on a loaded machine). The older estimate, committed minus the configured commit
+stand-in is slow on a loaded machine). When batches queue (a rate over one channel's capacity),
+the client's turnaround between appends is printed too: its share of the serial append cycle.
+The older estimate, committed minus the configured commit
 delay, is printed too: it charges all of the stand-in's own time to the client.
 The load average is printed with the figures: the benches share a small machine.
 
@@ -294,7 +296,6 @@ def main() -> None:
         events.polls,
         source.sent_at,
         args.linger_ms / 1000,
-        config.delivery.max_rows,
     )
     target_ms = args.linger_ms + 50
     client_p99 = pct(sorted(parts["client-added"]), 0.99) * 1000
@@ -314,6 +315,9 @@ def main() -> None:
     )
     print(summary("event -> append acknowledged", append_lat))
     print(append_requests(daemons[0].metrics))
+    if parts["turnaround"]:
+        label = "client turnaround (response sent -> next append received, next batch waiting)"
+        print(summary(label, parts["turnaround"]).replace("(n=", "(batches="))
     print(summary("event -> committed (seen by status poll)", commit_lat))
     print(f"status polls: {polls} ({polls / wall:.1f}/s over the run)")
     print(summary("client event loop lag (10 ms sleeps, how late)", loop_lag.lags))

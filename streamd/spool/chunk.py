@@ -32,23 +32,29 @@ def chunk_size(lines: Sequence[bytes]) -> int:
     return HEADER_SIZE + sum(map(len, lines)) + len(lines)
 
 
-def layout(lines: Sequence[bytes], used: int, segment_bytes: int) -> list[int]:
-    """Bytes on disk after each of `lines`, headers included, appended to a segment holding `used`
-    bytes: a chunk per segment the append spans, rolling where the next row does not fit."""
+def rolls(lines: Sequence[bytes], used: int, segment_bytes: int) -> list[int]:
+    """Where an append to a segment holding `used` bytes rolls to a new segment: before the rows
+    at these indexes (each segment gets one chunk of the rows that fit)."""
     if used + chunk_size(lines) <= segment_bytes:
-        return list(accumulate((len(line) + 1 for line in lines), initial=HEADER_SIZE))[1:]
-    used += HEADER_SIZE
-    total, in_chunk, out = HEADER_SIZE, 0, []
-    for line in lines:
+        return []
+    out, used = [], used + HEADER_SIZE
+    for i, line in enumerate(lines):
         if used + len(line) + 1 > segment_bytes:
-            # A roll: the next chunk needs a header of its own, unless this one is still empty.
-            total += HEADER_SIZE if in_chunk else 0
-            used, in_chunk = HEADER_SIZE, 0
+            out.append(i)
+            used = HEADER_SIZE
         used += len(line) + 1
-        total += len(line) + 1
-        in_chunk += 1
-        out.append(total)
     return out
+
+
+def layout(lines: Sequence[bytes], used: int, segment_bytes: int) -> list[int]:
+    """Bytes on disk after each of `lines`, headers included, appended as `rolls` splits them."""
+    # A roll before the first row only moves its chunk's header to the next segment.
+    starts = {0, *rolls(lines, used, segment_bytes)}
+    return list(
+        accumulate(
+            len(line) + 1 + (HEADER_SIZE if i in starts else 0) for i, line in enumerate(lines)
+        )
+    )
 
 
 def encode(lines: Sequence[bytes], first_seq: int) -> tuple[bytes, bytes]:

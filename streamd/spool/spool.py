@@ -37,7 +37,7 @@ from anyio.abc import TaskStatus
 from streamd.clock import Clock
 from streamd.logs import get_logger
 from streamd.spool import _files
-from streamd.spool.chunk import HEADER_SIZE, RowRun, chunk_size, encode, layout
+from streamd.spool.chunk import HEADER_SIZE, RowRun, chunk_size, encode, layout, rolls
 from streamd.spool.config import SpoolConfig
 from streamd.spool.errors import BatchTooLarge, RecordTooLarge
 from streamd.spool.reader import read_segments
@@ -202,20 +202,13 @@ class LaneSpool:
         return written
 
     async def _write(self, lines: Sequence[bytes]) -> None:
-        """Write (caller holds the io lock) as one chunk, or, where the batch crosses
-        segment_bytes, as one chunk per segment it spans (as `chunk.layout` predicts)."""
-        limit = self.config.segment_bytes
-        if self._segments[-1].size + chunk_size(lines) <= limit:
-            await self._write_chunk(lines)
-            return
-        start, used = 0, self._segments[-1].size + HEADER_SIZE
-        for i, line in enumerate(lines):
-            if used + len(line) + 1 > limit:
-                if i > start:
-                    await self._write_chunk(lines[start:i])
-                await self._roll(self.next_seq)
-                start, used = i, HEADER_SIZE
-            used += len(line) + 1
+        """Write (caller holds the io lock) as one chunk per segment the rows span (`chunk.rolls`)."""
+        start = 0
+        for cut in rolls(lines, self._segments[-1].size, self.config.segment_bytes):
+            if cut > start:
+                await self._write_chunk(lines[start:cut])
+            await self._roll(self.next_seq)
+            start = cut
         await self._write_chunk(lines[start:])
 
     def _cost(self, lines: Sequence[bytes]) -> int:

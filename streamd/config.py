@@ -122,7 +122,7 @@ class DeliveryConfig(BaseModel):
     reported processing latency after each append, then again this often while the commit is
     not there yet (a tenth of that latency if longer); never two reads closer than this."""
     status_poll_max_ms: float = Field(default=2000, ge=10)
-    """Once a commit is more than four of Snowflake's latencies late, the wait between reads grows
+    """Once a commit is more than eight of Snowflake's latencies late, the wait between reads grows
     (a fifth of the further delay) up to this; rows in flight are looked for at least this often."""
     idle_status_interval_s: float = Field(default=60, gt=0)
     """How often idle channels are checked, so an expired or dropped channel is reopened early."""

@@ -10,11 +10,12 @@ so only each channel's oldest uncommitted batch (its head) is waited for.
 
 A head still uncommitted is looked at again after the *resolution* (`status_poll_ms`, or a tenth
 of the latency when longer, so the wait added stays near a tenth of Snowflake's own) while it is up
-to four usual latencies late: commit times spread, and a poll that comes late adds its whole delay
-to every row of the batch. Beyond that Snowflake is stalled, and the wait grows to a fifth of the
-delay past those four latencies, up to `status_poll_max_ms`: a commit seconds late is seen at most
-~1/5 of that after it, and a stalled Snowflake is not hammered (a 60 s stall costs ~60 calls in
-its first ten seconds at a 200 ms latency, then one per `status_poll_max_ms`). A head not yet due
+to eight usual latencies late: commit times spread (the stand-in's run 1-2 s late under load at
+10k rows/s), and a poll that comes late adds its whole delay to every row of the batch. Beyond that
+Snowflake is stalled, and the wait grows to a fifth of the delay past those eight latencies, up to
+`status_poll_max_ms`: a commit seconds later still is seen at most ~1/5 of that after it, and a
+stalled Snowflake is not hammered (a 60 s stall costs ~90 calls in its first 12 s at a 200 ms
+latency, then one per `status_poll_max_ms`; at a 1 s latency ~80 calls at 10/s). A head not yet due
 is looked at least every `status_poll_max_ms`, so a stale figure cannot hold the next poll back
 for long.
 
@@ -47,7 +48,7 @@ EARLY = 0.75
 """A batch is first looked for this share of Snowflake's latency after its acknowledgement."""
 LATE_SHARE = 0.2
 """Past the grace, a head still missing waits this share of the time beyond it (or more)."""
-GRACE = 4.0
+GRACE = 8.0
 """A head is looked for every resolution until it is this many usual latencies late."""
 RESOLUTION_SHARE = 0.1
 """A retry waits at least this share of Snowflake's reported processing latency."""

@@ -80,6 +80,7 @@ def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
     config = daemon_config(
         directory / "state", url, key, manufacturing_sources(tasks, 1000), linger_ms=args.linger_ms
     )
+    config["event_loop"] = args.loop
     t0 = time.monotonic()
     proc, admin = start_daemon(config, directory)
     try:
@@ -126,6 +127,9 @@ def main() -> None:
         "--ramp-timeout", type=float, default=300, help="most seconds to wait for all tasks"
     )
     parser.add_argument("--linger-ms", type=float, default=200)
+    parser.add_argument(
+        "--loop", choices=["auto", "uvloop", "asyncio"], default="auto", help="config event_loop"
+    )
     parser.add_argument("--commit-delay-ms", type=float, default=1000)
     args = parser.parse_args()
     exit_on_sigterm()

@@ -180,6 +180,8 @@ class ChannelWriter:
                     self._inflight.append(batch)
                     await self._append_or_recover(batch)
                     self._forget_body(batch)
+                # Not held until the next batch comes: that wait lasts as long as a commit stall.
+                del batch
             while self._inflight:
                 await self._wait_progress()
             await self._spool.commit(self._spool_target)

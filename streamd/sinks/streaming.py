@@ -239,6 +239,8 @@ class ChannelWriter:
                 )
 
         self._token = await retrying(append, self._clock, self._on_retry)
+        if self._pacer is not None:
+            self._pacer.appended(len(batch.body))
         self._tracker.appended(self, batch.last_offset)
         self._metrics.rows_appended.labels(self.table).inc(batch.rows)
         self._metrics.bytes_appended.labels(self.table).inc(len(batch.body))

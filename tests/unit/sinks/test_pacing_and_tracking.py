@@ -12,44 +12,56 @@ import pytest
 from streamd.metrics import Metrics
 from streamd.rows import format_offset, parse_offset
 from streamd.sinks.commit_tracker import CommitTracker
-from streamd.snowflake.pacing import ChannelPacer, TokenBucket
+from streamd.snowflake.pacing import ChannelPacer
 from streamd.snowflake.streaming import ChannelStatus, StreamingClient
 from streamd.testing import ManualClock
 
 
-async def test_token_bucket_waits_for_the_deficit() -> None:
-    """After the burst, each take waits exactly the time the rate needs."""
+async def test_window_lets_ten_requests_into_any_second() -> None:
+    """Ten acknowledged appends fill the second; the eleventh waits until the first leaves it."""
     clock = ManualClock()
-    bucket = TokenBucket(clock, rate=10, burst=10)
+    pacer = ChannelPacer(clock)
     for _ in range(10):
-        assert await bucket.take(1) == 0.0
+        assert await pacer.before_append(100) == 0.0
+        pacer.appended(100)
+        clock.advance(0.05)
     waited: list[float] = []
     async with anyio.create_task_group() as tg:
 
-        async def take() -> None:
-            waited.append(await bucket.take(1))
+        async def append() -> None:
+            waited.append(await pacer.before_append(100))
 
-        tg.start_soon(take)
+        tg.start_soon(append)
         await anyio.wait_all_tasks_blocked()
         assert waited == []
-        clock.advance(0.1)
-    assert waited == [0.1]
+        clock.advance(0.5)
+    assert waited == [pytest.approx(0.5)]
 
 
-async def test_pacer_limits_bytes_too() -> None:
-    """A 30 MB append at 20 MB/s must wait for the byte budget, not only the request budget."""
+async def test_window_limits_bytes_and_lets_one_oversize_body_through() -> None:
+    """12 + 12 MB would pass 20 MB in one second: the second waits until the first leaves it; a
+    single 30 MB body into an empty window goes at once."""
     clock = ManualClock()
     pacer = ChannelPacer(clock)
+    assert await pacer.before_append(30_000_000) == 0.0
+    pacer.appended(30_000_000)
+    clock.advance(1.0)
+    assert await pacer.before_append(12_000_000) == 0.0
+    pacer.appended(12_000_000)
+    clock.advance(0.3)
     result: list[float] = []
     async with anyio.create_task_group() as tg:
 
         async def append() -> None:
-            result.append(await pacer.before_append(30_000_000))
+            result.append(await pacer.before_append(12_000_000))
 
         tg.start_soon(append)
         await anyio.wait_all_tasks_blocked()
-        clock.advance(0.5)
-    assert result == [0.5]
+        clock.advance(0.7)
+    assert result == [pytest.approx(0.7)]
+    pacer.appended(12_000_000)
+    assert pacer.bytes.wait_s(8_000_000) == 0.0  # exactly 20 MB fits
+    assert pacer.bytes.wait_s(8_000_001) == pytest.approx(1.0)
 
 
 class _Channel:

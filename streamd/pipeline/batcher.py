@@ -7,6 +7,7 @@ the async step (`Batcher`) drives it with the injected clock.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable
@@ -54,6 +55,16 @@ TAIL_CACHE_BATCHES = 2
 """The batcher keeps the NDJSON of its newest spool appends in memory, up to this many batches'
 bytes, so a writer keeping up cuts batches without reading back what was just written. Replays
 after a reopen or restart, and a writer fallen further behind, read the spool."""
+APPEND_MAX_ROWS = 1024
+"""Rows `fill` spools in one append at most. Until then each is its own `orjson.dumps` result,
+which orjson 3.12+ keeps in a buffer of at least 4 KiB whatever the row's size: a lane backlog
+taken in one append of a whole batch (6,500 sensor rows) held ~27 MB for a moment, which glibc
+then kept resident."""
+MAX_APPEND_TIMES = 4096
+"""Spool appends whose time linger keeps; past this, every other one is let go (its rows take the
+earlier neighbour's time: a batch may be cut sooner, never later), so a writer stalled for hours
+holds a bounded list whose resolution coarsens with the backlog (300-500 appends/s at 10k rows/s
+grew it without bound: ~140 B each, +12-20 MB over a 5-minute commit freeze)."""
 
 
 class OversizeHook(Protocol):
@@ -99,6 +110,7 @@ class Batcher:
         # bytes. The same shape as the spool's chunks, so both are cut into batches alike.
         self._tail: deque[tuple[int, int, bytes]] = deque()
         self._tail_bytes = 0
+        self._append_rows = min(policy.max_rows, APPEND_MAX_ROWS)
 
     def __repr__(self) -> str:
         return f"<Batcher {self.table} cursor={self._cursor} unsent={self.unsent_rows}>"
@@ -142,8 +154,8 @@ class Batcher:
                     # window turns hundreds of one-row spool appends into one (a row's ack waits
                     # at most this long).
                     await self._clock.sleep(COALESCE_S)
-                # Take whatever else is queued without an await per row, up to one batch.
-                while len(lines) < self.policy.max_rows and nbytes < self.policy.max_bytes:
+                # Take whatever else is queued without an await per row, up to one append.
+                while len(lines) < self._append_rows and nbytes < self.policy.max_bytes:
                     try:
                         envelope = envelopes.receive_nowait()
                     except (anyio.WouldBlock, anyio.EndOfStream):
@@ -159,7 +171,7 @@ class Batcher:
                     stored = await self.spool.append(lines)
                     if len(stored):
                         self._remember(stored.start, lines[: len(stored)])
-                        self._chunks.append((stored.start, self._clock.monotonic()))
+                        self._note_append(stored.start)
                         self._unsent_bytes += nbytes
                         # Wake the writer only when its decision can change: rows appeared, or
                         # a batch became full. Linger it times itself.
@@ -217,7 +229,19 @@ class Batcher:
                 finally:
                     self._taker_waiting = False
 
+    def _note_append(self, first: int) -> None:
+        self._chunks.append((first, self._clock.monotonic()))
+        if len(self._chunks) > MAX_APPEND_TIMES:
+            # The oldest stays exact (what linger measures first); every other one after it goes.
+            self._chunks = deque(itertools.islice(self._chunks, 0, None, 2))
+
     def _remember(self, first: int, lines: list[bytes]) -> None:
+        if self._unsent_bytes > TAIL_CACHE_BATCHES * self.policy.max_bytes:
+            # The writer is further behind than the tail reaches (commits stalled, Snowflake slow):
+            # these rows would be pushed out before it got to them, so holding (and joining) them
+            # only costs memory. It reads the spool until it is back within reach.
+            self._forget_tail()
+            return
         if self._tail and self._tail[-1][0] + self._tail[-1][1] != first:
             self._forget_tail()  # not contiguous (rows refused in between): start afresh
         body = b"\n".join(lines) + b"\n"

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import anyio
 import orjson
+import pytest
 
 from streamd.clock import SystemClock
+from streamd.pipeline import batcher as batcher_module
 from streamd.pipeline.batcher import Batcher, BatchPolicy
 from streamd.rows import Batch, Envelope, Row
 from streamd.spool import LaneSpool, SpoolConfig
@@ -189,5 +191,35 @@ async def test_batches_from_memory_equal_the_spool_read_back(tmp_path: Path) -> 
     for b in batches:  # each body is exactly what the spool holds for its offsets
         records = await spool.read(b.first_offset, b.rows, 1 << 20)
         assert [seq for seq, _ in records] == list(range(b.first_offset, b.last_offset + 1))
+        assert b.body == b"".join(payload + b"\n" for _, payload in records)
+    await spool.aclose()
+
+
+async def test_a_stalled_writer_costs_no_tail_and_bounded_append_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While nobody takes batches (commits frozen) the spool grows, the batcher's memory does not;
+    once the writer takes again, every row comes out once, in order, as the spool holds it."""
+    monkeypatch.setattr(batcher_module, "MAX_APPEND_TIMES", 16)
+    policy = BatchPolicy(max_rows=5, max_bytes=200, linger_s=0.0)
+    clock = SystemClock()
+    spool = await LaneSpool.open(tmp_path / "lane", SPOOL, clock)
+    batcher = Batcher("T", spool, policy, clock, on_oversize=_Rejected())
+    batcher.start_at(1)
+    send, receive = anyio.create_memory_object_stream[Envelope](1000)
+    batches: list[Batch] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(batcher.fill, receive)
+        async with send:
+            for i in range(200):  # one spool append per row: each waits for the last to land
+                await send.send(Envelope("T", {"i": i}))
+                await wait_spooled(spool, i + 2)
+                assert len(batcher._chunks) <= 16
+            assert batcher._tail_bytes == 0
+        while (batch := await batcher.next_batch()) is not None:
+            batches.append(batch)
+    assert [b.first_offset for b in batches] == list(range(1, 201, 5))
+    for b in batches:
+        records = await spool.read(b.first_offset, b.rows, 1 << 20)
         assert b.body == b"".join(payload + b"\n" for _, payload in records)
     await spool.aclose()

@@ -4,8 +4,8 @@ When to poll. A fixed period adds up to a whole period to every commit seen (250
 default), so polls follow the appends instead. Snowflake reports its average processing latency
 per channel (`snowflake_avg_processing_latency_ms`); a batch is looked for from three quarters of
 it after its append was acknowledged, so commits that come sooner than average are not waited
-for. The lowest of the channel's recent reports is used: a few slow commits pull the average up
-for many polls, and the usual latency is what to aim at. Commits within a channel come in order,
+for. The lowest of the channel's reports of the last ten seconds is used: a few slow commits pull
+the average up for many polls, and the usual latency is what to aim at. Commits within a channel come in order,
 so only each channel's oldest uncommitted batch (its head) is waited for.
 
 A head still uncommitted is looked at again after the *resolution* (`status_poll_ms`, or a tenth
@@ -52,8 +52,10 @@ GRACE = 8.0
 """A head is looked for every resolution until it is this many usual latencies late."""
 RESOLUTION_SHARE = 0.1
 """A retry waits at least this share of Snowflake's reported processing latency."""
-LATENCY_WINDOW = 8
-"""Reports of the latency kept per channel; the lowest is aimed at."""
+LATENCY_WINDOW_S = 10.0
+"""How long reports of the latency are kept per channel; the lowest is aimed at. In seconds, not
+polls: after a stall the reported average decays over many commits, while polls come ~16 a second
+(eight polls kept the stall's figure, and first looks came ~80 ms after commits, at 10k rows/s)."""
 
 
 class TrackedChannel(Protocol):
@@ -89,14 +91,18 @@ class _Expected:
 
 @dataclass(slots=True)
 class _Latency:
-    """A channel's recent reports of Snowflake's processing latency, in seconds."""
+    """A channel's recent reports of Snowflake's processing latency: (when, seconds)."""
 
-    reports: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    reports: deque[tuple[float, float]] = field(default_factory=deque)
+    usual_s: float = 0.0
+    """The lowest report of the last `LATENCY_WINDOW_S` (0 before any)."""
 
-    @property
-    def usual_s(self) -> float:
-        """The lowest recent report (0 before any)."""
-        return min(self.reports, default=0.0)
+    def add(self, now: float, seconds: float) -> None:
+        """Keep a report made at `now`."""
+        self.reports.append((now, seconds))
+        while self.reports[0][0] < now - LATENCY_WINDOW_S:
+            self.reports.popleft()
+        self.usual_s = min(value for _, value in self.reports)
 
 
 class CommitTracker:
@@ -211,7 +217,7 @@ class CommitTracker:
             progressed = channel.on_status(status) or progressed
             if status is not None and status.avg_processing_latency_ms:
                 latency = self._latency.setdefault(channel.channel_name, _Latency())
-                latency.reports.append(status.avg_processing_latency_ms / 1000)
+                latency.add(started, status.avg_processing_latency_ms / 1000)
         for channel in self._channels:
             self._reschedule(channel, started)
         # For bench/latency.py: when the poll that saw a commit went out.

@@ -23,7 +23,7 @@ Request rate: one call covers every channel of the pipe and two calls are never 
 resolution, so a pipe is polled at most 1/resolution times a second (40/s at 25 ms against the
 stand-in's ~250 ms, 10/s against a Snowflake taking ~1 s); in steady state it is a few calls per
 acknowledged append (at most 10 appends/s per channel with pacing), shared by the pipe's channels:
-12-16 calls/s at 10k rows/s into the stand-in, against at most 4/s at the old fixed 250 ms.
+12-19 calls/s at 10k rows/s into the stand-in, against at most 4/s at the old fixed 250 ms.
 Idle channels are still checked every `idle_interval_s`, so a channel Snowflake expired or
 dropped is noticed and reopened before rows need it.
 """

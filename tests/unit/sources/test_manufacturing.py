@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 from collections import Counter, defaultdict
@@ -349,6 +350,19 @@ async def test_run_does_not_return_on_its_own() -> None:
     with send, receive, anyio.move_on_after(0.05) as scope:
         await ManufacturingSource(cfg).run(ctx)
     assert scope.cancelled_caught
+
+
+async def test_producers_are_exempt_from_cyclic_gc_only_while_the_plan_runs() -> None:
+    source = ManufacturingSource(config(equipment_count=3, line_count=0, product_count=0))
+    clock = ManualClock()
+    assert gc.get_freeze_count() == 0
+    async with running_source(source, clock) as receive:
+        await settle(clock, 3)
+        assert gc.get_freeze_count() > 0
+        clock.advance(1.5)
+        await settle(clock, 3)
+        assert drain(receive)
+    assert gc.get_freeze_count() == 0
 
 
 async def test_closed_receiver_stops_the_source_cleanly() -> None:

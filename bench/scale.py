@@ -6,9 +6,12 @@ machine; counts over 9,999 are split across sources with their own id_prefix). T
 another process. Once channels are open and the produced rate has reached 90 % of N rows/s (every
 task has started), and after `--warmup` more seconds, the daemon's RSS (/proc VmRSS) and CPU
 (utime + stime) are sampled every `--sample-s` for `--seconds`, with the committed row count from
-its admin endpoint (/status). Target: 10,000 tasks with RSS <= 250 MB.
+its admin endpoint (/status), and at the end the fullest lane and how many producers wait on it
+(a full lane means the pipeline is behind the offered rate and every waiting producer holds a row).
+Target: 10,000 tasks with RSS <= 250 MB. `--interval-ms` slows every task (2000: 0.5 Hz) to measure
+the memory of N tasks apart from the pipeline's throughput.
 
-Usage: python bench/scale.py [--tasks 1 1000 10000] [--seconds N] [--warmup S]
+Usage: python bench/scale.py [--tasks 1 1000 10000] [--seconds N] [--warmup S] [--interval-ms MS]
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ def wait_ready(admin: str, timeout_s: float) -> float:
     raise RuntimeError(f"daemon not ready within {timeout_s} s")
 
 
-def wait_ramp(admin: str, tasks: int, timeout_s: float) -> float | None:
-    """Seconds until the daemon produces >= 90 % of `tasks` rows/s over one second; None if never.
+def wait_ramp(admin: str, offered: float, timeout_s: float) -> float | None:
+    """Seconds until the daemon produces >= 90 % of `offered` rows/s over one second; None if never.
 
     Every task reserves its first durable block of sequence numbers as it starts, so 10,000 tasks
     take a while before all of them produce.
@@ -67,7 +70,7 @@ def wait_ramp(admin: str, tasks: int, timeout_s: float) -> float | None:
     while time.monotonic() - t0 < timeout_s:
         time.sleep(1.0)
         now, _ = table_counts(status(admin))
-        if now - before >= 0.9 * tasks:
+        if now - before >= 0.9 * offered:
             return time.monotonic() - t0
         before = now
     return None
@@ -78,14 +81,19 @@ def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
     directory = root / f"tasks-{tasks}"
     key = write_key(directory)
     config = daemon_config(
-        directory / "state", url, key, manufacturing_sources(tasks, 1000), linger_ms=args.linger_ms
+        directory / "state",
+        url,
+        key,
+        manufacturing_sources(tasks, args.interval_ms),
+        linger_ms=args.linger_ms,
     )
+    offered = tasks * 1000 / args.interval_ms
     config["event_loop"] = args.loop
     t0 = time.monotonic()
     proc, admin = start_daemon(config, directory)
     try:
         ready_s = wait_ready(admin, 300) + (time.monotonic() - t0)
-        ramp_s = wait_ramp(admin, tasks, args.ramp_timeout)
+        ramp_s = wait_ramp(admin, offered, args.ramp_timeout)
         time.sleep(args.warmup)
         first = sample(proc.pid)
         produced0, committed0 = table_counts(status(admin))
@@ -105,6 +113,7 @@ def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
     produced_rate = (produced1 - produced0) / window
     ramp = "never reached 90 % of the offered rate" if ramp_s is None else f"{ramp_s:.1f} s"
     channels = len(last_status["channels"])
+    fullest = max(last_status["lanes"], key=lambda lane: lane["depth"])
     verdict = ""
     if tasks >= 10_000:
         verdict = f"  target RSS <= {RSS_TARGET_MB} MB: {'MET' if max(rss) <= RSS_TARGET_MB else 'MISSED'}"
@@ -112,7 +121,9 @@ def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
         f"tasks {tasks:>6,}: RSS {min(rss):.0f}-{max(rss):.0f} MB (last {rss[-1]:.0f})  "
         f"CPU {cpu_percent(first, last):.1f}% of a core (samples {min(cpus):.0f}-{max(cpus):.0f}%)  "
         f"channels {channels}  produced {produced_rate:,.0f} / committed {rate:,.0f} rows/s "
-        f"(offered {tasks:,})  ready after {ready_s:.1f} s, all tasks producing after {ramp}, "
+        f"(offered {offered:,.0f})  lane {fullest['depth']:,}/{fullest['capacity']:,} with "
+        f"{fullest['producers_waiting']:,} producers waiting  "
+        f"ready after {ready_s:.1f} s, all tasks producing after {ramp}, "
         f"drain+exit {drain_s:.1f} s{verdict}"
     )
 
@@ -127,6 +138,7 @@ def main() -> None:
         "--ramp-timeout", type=float, default=300, help="most seconds to wait for all tasks"
     )
     parser.add_argument("--linger-ms", type=float, default=200)
+    parser.add_argument("--interval-ms", type=float, default=1000, help="each task's interval")
     parser.add_argument(
         "--loop", choices=["auto", "uvloop", "asyncio"], default="auto", help="config event_loop"
     )
@@ -135,7 +147,8 @@ def main() -> None:
     exit_on_sigterm()
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(
-        f"sensor tasks at 1 Hz, linger_ms {args.linger_ms:g}, stand-in commit delay "
+        f"sensor tasks every {args.interval_ms:g} ms, linger_ms {args.linger_ms:g}, "
+        f"stand-in commit delay "
         f"{args.commit_delay_ms:g} ms, window {args.seconds:g} s after {args.warmup:g} s warm-up"
     )
     with tempfile.TemporaryDirectory() as tmp:

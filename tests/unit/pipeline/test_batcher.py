@@ -169,13 +169,28 @@ async def test_acks_only_after_the_spool_append(tmp_path: Path) -> None:
     await spool.aclose()
 
 
+async def _spooled_batcher(
+    tmp_path: Path, policy: BatchPolicy, clock: SystemClock
+) -> tuple[LaneSpool, Batcher]:
+    spool = await LaneSpool.open(tmp_path / "lane", SPOOL, clock)
+    batcher = Batcher("T", spool, policy, clock, on_oversize=_Rejected())
+    batcher.start_at(1)
+    return spool, batcher
+
+
+async def _assert_bodies_are_the_spools(spool: LaneSpool, batches: list[Batch]) -> None:
+    """Each batch's body is exactly what the spool holds for its offsets."""
+    for b in batches:
+        records = await spool.read(b.first_offset, b.rows, 1 << 20)
+        assert [seq for seq, _ in records] == list(range(b.first_offset, b.last_offset + 1))
+        assert b.body == b"".join(payload + b"\n" for _, payload in records)
+
+
 async def test_batches_from_memory_equal_the_spool_read_back(tmp_path: Path) -> None:
     """Batches cut from the in-memory tail are byte for byte what a replay reads from the spool."""
     policy = BatchPolicy(max_rows=7, max_bytes=300, linger_s=0.0)
     clock = SystemClock()  # fill coalesces trickling appends with real (2 ms) sleeps
-    spool = await LaneSpool.open(tmp_path / "lane", SPOOL, clock)
-    batcher = Batcher("T", spool, policy, clock, on_oversize=_Rejected())
-    batcher.start_at(1)
+    spool, batcher = await _spooled_batcher(tmp_path, policy, clock)
     send, receive = anyio.create_memory_object_stream[Envelope](1000)
     batches: list[Batch] = []
     async with anyio.create_task_group() as tg:
@@ -188,10 +203,7 @@ async def test_batches_from_memory_equal_the_spool_read_back(tmp_path: Path) -> 
     assert sum(b.rows for b in batches) == 60
     assert len(batches) > 5
 
-    for b in batches:  # each body is exactly what the spool holds for its offsets
-        records = await spool.read(b.first_offset, b.rows, 1 << 20)
-        assert [seq for seq, _ in records] == list(range(b.first_offset, b.last_offset + 1))
-        assert b.body == b"".join(payload + b"\n" for _, payload in records)
+    await _assert_bodies_are_the_spools(spool, batches)
     await spool.aclose()
 
 
@@ -203,9 +215,7 @@ async def test_a_stalled_writer_costs_no_tail_and_bounded_append_times(
     monkeypatch.setattr(batcher_module, "MAX_APPEND_TIMES", 16)
     policy = BatchPolicy(max_rows=5, max_bytes=200, linger_s=0.0)
     clock = SystemClock()
-    spool = await LaneSpool.open(tmp_path / "lane", SPOOL, clock)
-    batcher = Batcher("T", spool, policy, clock, on_oversize=_Rejected())
-    batcher.start_at(1)
+    spool, batcher = await _spooled_batcher(tmp_path, policy, clock)
     send, receive = anyio.create_memory_object_stream[Envelope](1000)
     batches: list[Batch] = []
     async with anyio.create_task_group() as tg:
@@ -219,7 +229,5 @@ async def test_a_stalled_writer_costs_no_tail_and_bounded_append_times(
         while (batch := await batcher.next_batch()) is not None:
             batches.append(batch)
     assert [b.first_offset for b in batches] == list(range(1, 201, 5))
-    for b in batches:
-        records = await spool.read(b.first_offset, b.rows, 1 << 20)
-        assert b.body == b"".join(payload + b"\n" for _, payload in records)
+    await _assert_bodies_are_the_spools(spool, batches)
     await spool.aclose()

@@ -16,7 +16,6 @@ from typing import Protocol
 
 import anyio
 import orjson
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from streamd.clock import Clock, wait_event
 from streamd.rows import Batch, Envelope, Row
@@ -46,6 +45,23 @@ class BatchPolicy:
 
 
 AckHook = Callable[[int | None], None]
+
+
+class LaneReader(Protocol):
+    """What `fill` reads: a lane's receiving end (an anyio memory object stream fits too)."""
+
+    async def receive(self) -> Envelope:
+        """The next row, waiting for one; `anyio.EndOfStream` once the lane has ended."""
+        ...
+
+    def receive_nowait(self) -> Envelope:
+        """The next row if one is buffered, else `anyio.WouldBlock`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop reading."""
+        ...
+
 
 SMALL_APPEND_ROWS = 64
 COALESCE_AFTER_SMALL_APPENDS = 4
@@ -130,7 +146,7 @@ class Batcher:
             self._unsent_bytes = self.policy.max_bytes  # unknown size: treat as a full batch
         self._notify()
 
-    async def fill(self, envelopes: MemoryObjectReceiveStream[Envelope]) -> None:
+    async def fill(self, envelopes: LaneReader) -> None:
         """Spool the lane's rows until it ends; `next_batch` then returns the rest, then None.
 
         Each row's `ack` is called only after the spool append reached its durability.
@@ -139,8 +155,12 @@ class Batcher:
         acks: list[AckHook | None] = []
         nbytes = 0
         small_appends = 0
-        async with envelopes:
-            async for envelope in envelopes:
+        try:
+            while True:
+                try:
+                    envelope = await envelopes.receive()
+                except anyio.EndOfStream:
+                    break
                 size = self._encode(envelope, lines, acks)
                 if size < 0:
                     await self._oversize(envelope)
@@ -183,6 +203,8 @@ class Batcher:
                                 # drop_newest stores a prefix; the rest were refused, never durable.
                                 ack(stored[i] if i < len(stored) else None)
                     lines, acks, nbytes = [], [], 0
+        finally:
+            await envelopes.aclose()
         self._ended = True
         self._notify()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Awaitable, Callable
 
-from anyio import BrokenResourceError, ClosedResourceError, WouldBlock
+from anyio import BrokenResourceError, ClosedResourceError
 from anyio.abc import ObjectSendStream
 from anyio.lowlevel import checkpoint
 
@@ -73,17 +73,15 @@ class Router:
             if len(shards) == 1
             else shards[zlib.crc32(envelope.key.encode()) % len(shards)]
         )
-        try:
-            lane.send.send_nowait(envelope)
-        except WouldBlock:
-            await lane.send.send(envelope)
+        if not lane.offer(envelope):
+            await lane.put(envelope)
 
     async def close_lanes(self) -> None:
         """Tell every lane no more rows come (idempotent)."""
         if not self._closed:
             self._closed = True
             for lane in self._lanes.values():
-                await lane.send.aclose()
+                lane.close_writers()
 
     def _opened(self) -> None:
         self._senders += 1

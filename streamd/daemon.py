@@ -29,7 +29,7 @@ from streamd.config import Config, sql_dirs
 from streamd.errors import ConfigError, FatalError
 from streamd.keys import local_key_pair
 from streamd.logs import get_logger
-from streamd.memory import trim_heap_loop
+from streamd.memory import collector_paced, trim_heap_loop
 from streamd.metrics import Metrics
 from streamd.notify import Notifier, ProgressGate, watchdog_loop
 from streamd.pipeline.batcher import Batcher
@@ -212,7 +212,7 @@ class Daemon:
 
     async def run(self, *, duration: float | None = None) -> RunSummary:
         """Run until stopped (signal, `stop()` or `duration`), drain, and return the summary."""
-        with self._abort:
+        with self._abort, collector_paced():
             await self._run(duration)
         if self._abort.cancelled_caught:
             self._log.warning(

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from streamd.rows import Row
+from streamd.sources.event_fields import timestamp, with_payload
 from streamd.sources.rng import SmallRng
 from streamd.sources.schedule import producer_rng
 
@@ -81,18 +82,6 @@ def customer_id(index: int) -> str:
     return f"CUST-{index + 1:06d}"
 
 
-def timestamp(at: datetime) -> str:
-    """ISO-8601 without zone, microsecond precision: what TIMESTAMP_NTZ takes unambiguously."""
-    return at.isoformat(timespec="microseconds")
-
-
-def _with_payload(row: Row) -> Row:
-    # RAW_PAYLOAD keeps the whole event (lower-case keys) for replay and schema drift.
-    payload: dict[str, Any] = {key.lower(): value for key, value in row.items()}
-    row["RAW_PAYLOAD"] = payload
-    return row
-
-
 @dataclass(frozen=True, slots=True)
 class Product:
     """One product of the catalogue; `cents` is the list price in cents."""
@@ -157,7 +146,7 @@ class PosModel:
                 {"product_id": product.id, "quantity": quantity, "unit_price": cents / 100}
             )
         known = rng.random() < 0.67
-        return _with_payload(
+        return with_payload(
             {
                 "EVENT_ID": event_id,
                 "EVENT_TIMESTAMP": timestamp(at),
@@ -223,7 +212,7 @@ class ClickstreamModel:
         else:
             page = {"home": "/", "cart": "/cart", "checkout": "/checkout"}[page_kind]
         assert self.session is not None
-        return _with_payload(
+        return with_payload(
             {
                 "EVENT_ID": event_id,
                 "EVENT_TIMESTAMP": timestamp(at),
@@ -281,7 +270,7 @@ class EcommerceModel:
             quantity, event_type = 1, "view"
             self.viewed.append((customer, product))
             del self.viewed[:-50]  # only recent views turn into add-to-carts
-        return _with_payload(
+        return with_payload(
             {
                 "EVENT_ID": event_id,
                 "EVENT_TIMESTAMP": timestamp(at),
@@ -349,7 +338,7 @@ class CustomerModel:
             record = self._changed(index)
         self.records[index] = record
         stamp = timestamp(at)
-        return _with_payload(
+        return with_payload(
             {
                 "EVENT_ID": event_id,
                 "EVENT_TIMESTAMP": stamp,

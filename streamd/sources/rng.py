@@ -77,6 +77,15 @@ class SmallRng:
         self._spare = _sin(angle) * radius
         return mu + _cos(angle) * radius * sigma
 
+    def normals(self) -> tuple[float, float]:
+        """Two standard normal deviates: the values of two `gauss()` calls, from one draw."""
+        if self._spare is not None:
+            return self.gauss(), self.gauss()
+        s = self.next64()
+        angle = (s >> 32) * _TO_ANGLE
+        radius = _sqrt(-2.0 * _log(((s & 0xFFFFFFFF) + 1) * _TO_UNIT32))
+        return _cos(angle) * radius, _sin(angle) * radius
+
     def randrange(self, n: int) -> int:
         """An int in 0..n-1 (multiply-shift: bias below n / 2**64, far under anything drawn)."""
         if n <= 0:

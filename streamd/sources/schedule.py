@@ -23,7 +23,7 @@ class RowModel(Protocol):
     """Builds one producer's rows."""
 
     def row(self, event_id: str, at: datetime, sequence: int) -> Row:
-        """The row with this id, event time and sequence number."""
+        """The row with this id, event time (an aware UTC datetime) and sequence number."""
         ...
 
 
@@ -147,7 +147,7 @@ async def _produce(
             # emitted back to back, stamped with its scheduled time: the rate never drifts.
             sequence = await sequences.take()
             late = max(0.0, clock.monotonic() - due)
-            at = datetime.fromtimestamp(clock.wall() - late, UTC).replace(tzinfo=None)
+            at = datetime.fromtimestamp(clock.wall() - late, UTC)
             row = producer.model.row(f"{producer.name}:{sequence}", at, sequence)
             # Backpressure lands here: a full stream makes this producer wait.
             await ctx.send.send(Envelope(producer.table, row, producer.name))

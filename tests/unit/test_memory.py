@@ -1,7 +1,9 @@
-"""Heap trimming: the loop's schedule with a manual clock, and that a trim gives freed pages back."""
+"""Memory policy: the heap trim loop's schedule, that a trim gives freed pages back, and the
+collector's pace."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import anyio
@@ -66,3 +68,17 @@ def test_trim_returns_pages_freed_under_a_live_object() -> None:
     assert trim() == 1
     assert before - _rss_mb() > 40
     assert len(kept) == 200
+
+
+def test_collector_paced_raises_the_young_threshold_and_restores_it() -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with memory.collector_paced():
+            assert gc.get_threshold() == (memory.YOUNG_GENERATION_THRESHOLD, 10, 10)
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(50_000, 10, 10)  # never lowered by the daemon
+        with memory.collector_paced():
+            assert gc.get_threshold()[0] == 50_000
+    finally:
+        gc.set_threshold(*before)

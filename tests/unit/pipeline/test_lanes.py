@@ -24,7 +24,8 @@ def take_all(lane: Lane) -> list[int]:
 
 async def test_offer_fills_to_capacity_then_refuses() -> None:
     lane = Lane("DB.S.T", capacity=2)
-    assert lane.offer(row(0)) and lane.offer(row(1))
+    assert lane.offer(row(0))
+    assert lane.offer(row(1))
     assert not lane.offer(row(2))
     assert (lane.depth, lane.producers_waiting) == (2, 0)
     assert take_all(lane) == [0, 1]

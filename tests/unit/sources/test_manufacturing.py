@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from streamd.rows import Envelope
 from streamd.sources.base import SourceContext
+from streamd.sources.event_fields import timestamp
 from streamd.sources.manufacturing import ManufacturingSource, ManufacturingSourceConfig
 from streamd.sources.manufacturing_models import shift_for_hour
 from streamd.testing import ManualClock, MemorySequences, drain, running_source, settle
@@ -413,3 +414,9 @@ def test_config_defaults_and_tables() -> None:
 def test_config_rejects(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         ManufacturingSourceConfig.model_validate(overrides)
+
+
+def test_event_timestamps_have_no_zone_whether_at_is_aware_or_naive() -> None:
+    aware = datetime(2025, 3, 1, 12, 0, 0, 5, tzinfo=UTC)
+    assert timestamp(aware) == "2025-03-01T12:00:00.000005"
+    assert timestamp(aware.replace(tzinfo=None)) == "2025-03-01T12:00:00.000005"

@@ -59,6 +59,16 @@ def test_gauss_has_the_asked_mean_and_spread_and_normal_tails() -> None:
     assert abs(statistics.correlation(values[::2], values[1::2])) < 0.02
 
 
+def test_normals_are_the_next_two_gauss_values_with_or_without_a_spare() -> None:
+    pairs, singles = SmallRng(3), SmallRng(3)
+    for _ in range(50):
+        assert pairs.normals() == (singles.gauss(), singles.gauss())
+    singles.gauss()  # leaves a spare deviate pending
+    pairs.gauss()
+    assert pairs.normals() == (singles.gauss(), singles.gauss())
+    assert pairs.random() == singles.random()
+
+
 def test_integers_cover_their_range_evenly() -> None:
     rng = SmallRng(3)
     counts = Counter(rng.randint(5, 9) for _ in range(N))

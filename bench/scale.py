@@ -9,16 +9,22 @@ task has started), and after `--warmup` more seconds, the daemon's RSS (/proc Vm
 its admin endpoint (/status), and at the end the fullest lane and how many producers wait on it
 (a full lane means the pipeline is behind the offered rate and every waiting producer holds a row).
 Target: 10,000 tasks with RSS <= 250 MB. `--interval-ms` slows every task (2000: 0.5 Hz) to measure
-the memory of N tasks apart from the pipeline's throughput.
+the memory of N tasks apart from the pipeline's throughput. `--pause-s S` then stops the daemon
+(SIGSTOP) for S seconds, as a busy machine or a long pause would, and reports whether and when it
+caught up: every producer is S seconds late and emits its due rows back to back, so the lane
+fills, and the daemon catches up only if a full lane costs it no more per row than an empty one.
 
 Usage: python bench/scale.py [--tasks 1 1000 10000] [--seconds N] [--warmup S] [--interval-ms MS]
+       [--pause-s S]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -104,6 +110,7 @@ def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
         last_status = status(admin)
         produced1, committed1 = table_counts(last_status)
         last = samples[-1]
+        recovery = pause_and_recover(proc.pid, admin, args) if args.pause_s > 0 else ""
     finally:
         drain_s = stop_daemon(proc)
     rss = [s.rss_mb for s in samples]
@@ -113,7 +120,7 @@ def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
     produced_rate = (produced1 - produced0) / window
     ramp = "never reached 90 % of the offered rate" if ramp_s is None else f"{ramp_s:.1f} s"
     channels = len(last_status["channels"])
-    fullest = max(last_status["lanes"], key=lambda lane: lane["depth"])
+    fullest = fullest_lane(last_status)
     verdict = ""
     if tasks >= 10_000:
         verdict = f"  target RSS <= {RSS_TARGET_MB} MB: {'MET' if max(rss) <= RSS_TARGET_MB else 'MISSED'}"
@@ -124,7 +131,54 @@ def run_one(tasks: int, args: argparse.Namespace, url: str, root: Path) -> str:
         f"(offered {offered:,.0f})  lane {fullest['depth']:,}/{fullest['capacity']:,} with "
         f"{fullest['producers_waiting']:,} producers waiting  "
         f"ready after {ready_s:.1f} s, all tasks producing after {ramp}, "
-        f"drain+exit {drain_s:.1f} s{verdict}"
+        f"drain+exit {drain_s:.1f} s{verdict}{recovery}"
+    )
+
+
+def fullest_lane(body: dict[str, Any]) -> dict[str, Any]:
+    """The lane with the most rows buffered in a /status body."""
+    lane: dict[str, Any] = max(body["lanes"], key=lambda lane: lane["depth"])
+    return lane
+
+
+def pause_and_recover(pid: int, admin: str, args: argparse.Namespace) -> str:
+    """SIGSTOP the daemon for `--pause-s`, then time it until it has caught up; the result text.
+
+    Caught up: two polls in a row with no producer waiting and the fullest lane under a tenth of
+    its capacity (every late producer has emitted its due rows).
+    """
+    before, _ = table_counts(status(admin))
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(args.pause_s)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    resumed = time.monotonic()
+    lane = fullest_lane(status(admin))
+    calm = 0
+    peak_waiting = lane["producers_waiting"]
+    while time.monotonic() - resumed < args.recover_timeout:
+        time.sleep(0.5)
+        body = status(admin)
+        lane = fullest_lane(body)
+        peak_waiting = max(peak_waiting, lane["producers_waiting"])
+        calm = (
+            calm + 1
+            if not lane["producers_waiting"] and lane["depth"] < lane["capacity"] / 10
+            else 0
+        )
+        if calm == 2:
+            produced, _ = table_counts(body)
+            took = time.monotonic() - resumed
+            return (
+                f"\n    after a {args.pause_s:g} s pause (SIGSTOP): caught up in {took:.1f} s, "
+                f"{(produced - before) / (args.pause_s + took):,.0f} rows/s produced over pause + "
+                f"catch-up, up to {peak_waiting:,} producers waiting on the full lane"
+            )
+    return (
+        f"\n    after a {args.pause_s:g} s pause (SIGSTOP): NOT caught up within "
+        f"{args.recover_timeout:g} s: lane {lane['depth']:,}/{lane['capacity']:,}, "
+        f"{lane['producers_waiting']:,} producers waiting"
     )
 
 
@@ -143,6 +197,12 @@ def main() -> None:
         "--loop", choices=["auto", "uvloop", "asyncio"], default="auto", help="config event_loop"
     )
     parser.add_argument("--commit-delay-ms", type=float, default=1000)
+    parser.add_argument(
+        "--pause-s", type=float, default=0, help="after the window, SIGSTOP the daemon this long"
+    )
+    parser.add_argument(
+        "--recover-timeout", type=float, default=120, help="most seconds to wait for catching up"
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")

@@ -264,6 +264,7 @@ class StreamingClient:
                         "X-Snowflake-Authorization-Token-Type": "OAUTH",
                     },
                 )
+            _cut_loose(response)
             if response.status_code == 200:
                 return response
             if response.status_code == 401 and attempt == 0:
@@ -285,6 +286,22 @@ class StreamingClient:
 
     def __repr__(self) -> str:
         return f"StreamingClient(auth={self._auth!r}, compression={self._compression!r})"
+
+
+_CONSUMED = httpx.ByteStream(b"")
+
+
+def _cut_loose(response: httpx.Response) -> None:
+    """Break the reference cycle httpx leaves between a read response and its stream.
+
+    `AsyncClient.send` wraps the stream in a `BoundAsyncStream` that points back at the response,
+    so every response, its request and the request's body (an append's ~100 KB compressed batch)
+    outlive our last reference until the cyclic collector runs. The daemon paces that collector
+    (`streamd.memory`), and in bench/stall.py those bodies held the appending daemon's RSS
+    10-25 MB above a daemon whose appends were stopped. The body was read in full (no streaming
+    request), so the stream is replaced by an empty one and reference counting frees the rest.
+    """
+    response.stream = _CONSUMED
 
 
 def _seg(name: str) -> str:

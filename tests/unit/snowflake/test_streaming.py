@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
+import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -393,6 +395,33 @@ async def test_append_rows_query_headers_and_body(
     assert _decompress(req) == body
     if compression != "none":
         assert len(req.content) < len(body)
+
+
+async def test_an_append_response_is_freed_without_the_cyclic_collector(
+    fake: FakeSnowflake, http: httpx.AsyncClient, rsa_key: RSAPrivateKey, clock: ManualClock
+) -> None:
+    """httpx leaves each response in a cycle with its stream; ours are cut loose once read, so an
+    append's response (and the request body it holds) goes when the last reference does."""
+    fake.ingest = lambda _r: httpx.Response(200, json={"next_continuation_token": "ct-2"})
+    client = _client(_auth(http, rsa_key, clock), http)
+    await client.append_rows(
+        KEY, "ct-1", b'{"ID":1}\n', start_offset_token="1", end_offset_token="1"
+    )
+    seen: list[weakref.ref[httpx.Response]] = []
+
+    async def remember(response: httpx.Response) -> None:
+        seen.append(weakref.ref(response))
+
+    http.event_hooks["response"] = [remember]
+    gc.disable()
+    try:
+        await client.append_rows(
+            KEY, "ct-2", b'{"ID":2}\n', start_offset_token="2", end_offset_token="2"
+        )
+        assert len(seen) == 1
+        assert seen[0]() is None
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,9 @@ took ~35 % of the event loop's thread, and the daemon fell to ~7,300 of the 10,0
 so the lane stayed full (bench/scale.py). Collecting the youngest generation every
 YOUNG_GENERATION_THRESHOLD allocations instead kept up at ~76 % of a core. Cyclic garbage is rare
 here (~1,000 objects/s, mostly from the HTTP stack), so it waits a little longer, not unbounded.
-The price, measured in bench/stall.py at 10,000 rows/s: RSS while appending swings ~10–25 MB
-higher than with the default pace (some of those cycles hold request buffers), so a commit freeze,
-which stops the appends, drops RSS ~15 % below its pre-freeze level instead of ~8 %.
+What cycles do hold lives longer, so none may hold anything large: httpx's responses did (each
+append's ~100 KB body, 10–25 MB of RSS in bench/stall.py), and the streaming client now cuts
+them loose (`streamd.snowflake.streaming._cut_loose`).
 """
 
 from __future__ import annotations

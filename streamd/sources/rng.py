@@ -67,22 +67,22 @@ class SmallRng:
     def gauss(self, mu: float = 0.0, sigma: float = 1.0) -> float:
         """A normal deviate (Box–Muller; the pair's second value serves the next call)."""
         z = self._spare
-        if z is not None:
+        if z is None:
+            z, self._spare = self._box_muller()
+        else:
             self._spare = None
-            return mu + z * sigma
-        s = self.next64()
-        angle = (s >> 32) * _TO_ANGLE
-        # 1 - u, with u on a 2**-32 grid, is never 0, so the log is finite (|z| < 6.7).
-        radius = _sqrt(-2.0 * _log(((s & 0xFFFFFFFF) + 1) * _TO_UNIT32))
-        self._spare = _sin(angle) * radius
-        return mu + _cos(angle) * radius * sigma
+        return mu + z * sigma
 
     def normals(self) -> tuple[float, float]:
         """Two standard normal deviates: the values of two `gauss()` calls, from one draw."""
         if self._spare is not None:
             return self.gauss(), self.gauss()
+        return self._box_muller()
+
+    def _box_muller(self) -> tuple[float, float]:
         s = self.next64()
         angle = (s >> 32) * _TO_ANGLE
+        # 1 - u, with u on a 2**-32 grid, is never 0, so the log is finite (|z| < 6.7).
         radius = _sqrt(-2.0 * _log(((s & 0xFFFFFFFF) + 1) * _TO_UNIT32))
         return _cos(angle) * radius, _sin(angle) * radius
 

@@ -23,12 +23,11 @@ import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from google.protobuf.message import DecodeError
 
 from streamd.rows import Row
-from streamd.sources.sparkplug_b_pb2 import DATATYPE_CODES, DATATYPES, Payload
+from streamd.sources.sparkplug_b_pb2 import Payload
 
 NAMESPACE = "spBv1.0"
 REBIRTH_METRIC = "Node Control/Rebirth"
@@ -36,6 +35,33 @@ _NODE_TYPES = {"NBIRTH", "NDATA", "NDEATH", "NCMD"}
 _DEVICE_TYPES = {"DBIRTH", "DDATA", "DDEATH", "DCMD"}
 _SIGNED32 = {1, 2, 3}  # Int8, Int16, Int32 travel in the uint32 `int_value`
 _SIGNED64 = {4}  # Int64 travels in the uint64 `long_value`
+
+# Sparkplug B data types (the `datatype` field of a metric), as in the specification.
+DATATYPES: dict[int, str] = {
+    1: "Int8",
+    2: "Int16",
+    3: "Int32",
+    4: "Int64",
+    5: "UInt8",
+    6: "UInt16",
+    7: "UInt32",
+    8: "UInt64",
+    9: "Float",
+    10: "Double",
+    11: "Boolean",
+    12: "String",
+    13: "DateTime",
+    14: "Text",
+    15: "UUID",
+    16: "DataSet",
+    17: "Bytes",
+    18: "File",
+    19: "Template",
+}
+DATATYPE_CODES: dict[str, int] = {v: k for k, v in DATATYPES.items()}
+
+MetricValue = int | float | str | None
+"""A metric's value in a row (`metric_value`): bytes become base64 text, NULL becomes None."""
 
 
 class SparkplugError(ValueError):
@@ -76,7 +102,7 @@ def parse_topic(topic: str) -> tuple[str, str, str, str | None]:
 
 def rebirth_request(group: str, edge: str, now_ms: int) -> tuple[str, bytes]:
     """The NCMD that asks edge node `group/edge` to publish its births again."""
-    p: Any = Payload(timestamp=now_ms)
+    p = Payload(timestamp=now_ms)
     m = p.metrics.add()
     m.name = REBIRTH_METRIC
     m.datatype = DATATYPE_CODES["Boolean"]
@@ -84,21 +110,23 @@ def rebirth_request(group: str, edge: str, now_ms: int) -> tuple[str, bytes]:
     return f"{NAMESPACE}/{group}/NCMD/{edge}", p.SerializeToString()
 
 
-def metric_value(metric: Any, datatype: int) -> Any:
+def metric_value(metric: Payload.Metric, datatype: int) -> MetricValue:
     """The Python value of a metric (signed integers restored; bytes as base64 text)."""
     if metric.is_null:
         return None
     which = metric.WhichOneof("value")
     if which is None:
         return None
-    value = getattr(metric, which)
-    if which == "int_value" and datatype in _SIGNED32 and value >= 1 << 31:
-        return value - (1 << 32)
-    if which == "long_value" and datatype in _SIGNED64 and value >= 1 << 63:
-        return value - (1 << 64)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    return value
+    if which == "int_value":
+        value = metric.int_value
+        return value - (1 << 32) if datatype in _SIGNED32 and value >= 1 << 31 else value
+    if which == "long_value":
+        value = metric.long_value
+        return value - (1 << 64) if datatype in _SIGNED64 and value >= 1 << 63 else value
+    if which == "bytes_value":
+        return base64.b64encode(metric.bytes_value).decode("ascii")
+    other: float | bool | str = getattr(metric, which)
+    return other
 
 
 class SparkplugDecoder:
@@ -122,7 +150,7 @@ class SparkplugDecoder:
         if kind in ("NCMD", "DCMD"):
             return Decoded([])
         try:
-            payload: Any = Payload.FromString(data)
+            payload = Payload.FromString(data)
         except DecodeError as exc:
             raise SparkplugError(f"payload is not a Sparkplug B protobuf: {exc}") from None
         node = self._nodes.setdefault((group, edge), _Node())
@@ -191,7 +219,7 @@ class SparkplugDecoder:
         return rebirth_request(group, edge, self._wall_ms())
 
     @staticmethod
-    def _births(payload: Any) -> dict[int, tuple[str, int]]:
+    def _births(payload: Payload) -> dict[int, tuple[str, int]]:
         return {
             int(m.alias): (m.name, int(m.datatype))
             for m in payload.metrics
@@ -199,7 +227,7 @@ class SparkplugDecoder:
         }
 
     @staticmethod
-    def _status(base: Row, status: str, stamp: int | None, value: Any) -> Row:
+    def _status(base: Row, status: str, stamp: int | None, value: MetricValue) -> Row:
         return base | {
             "METRIC": None,
             "ALIAS": None,

@@ -15,7 +15,8 @@ from streamd.config import Config
 from streamd.daemon import Daemon
 from streamd.keys import generate_key_pair
 from streamd.sources.mqtt import MqttSource
-from streamd.sources.sparkplug_b_pb2 import DATATYPE_CODES, Payload
+from streamd.sources.sparkplug import DATATYPE_CODES
+from streamd.sources.sparkplug_b_pb2 import Payload
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
 from tests.conftest import MANUFACTURING_SQL, StandinFactory

@@ -15,8 +15,13 @@ from streamd.sources.mqtt import (
     topic_columns,
     topic_matches,
 )
-from streamd.sources.sparkplug import REBIRTH_METRIC, SparkplugDecoder, SparkplugError
-from streamd.sources.sparkplug_b_pb2 import DATATYPE_CODES, Payload
+from streamd.sources.sparkplug import (
+    DATATYPE_CODES,
+    REBIRTH_METRIC,
+    SparkplugDecoder,
+    SparkplugError,
+)
+from streamd.sources.sparkplug_b_pb2 import Payload
 
 
 def spb(seq: int | None, metrics: list[dict[str, Any]], timestamp: int = 1000) -> bytes:

@@ -15,6 +15,7 @@ import typer
 
 from streamd.config import Config, load
 from streamd.errors import ConfigError, StreamdError
+from streamd.install import needs_full_install
 from streamd.logs import configure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -198,10 +199,10 @@ def backfill(
     config: ConfigOpt = None,
 ) -> None:
     """Load existing files into a table through classic Snowpipe (idempotent: re-runs skip)."""
-    from streamd.backfill import backfill as run_backfill
-
     cfg = _load(config)
     with _one_line_errors():
+        with needs_full_install("streamd backfill"):
+            from streamd.backfill import backfill as run_backfill
         summary = anyio.run(run_backfill, cfg, table, paths, typer.echo)
     typer.echo(
         f"backfill: {summary.files} files, {summary.rows_loaded} of {summary.rows_sent} rows "
@@ -279,8 +280,10 @@ def standin_serve(
 ) -> None:
     """Serve the Snowflake stand-in on its own, for other clients."""
     from streamd.config import sql_dirs
-    from streamd.standin.faults import FaultSpecError, parse_fault_spec
-    from streamd.standin.server import StandinSettings, serve
+
+    with _one_line_errors(), needs_full_install("streamd standin serve"):
+        from streamd.standin.faults import FaultSpecError, parse_fault_spec
+        from streamd.standin.server import StandinSettings, serve
 
     try:
         plan = parse_fault_spec(faults) if faults else None

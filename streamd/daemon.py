@@ -27,6 +27,7 @@ from streamd.channels import open_channels, open_spools
 from streamd.clock import Clock, SystemClock
 from streamd.config import Config, sql_dirs
 from streamd.errors import ConfigError, FatalError
+from streamd.install import needs_full_install
 from streamd.keys import local_key_pair
 from streamd.logs import get_logger
 from streamd.memory import collector_paced, trim_heap_loop
@@ -238,8 +239,9 @@ class Daemon:
             if cfg.target.kind == "local":
                 # Imported here: the stand-in brings DuckDB, Arrow and sqlglot (~60 MB resident)
                 # that a daemon aimed at a real account never needs.
-                from streamd.standin.server import StandinSettings
-                from streamd.standin.server import serve as serve_standin
+                with needs_full_install('target.kind = "local" (the embedded stand-in)'):
+                    from streamd.standin.server import StandinSettings
+                    from streamd.standin.server import serve as serve_standin
 
                 private_pem, public_pem = local_key_pair(state_dir / "local")
                 standin = await root.start(
@@ -314,7 +316,8 @@ class Daemon:
                 if cfg.files_tables():
                     # Imported only with files-mode tables: snowflake-ingest pulls in the
                     # Snowflake connector and boto3 (~45 MB resident).
-                    from streamd.sinks.file_setup import open_files_mode
+                    with needs_full_install('tables with mode = "files"'):
+                        from streamd.sinks.file_setup import open_files_mode
 
                     await open_files_mode(
                         cfg,

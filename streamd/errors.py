@@ -5,6 +5,7 @@
     StreamdError
     ├── ConfigError                 bad or missing configuration; names the key and the fix
     ├── SourceError                 a source cannot produce (bad input file, broker refused us)
+    ├── NotInstalled                a feature whose packages this install leaves out (streaming-only)
     ├── DeliveryError               talking to Snowflake failed
     │   ├── RetryableError          try the same request again later (429, 5xx, transport); carries retry_after
     │   ├── ReopenChannel           the channel is unusable; reopen it and replay from the committed offset
@@ -36,6 +37,10 @@ class ConfigError(StreamdError):
 
 class SourceError(StreamdError):
     """A source cannot go on producing."""
+
+
+class NotInstalled(StreamdError):
+    """A feature needs a package the streaming-only install leaves out (stand-in, files mode)."""
 
 
 class DeliveryError(StreamdError):

@@ -23,6 +23,7 @@ import httpx
 from streamd.clock import SystemClock
 from streamd.config import Config, embedded_path, sql_dirs
 from streamd.errors import ConfigError, SqlError, StreamdError
+from streamd.install import needs_full_install
 from streamd.snowflake.auth import KeyPairAuth, load_private_key
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.sqlsplit import SplitError, split_statements
@@ -160,7 +161,9 @@ async def local_target(config: Config) -> AsyncIterator[str]:
         yield str(status["target"]["url"])
         return
     from streamd.keys import local_key_pair
-    from streamd.standin.server import StandinSettings, serve
+
+    with needs_full_install("streamd setup on the local target"):
+        from streamd.standin.server import StandinSettings, serve
 
     # sqlglot logs every statement it hands back as a Command (tasks, streams): noise here.
     logging.getLogger("sqlglot").setLevel(logging.ERROR)

@@ -10,6 +10,7 @@ import httpx
 from streamd.clock import SystemClock
 from streamd.config import Config
 from streamd.inspect import DaemonNotRunning, fetch_status
+from streamd.install import needs_full_install
 from streamd.snowflake.auth import KeyPairAuth, load_private_key
 from streamd.snowflake.sql_api import SqlApiClient
 
@@ -20,7 +21,8 @@ async def run_statement(config: Config, statement: str) -> tuple[list[str], list
         try:
             status = fetch_status(config, timeout=1.0)
         except DaemonNotRunning:
-            from streamd.standin.storage import query_offline
+            with needs_full_install("streamd sql with no daemon running"):
+                from streamd.standin.storage import query_offline
 
             columns, rows = query_offline(Path(config.state_dir) / "standin", statement)
             return columns, [list(r) for r in rows]

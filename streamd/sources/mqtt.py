@@ -32,9 +32,8 @@ on asyncio, so the daemon must use the asyncio backend — it does).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import aiomqtt
 import anyio
 import orjson
 from anyio.abc import TaskStatus
@@ -46,7 +45,11 @@ from streamd.secrets import resolve_secret
 from streamd.sources.base import SourceContext
 from streamd.sources.mqtt_acks import AckQueue, Pending
 from streamd.sources.rejects import DeadLetter, raw_row
-from streamd.sources.sparkplug import SparkplugDecoder, SparkplugError
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+    from streamd.sources.sparkplug import SparkplugDecoder
 
 _QUALIFIED = r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$"
 
@@ -193,7 +196,13 @@ class MqttSource:
         self.config = config
         self.name = config.name
         self._dead_letter = dead_letter
-        self._sparkplug = SparkplugDecoder(rebirth_interval_s=config.rebirth_interval_s)
+        # The MQTT client and protobuf load with the source, not with the config: a broken or
+        # missing MQTT dependency must not take down `streamd --help`, `sql` or the stand-in.
+        from streamd.sources.sparkplug import SparkplugDecoder
+
+        self._sparkplug: SparkplugDecoder = SparkplugDecoder(
+            rebirth_interval_s=config.rebirth_interval_s
+        )
         self._log = get_logger(source=config.name)
         self.connects = 0
         """Successful connections so far (tests and logs)."""
@@ -205,6 +214,8 @@ class MqttSource:
         self, ctx: SourceContext, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Consume until cancelled (or until nobody receives any more)."""
+        import aiomqtt
+
         c = self.config
         delay = c.reconnect_min_s
         while True:
@@ -222,6 +233,8 @@ class MqttSource:
             delay = min(c.reconnect_max_s, delay * 2)
 
     async def _session(self, ctx: SourceContext, task_status: TaskStatus[None]) -> None:
+        import aiomqtt
+
         c = self.config
         client = aiomqtt.Client(
             c.host,
@@ -306,7 +319,7 @@ class MqttSource:
                 if decoded.rebirth is not None:
                     self._log.info("sparkplug_rebirth_requested", topic=decoded.rebirth[0])
                     await client.publish(decoded.rebirth[0], decoded.rebirth[1], qos=0)
-        except (ValueError, SparkplugError) as exc:  # orjson.JSONDecodeError is a ValueError
+        except ValueError as exc:  # orjson.JSONDecodeError and SparkplugError are ValueErrors
             rule = "invalid_sparkplug" if sub.format == "sparkplug_b" else "invalid_json"
             await self._reject(sub.table, topic, payload, rule, str(exc))
             acks.add(message.mid, message.qos, 0, topic, payload)

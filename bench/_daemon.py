@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from streamd.keys import generate_key_pair
+from streamd.snowflake.keys import generate_key_pair
 
 SENSOR_TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
 MAX_EQUIPMENT = 9999

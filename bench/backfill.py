@@ -19,9 +19,9 @@ from pathlib import Path
 import anyio
 import orjson
 
-from streamd.backfill import run_backfill
-from streamd.config import Config
-from streamd.keys import generate_key_pair
+from streamd.config.model import Config
+from streamd.sinks.files.backfill import run_backfill
+from streamd.snowflake.keys import generate_key_pair
 from streamd.testing import sensor_rows, standin_query, start_standin_process
 
 TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"

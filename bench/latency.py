@@ -54,15 +54,15 @@ import anyio
 import structlog
 from _timing import PARTS, breakdown, server_log
 
-from streamd import eventloop
-from streamd.config import Config
-from streamd.daemon import Daemon
-from streamd.keys import generate_key_pair
+from streamd.config.model import Config
+from streamd.daemon import eventloop
+from streamd.daemon.run import Daemon
+from streamd.daemon.topology import RunSummary
 from streamd.metrics import Metrics
 from streamd.rows import Envelope, Row, parse_offset
+from streamd.snowflake.keys import generate_key_pair
 from streamd.sources.base import SourceContext
 from streamd.testing import sensor_rows, start_standin_process
-from streamd.topology import RunSummary
 
 SENSOR_TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
 POOL = 10_000

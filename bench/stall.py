@@ -41,7 +41,7 @@ from _daemon import (
     write_key,
 )
 
-from streamd.config import sql_dirs
+from streamd.config.model import sql_dirs
 from streamd.standin.server import Standin, StandinSettings, serve
 
 ROW_BYTES = 620

@@ -21,13 +21,13 @@ from pathlib import Path
 import anyio
 import orjson
 
-from streamd import eventloop
-from streamd.config import Config
-from streamd.daemon import Daemon
-from streamd.keys import generate_key_pair
+from streamd.config.model import Config
+from streamd.daemon import eventloop
+from streamd.daemon.run import Daemon
+from streamd.daemon.topology import RunSummary
 from streamd.rows import Row
+from streamd.snowflake.keys import generate_key_pair
 from streamd.testing import ListSource, sensor_rows, standin_query, start_standin_process
-from streamd.topology import RunSummary
 
 SENSOR_TABLE = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
 WIDE_TABLE = "MANUFACTURING_DEMO.RAW_DATA.BENCH_WIDE"

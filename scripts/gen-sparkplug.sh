@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates streamd/sources/sparkplug_b_pb2.py (protobuf gencode) and sparkplug_b_pb2.pyi (its
-# typed stub, by mypy-protobuf) from streamd/sources/sparkplug_b.proto. The tools are not project
+# Regenerates streamd/sources/mqtt/sparkplug_b_pb2.py (protobuf gencode) and sparkplug_b_pb2.pyi (its
+# typed stub, by mypy-protobuf) from streamd/sources/mqtt/sparkplug_b.proto. The tools are not project
 # dependencies: they go into a throwaway venv that is removed afterwards.
 #
 #   scripts/gen-sparkplug.sh            # PYTHON=python3.11 scripts/gen-sparkplug.sh to pick one
@@ -19,8 +19,8 @@ MYPY_PROTOBUF=3.7.0
 PROTOBUF=5.29.6 # runs the protoc plugins only; unrelated to the runtime streamd uses
 
 cd "$(dirname "$0")/.."
-proto=streamd/sources/sparkplug_b.proto
-out=streamd/sources/sparkplug_b_pb2.py
+proto=streamd/sources/mqtt/sparkplug_b.proto
+out=streamd/sources/mqtt/sparkplug_b_pb2.py
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -28,7 +28,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check --only-binary=:all: \
     "grpcio-tools==$GRPCIO_TOOLS" "mypy-protobuf==$MYPY_PROTOBUF" "protobuf==$PROTOBUF"
 
-# -I . makes the registered file name streamd/sources/sparkplug_b.proto (unique in the default
+# -I . makes the registered file name streamd/sources/mqtt/sparkplug_b.proto (unique in the default
 # descriptor pool) and writes both outputs next to the .proto.
 "$tmp/venv/bin/python" -m grpc_tools.protoc -I . \
     --python_out=. \

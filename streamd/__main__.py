@@ -1,5 +1,5 @@
 """`python -m streamd` runs the CLI."""
 
-from streamd.cli import main
+from streamd.cli.app import main
 
 main()

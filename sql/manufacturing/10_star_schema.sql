@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS MANUFACTURING_DEMO.ANALYTICS.DIM_EQUIPMENT_TYPE (
 )
 COMMENT = 'Operating envelope per machine type; the sensor load flags readings outside it';
 
--- Nominal values as in streamd/sources/manufacturing_models.py; limits at +25 % temperature,
+-- Nominal values as in streamd/sources/synthetic/manufacturing_models.py; limits at +25 % temperature,
 -- +30 % pressure and 2x vibration. MERGE keeps the seed idempotent.
 MERGE INTO MANUFACTURING_DEMO.ANALYTICS.DIM_EQUIPMENT_TYPE t
 USING (

@@ -2,5 +2,5 @@
 
 `report.py` (Finding, HealthReport), `checks.py` and `checks_tables.py` (one function per concern),
 `freshness.py` (end-to-end freshness), `loop.py` (the schedule and what a cycle publishes),
-`config.py` (the `[reconciler]` section). Kept import-free: `streamd.config` imports `config.py`.
+`config.py` (the `[reconciler]` section). Kept import-free: `streamd.config.model` imports `config.py`.
 """

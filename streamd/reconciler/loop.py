@@ -16,7 +16,7 @@ import anyio
 import anyio.abc
 
 from streamd.clock import Clock
-from streamd.config import Config
+from streamd.config.model import Config
 from streamd.errors import StreamdError
 from streamd.logs import get_logger
 from streamd.metrics import Metrics

@@ -297,7 +297,7 @@ def _cut_loose(response: httpx.Response) -> None:
     `AsyncClient.send` wraps the stream in a `BoundAsyncStream` that points back at the response,
     so every response, its request and the request's body (an append's ~100 KB compressed batch)
     outlive our last reference until the cyclic collector runs. The daemon paces that collector
-    (`streamd.memory`), and in bench/stall.py those bodies held the appending daemon's RSS
+    (`streamd.daemon.memory`), and in bench/stall.py those bodies held the appending daemon's RSS
     10-25 MB above a daemon whose appends were stopped. The body was read in full (no streaming
     request), so the stream is replaced by an empty one and reference counting frees the rest.
     """

@@ -16,20 +16,20 @@ import anyio
 import anyio.abc
 from starlette.applications import Starlette
 
-from streamd.asgi_server import EmbeddedServer, bind_tcp, serve_asgi
-from streamd.standin.auth import Authenticator
-from streamd.standin.fault_http import FaultMiddleware
+from streamd.http_server import EmbeddedServer, bind_tcp, serve_asgi
 from streamd.standin.faults import FaultPlan
-from streamd.standin.routes_sdk import SdkApi
-from streamd.standin.routes_snowpipe import SnowpipeApi
-from streamd.standin.routes_sql import SqlApi
-from streamd.standin.routes_streaming import StreamingApi
-from streamd.standin.sqlruntime import SqlRuntime
-from streamd.standin.stage import Stage
-from streamd.standin.state import MAX_CHANNELS_PER_PIPE, StandinState
-from streamd.standin.storage import Storage
-from streamd.standin.timing import TimingLog
-from streamd.standin.tls import TlsError, TlsFiles, ensure_self_signed, user_tls
+from streamd.standin.http.auth import Authenticator
+from streamd.standin.http.fault_middleware import FaultMiddleware
+from streamd.standin.http.sdk import SdkApi
+from streamd.standin.http.snowpipe import SnowpipeApi
+from streamd.standin.http.sql_api import SqlApi
+from streamd.standin.http.streaming import StreamingApi
+from streamd.standin.http.tls import TlsError, TlsFiles, ensure_self_signed, user_tls
+from streamd.standin.runtime import SqlRuntime
+from streamd.standin.sdk.blob_stage import Stage
+from streamd.standin.storage.database import Storage
+from streamd.standin.streaming.channels import MAX_CHANNELS_PER_PIPE, StandinState
+from streamd.standin.streaming.timing import TimingLog
 
 log = logging.getLogger("streamd.standin")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import anyio
 import httpx
 
-from streamd.config import parse
-from streamd.daemon import Daemon
+from streamd.config.model import parse
+from streamd.daemon.run import Daemon
 
 
 async def test_readyz_and_metrics_while_running(tmp_path: Path) -> None:

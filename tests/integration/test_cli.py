@@ -9,10 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from streamd.config import parse
-from streamd.daemon import Daemon
-from streamd.inspect import fetch_status, render
-from streamd.keys import generate_key_pair, write_private
+from streamd.cli.inspect import fetch_status, render
+from streamd.config.model import parse
+from streamd.daemon.run import Daemon
+from streamd.snowflake.keys import generate_key_pair, write_private
 
 
 def streamd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamd.config import parse
-from streamd.daemon import Daemon
-from streamd.standin.storage import query_offline
+from streamd.config.model import parse
+from streamd.daemon.run import Daemon
+from streamd.standin.storage.database import query_offline
 
 TABLES = ("SENSOR_DATA_RAW", "PRODUCTION_DATA_RAW", "QUALITY_DATA_RAW")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import orjson
 
-from streamd.config import parse
-from streamd.daemon import Daemon
-from streamd.inspect import render
-from streamd.standin.storage import query_offline
+from streamd.cli.inspect import render
+from streamd.config.model import parse
+from streamd.daemon.run import Daemon
+from streamd.standin.storage.database import query_offline
 from streamd.testing import ListSource
 
 SENSOR = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"

@@ -12,10 +12,10 @@ from typing import Any
 import anyio
 import pytest
 
-from streamd.config import Config
-from streamd.daemon import Daemon
-from streamd.keys import generate_key_pair
-from streamd.setup_command import plan, run_planned
+from streamd.cli.setup import plan, run_planned
+from streamd.config.model import Config
+from streamd.daemon.run import Daemon
+from streamd.snowflake.keys import generate_key_pair
 from streamd.snowflake.sql_api import SqlApiClient
 from tests.conftest import MANUFACTURING_SQL, REPO, StandinFactory
 from tests.integration.standin.sql_client import rows, sql_client

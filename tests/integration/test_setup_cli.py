@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from streamd.cli.setup import plan, run_planned
 from streamd.errors import SqlError
-from streamd.setup_command import plan, run_planned
 from tests.conftest import StandinFactory
 from tests.integration.standin.sql_client import sql_client
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from streamd.setup_command import plan, run_planned
+from streamd.cli.setup import plan, run_planned
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.standin.server import Standin
 from tests.conftest import MANUFACTURING_SQL, REPO, StandinFactory

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from streamd.config import Config, parse
-from streamd.keygen import generate
+from streamd.cli.keygen import generate
+from streamd.config.model import Config, parse
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "streamd.service"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from streamd.asgi_server import bind_tcp
+from streamd.http_server import bind_tcp
 
 
 async def test_accepted_connections_have_nodelay() -> None:

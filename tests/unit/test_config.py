@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streamd.config import Config, embedded_path, load, parse
-from streamd.config_example import render_example
+from streamd.config.example import render_example
+from streamd.config.model import Config, embedded_path, load, parse
 from streamd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streamd import eventloop
+from streamd.daemon import eventloop
 from streamd.errors import ConfigError
 
 

@@ -30,7 +30,7 @@ class Refuse:
 
 sys.meta_path.insert(0, Refuse())
 sys.argv = ["streamd", *sys.argv[2:]]
-from streamd.cli import main
+from streamd.cli.app import main
 
 main()
 """

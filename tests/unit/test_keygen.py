@@ -15,16 +15,16 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from streamd.errors import ConfigError
-from streamd.keygen import (
+from streamd.cli.keygen import (
     KeyPairFiles,
     alter_user_statement,
     check_private_key_file,
     generate,
     quote_identifier,
 )
+from streamd.errors import ConfigError
 from streamd.snowflake.auth import KeyPairAuth, load_private_key, mint_jwt
-from streamd.standin.auth import Authenticator
+from streamd.standin.http.auth import Authenticator
 from streamd.testing import ManualClock
 
 PASSPHRASE = b"correct horse battery staple"

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from streamd import memory
+from streamd.daemon import memory
 from streamd.testing import ManualClock
 
 

@@ -13,7 +13,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from streamd.notify import (
+from streamd.daemon.notify import (
     WATCHDOG_CHECKS_PER_INTERVAL,
     Notifier,
     ProgressGate,

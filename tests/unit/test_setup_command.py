@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from streamd.cli import app
+from streamd.cli.app import app
+from streamd.cli.setup import plan
 from streamd.errors import ConfigError, SqlError
-from streamd.setup_command import plan
 
 
 def _tree(root: Path) -> Path:

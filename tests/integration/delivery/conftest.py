@@ -9,12 +9,12 @@ from typing import Any
 import anyio
 import pytest
 
-from streamd.config import Config
-from streamd.daemon import Daemon
-from streamd.keys import generate_key_pair
+from streamd.config.model import Config
+from streamd.daemon.run import Daemon
+from streamd.daemon.topology import RunSummary
+from streamd.snowflake.keys import generate_key_pair
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
-from streamd.topology import RunSummary
 
 TABLES = tuple(
     f"MANUFACTURING_DEMO.RAW_DATA.{t}"

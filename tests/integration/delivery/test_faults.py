@@ -7,10 +7,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from streamd.daemon import Daemon
+from streamd.daemon.run import Daemon
+from streamd.daemon.topology import RunSummary
 from streamd.standin.faults import parse_fault_spec
 from streamd.testing import standin_query
-from streamd.topology import RunSummary
 
 from .conftest import TABLES, RunAgainst, count_ids, daemon_config
 

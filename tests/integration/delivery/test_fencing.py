@@ -8,13 +8,13 @@ from typing import Any
 import anyio
 from structlog.testing import capture_logs
 
-from streamd.config import Config
-from streamd.daemon import Daemon
+from streamd.config.model import Config
+from streamd.daemon.run import Daemon
+from streamd.daemon.topology import RunSummary
 from streamd.errors import ChannelFenced
-from streamd.keys import generate_key_pair
+from streamd.snowflake.keys import generate_key_pair
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
-from streamd.topology import RunSummary
 
 TABLES = ("SENSOR_DATA_RAW", "PRODUCTION_DATA_RAW", "QUALITY_DATA_RAW")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import anyio
 
-from streamd.daemon import Daemon
+from streamd.daemon.run import Daemon
 from streamd.standin.server import Standin
 from streamd.testing import ListSource, standin_query
 

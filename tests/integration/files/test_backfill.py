@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamd.backfill import backfill, chunks
-from streamd.config import parse
-from streamd.standin.storage import query_offline
+from streamd.config.model import parse
+from streamd.sinks.files.backfill import backfill, chunks
+from streamd.standin.storage.database import query_offline
 from streamd.testing import sensor_rows
 
 SENSOR = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"

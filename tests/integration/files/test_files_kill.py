@@ -20,7 +20,7 @@ import anyio
 import pytest
 
 from streamd.clock import SystemClock
-from streamd.keys import generate_key_pair, write_private
+from streamd.snowflake.keys import generate_key_pair, write_private
 from streamd.spool import LaneSpool, SpoolConfig
 from streamd.testing import standin_query, start_standin_process
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import anyio
 import orjson
 
-from streamd.config import parse
-from streamd.daemon import Daemon
-from streamd.inspect import render
+from streamd.cli.inspect import render
+from streamd.config.model import parse
+from streamd.daemon.run import Daemon
 from streamd.sources.base import SourceContext
-from streamd.standin.storage import query_offline
+from streamd.standin.storage.database import query_offline
 from streamd.testing import ListSource, sensor_rows
 
 SENSOR = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"

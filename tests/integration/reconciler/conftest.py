@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from streamd.clock import SystemClock
-from streamd.config import Config
-from streamd.keys import generate_key_pair
+from streamd.config.model import Config
 from streamd.metrics import Metrics
 from streamd.reconciler.config import ReconcilerConfig
 from streamd.reconciler.loop import Reconciler
 from streamd.snowflake.auth import KeyPairAuth, load_private_key
+from streamd.snowflake.keys import generate_key_pair
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.standin.server import Standin
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from streamd.setup_command import plan, run_planned
+from streamd.cli.setup import plan, run_planned
 from streamd.snowflake.sql_api import SqlApiClient
 from tests.conftest import REPO, StandinFactory
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from streamd.daemon import Daemon
+from streamd.daemon.run import Daemon
 from streamd.reconciler.loop import Reconciler
 from streamd.reconciler.report import HealthReport
 from streamd.standin.server import Standin

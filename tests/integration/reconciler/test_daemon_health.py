@@ -9,8 +9,8 @@ import anyio
 import httpx
 import pytest
 
-from streamd.daemon import Daemon
-from streamd.inspect import render
+from streamd.cli.inspect import render
+from streamd.daemon.run import Daemon
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.standin.server import Standin
 

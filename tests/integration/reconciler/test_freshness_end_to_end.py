@@ -9,10 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from streamd.daemon import Daemon
+from streamd.cli.setup import plan, run_planned
+from streamd.daemon.run import Daemon
 from streamd.reconciler.loop import Reconciler
 from streamd.reconciler.report import HealthReport
-from streamd.setup_command import plan, run_planned
 from tests.conftest import StandinFactory
 
 from .conftest import daemon_config, sql_client

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from streamd.standin.tls import ensure_self_signed
+from streamd.standin.http.tls import ensure_self_signed
 from streamd.testing import start_standin_process
 from tests.conftest import StandinFactory
 

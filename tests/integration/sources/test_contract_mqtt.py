@@ -17,7 +17,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from streamd.clock import SystemClock
 from streamd.rows import Envelope, Row
 from streamd.sources.base import SourceContext
-from streamd.sources.mqtt import MqttSource, MqttSourceConfig
+from streamd.sources.mqtt.source import MqttSource, MqttSourceConfig
 from streamd.testing import MemorySequences
 from tests.unit.sources.contract import (
     HarnessFactory,

@@ -12,10 +12,10 @@ import anyio
 import httpx
 import orjson
 
-from streamd.config import Config
-from streamd.daemon import Daemon
-from streamd.keys import generate_key_pair
-from streamd.sources.http_push import HttpPushSource
+from streamd.config.model import Config
+from streamd.daemon.run import Daemon
+from streamd.snowflake.keys import generate_key_pair
+from streamd.sources.http_push.source import HttpPushSource
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
 

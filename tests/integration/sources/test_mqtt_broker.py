@@ -13,8 +13,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from streamd.clock import SystemClock
 from streamd.rows import Envelope, Row
 from streamd.sources.base import SourceContext
-from streamd.sources.mqtt import MqttSource, MqttSourceConfig
-from streamd.sources.sparkplug_b_pb2 import Payload
+from streamd.sources.mqtt.source import MqttSource, MqttSourceConfig
+from streamd.sources.mqtt.sparkplug_b_pb2 import Payload
 from streamd.testing import MemorySequences, drain
 
 from .conftest import Broker, Relay

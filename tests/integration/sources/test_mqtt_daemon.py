@@ -11,12 +11,12 @@ import anyio
 import orjson
 import pytest
 
-from streamd.config import Config
-from streamd.daemon import Daemon
-from streamd.keys import generate_key_pair
-from streamd.sources.mqtt import MqttSource
-from streamd.sources.sparkplug import DATATYPE_CODES
-from streamd.sources.sparkplug_b_pb2 import Payload
+from streamd.config.model import Config
+from streamd.daemon.run import Daemon
+from streamd.snowflake.keys import generate_key_pair
+from streamd.sources.mqtt.source import MqttSource
+from streamd.sources.mqtt.sparkplug import DATATYPE_CODES
+from streamd.sources.mqtt.sparkplug_b_pb2 import Payload
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
 from tests.conftest import MANUFACTURING_SQL, StandinFactory

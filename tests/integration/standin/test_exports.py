@@ -13,8 +13,8 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import StaticTable
 
+from streamd.cli.setup import Planned, plan
 from streamd.errors import SqlError
-from streamd.setup_command import Planned, plan
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.standin.server import Standin
 from tests.conftest import REPO, StandinFactory

@@ -14,9 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from streamd.errors import AuthError, ObjectNotFound
-from streamd.keys import generate_key_pair
-from streamd.sinks.file_confirm import ConfirmPolicy, FileConfirmer
+from streamd.sinks.files.confirm import ConfirmPolicy, FileConfirmer
 from streamd.snowflake.auth import load_private_key
+from streamd.snowflake.keys import generate_key_pair
 from streamd.snowflake.pipe_ingest import FileReport, PipeIngestClient
 from streamd.snowflake.stage_upload import LocalDirStage
 from streamd.standin.server import Standin

@@ -16,7 +16,7 @@ import zstandard
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from streamd.standin.auth import fingerprint
+from streamd.standin.http.auth import fingerprint
 from streamd.standin.server import Standin
 from tests.conftest import StandinFactory
 

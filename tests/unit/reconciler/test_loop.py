@@ -9,8 +9,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from streamd.admin import build_app
-from streamd.inspect import render
+from streamd.cli.inspect import render
+from streamd.daemon.admin import build_app
 from streamd.metrics import Metrics
 from streamd.reconciler.config import ReconcilerConfig
 from streamd.reconciler.context import CheckContext

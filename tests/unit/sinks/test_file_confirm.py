@@ -10,8 +10,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from streamd.sinks.file_confirm import ConfirmPolicy, FileConfirmer
-from streamd.sinks.file_manifest import FileEntry, Manifest, file_path
+from streamd.sinks.files.confirm import ConfirmPolicy, FileConfirmer
+from streamd.sinks.files.manifest import FileEntry, Manifest, file_path
 from streamd.snowflake.pipe_ingest import FileReport
 from streamd.testing import ManualClock
 

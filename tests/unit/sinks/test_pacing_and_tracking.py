@@ -11,8 +11,8 @@ import pytest
 
 from streamd.metrics import Metrics
 from streamd.rows import format_offset, parse_offset
-from streamd.sinks.commit_tracker import CommitTracker
-from streamd.snowflake.pacing import ChannelPacer
+from streamd.sinks.streaming.commit_tracker import CommitTracker
+from streamd.sinks.streaming.pacing import ChannelPacer
 from streamd.snowflake.streaming import ChannelStatus, StreamingClient
 from streamd.testing import ManualClock
 

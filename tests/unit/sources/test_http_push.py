@@ -19,9 +19,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from streamd.clock import SystemClock
 from streamd.rows import Envelope, Row, format_offset
 from streamd.sources.base import SourceContext
-from streamd.sources.http_push import HttpPushSource, HttpPushSourceConfig
-from streamd.sources.http_push_body import BodyError, decode_body
-from streamd.sources.sequences import FileSequences
+from streamd.sources.http_push.body import BodyError, decode_body
+from streamd.sources.http_push.source import HttpPushSource, HttpPushSourceConfig
+from streamd.sources.synthetic.sequences import FileSequences
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

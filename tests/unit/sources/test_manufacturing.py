@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from streamd.rows import Envelope
 from streamd.sources.base import SourceContext
-from streamd.sources.event_fields import timestamp
-from streamd.sources.manufacturing import ManufacturingSource, ManufacturingSourceConfig
-from streamd.sources.manufacturing_models import shift_for_hour
+from streamd.sources.synthetic.event_fields import timestamp
+from streamd.sources.synthetic.manufacturing import ManufacturingSource, ManufacturingSourceConfig
+from streamd.sources.synthetic.manufacturing_models import shift_for_hour
 from streamd.testing import ManualClock, MemorySequences, drain, running_source, settle
 
 DDL = Path(__file__).parents[3] / "sql" / "manufacturing" / "02_raw_tables.sql"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from streamd.sources.mqtt import (
+from streamd.sources.mqtt.source import (
     AckQueue,
     MqttSourceConfig,
     MqttSubscription,
@@ -15,13 +15,13 @@ from streamd.sources.mqtt import (
     topic_columns,
     topic_matches,
 )
-from streamd.sources.sparkplug import (
+from streamd.sources.mqtt.sparkplug import (
     DATATYPE_CODES,
     REBIRTH_METRIC,
     SparkplugDecoder,
     SparkplugError,
 )
-from streamd.sources.sparkplug_b_pb2 import Payload
+from streamd.sources.mqtt.sparkplug_b_pb2 import Payload
 
 
 def spb(seq: int | None, metrics: list[dict[str, Any]], timestamp: int = 1000) -> bytes:

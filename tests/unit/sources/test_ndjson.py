@@ -16,9 +16,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from streamd.clock import SystemClock
 from streamd.rows import Envelope, Row
 from streamd.sources.base import SourceContext
-from streamd.sources.ndjson import NdjsonSource, NdjsonSourceConfig
-from streamd.sources.ndjson_position import AckTracker, PositionStore
-from streamd.sources.sequences import FileSequences
+from streamd.sources.ndjson.position import AckTracker, PositionStore
+from streamd.sources.ndjson.source import NdjsonSource, NdjsonSourceConfig
+from streamd.sources.synthetic.sequences import FileSequences
 
 TABLE = "DB.RAW.EVENTS"
 

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from streamd.rows import Envelope
 from streamd.sources.base import SourceContext
-from streamd.sources.retail import RetailSource, RetailSourceConfig
-from streamd.sources.retail_models import FUNNEL
+from streamd.sources.synthetic.retail import RetailSource, RetailSourceConfig
+from streamd.sources.synthetic.retail_models import FUNNEL
 from streamd.testing import ManualClock, MemorySequences, drain, running_source, settle
 from tests.conftest import MANUFACTURING_SQL, StandinFactory
 

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from streamd.sources.rng import SmallRng
-from streamd.sources.schedule import producer_rng
+from streamd.sources.synthetic.rng import SmallRng
+from streamd.sources.synthetic.schedule import producer_rng
 
 N = 40_000
 

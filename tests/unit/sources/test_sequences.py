@@ -6,7 +6,7 @@ from pathlib import Path
 
 import anyio
 
-from streamd.sources.sequences import FileSequences
+from streamd.sources.synthetic.sequences import FileSequences
 
 
 async def test_blocks_are_disjoint_and_survive_restart(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamd.standin.faults import FaultPlan, FaultRule, FaultSpecError, parse_fault_spec
-from streamd.standin.limits import ChannelRateLimiter, RateLimited
+from streamd.standin.streaming.limits import ChannelRateLimiter, RateLimited
 
 
 def test_parses_the_documented_example() -> None:

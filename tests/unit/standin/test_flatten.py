@@ -6,8 +6,8 @@ import duckdb
 import pytest
 import sqlglot
 
-from streamd.standin.flatten import rewrite
-from streamd.standin.sqlengine import SqlFailure, translate_expr
+from streamd.standin.sql.engine import SqlFailure, translate_expr
+from streamd.standin.sql.flatten import rewrite
 
 
 def _duckdb(sql: str) -> str:

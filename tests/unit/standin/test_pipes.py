@@ -6,9 +6,9 @@ import gzip
 
 import pytest
 
-from streamd.standin.ddl import ColumnSpec, TableSpec
-from streamd.standin.pipe_files import read_file
-from streamd.standin.pipes import PipeError, PipeSpec, parse_create_pipe
+from streamd.standin.snowpipe.files import read_file
+from streamd.standin.snowpipe.pipes import PipeError, PipeSpec, parse_create_pipe
+from streamd.standin.storage.ddl import ColumnSpec, TableSpec
 
 TABLE = TableSpec(
     "DB",

@@ -12,11 +12,11 @@ import zstandard
 from cryptography import x509
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from streamd.standin.filebuffer import consume, fragment_loader, parse_fragments, pipe_key
-from streamd.standin.ingest import BodyError
-from streamd.standin.replay import Attempt, RecentRequests
-from streamd.standin.stage import BUCKET, Stage, StageError, Upload, decode_aws_chunked
-from streamd.standin.tls import ensure_self_signed
+from streamd.standin.http.tls import ensure_self_signed
+from streamd.standin.sdk.blob_stage import BUCKET, Stage, StageError, Upload, decode_aws_chunked
+from streamd.standin.sdk.filebuffer import consume, fragment_loader, parse_fragments, pipe_key
+from streamd.standin.streaming.parse_rows import BodyError
+from streamd.standin.streaming.replay import Attempt, RecentRequests
 
 # ---- retry memory -------------------------------------------------------------------------
 

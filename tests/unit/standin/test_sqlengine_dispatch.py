@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from streamd.standin.sqlengine import (
+from streamd.standin.sql.engine import (
     Result,
     Session,
     SqlEngine,

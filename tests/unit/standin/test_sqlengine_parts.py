@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streamd.standin.cron import ScheduleError, parse_schedule
-from streamd.standin.dynamic_tables import lag_seconds
-from streamd.standin.sqlengine import SqlFailure, split_statements, split_top_level_as
-from streamd.standin.sqlviews import _like
-from streamd.standin.tasks import body_statements
+from streamd.standin.objects.cron import ScheduleError, parse_schedule
+from streamd.standin.objects.dynamic_tables import lag_seconds
+from streamd.standin.objects.show import _like
+from streamd.standin.objects.tasks import body_statements
+from streamd.standin.sql.engine import SqlFailure, split_statements, split_top_level_as
 
 
 def test_split_keeps_blocks_case_and_strings_whole() -> None:

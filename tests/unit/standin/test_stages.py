@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from streamd.standin.stages import (
+from streamd.standin.objects.stages import (
     StageError,
     StageRef,
     Stages,

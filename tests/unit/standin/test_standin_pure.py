@@ -11,7 +11,8 @@ import pytest
 import sqlglot
 import zstandard
 
-from streamd.standin.ddl import (
+from streamd.standin.sql.values import column_type, format_value
+from streamd.standin.storage.ddl import (
     ColumnSpec,
     CreateDatabase,
     DdlError,
@@ -20,9 +21,8 @@ from streamd.standin.ddl import (
     sql_files,
     translate,
 )
-from streamd.standin.ingest import BodyError, decode_body, iter_lines, parse_rows
-from streamd.standin.sqlvalues import column_type, format_value
-from streamd.standin.tokens import TokenClaims, TokenError, decode_token, encode_token
+from streamd.standin.streaming.parse_rows import BodyError, decode_body, iter_lines, parse_rows
+from streamd.standin.streaming.tokens import TokenClaims, TokenError, decode_token, encode_token
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import duckdb
 
-from streamd.standin import sqldefault, streams, tasks
-from streamd.standin.objcatalog import create_sync, records
-from streamd.standin.sqlengine import SqlEngine, parse_request
-from streamd.standin.storage import Storage
+from streamd.standin.objects import streams, tasks
+from streamd.standin.sql import default as sqldefault
+from streamd.standin.sql.engine import SqlEngine, parse_request
+from streamd.standin.storage.catalog import create_sync, records
+from streamd.standin.storage.database import Storage
 
 
 def _engine(storage: Storage) -> SqlEngine:

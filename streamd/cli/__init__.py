@@ -1,0 +1,1 @@
+"""The `streamd` command line: one module per command group; every failure is one line."""

@@ -1,0 +1,185 @@
+"""`streamd setup`: apply the shipped `sql/` pipelines through the SQL API, statement by statement.
+
+Files are applied in the order of their number prefix across the chosen domains (`01_` of every
+domain, then `02_`, … then `10_`, …), so a domain's pipelines may build on another domain's raw
+tables; within one number, domains go alphabetically. Every statement prints one line; the first
+failure stops the run with one line naming `file:line` and Snowflake's message. For the local
+target, a running daemon's stand-in is used; with none running, the stand-in is started here on
+the same data dir for the duration of the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import httpx
+
+from streamd.clock import SystemClock
+from streamd.config.model import Config, embedded_path, sql_dirs
+from streamd.errors import ConfigError, SqlError, StreamdError
+from streamd.install import needs_full_install
+from streamd.snowflake.auth import KeyPairAuth, load_private_key
+from streamd.snowflake.sql_api import SqlApiClient
+from streamd.sqlsplit import SplitError, split_statements
+
+_NUMBER = re.compile(r"^(\d+)_")
+STATEMENT_TIMEOUT_S = 300
+"""Per statement: DDL is quick, but creating a dynamic table runs its initial refresh."""
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One statement to apply, with where it comes from."""
+
+    path: Path
+    line: int
+    text: str
+
+    @property
+    def where(self) -> str:
+        """`sql/<domain>/<file>:<line>`."""
+        return f"sql/{self.path.parent.name}/{self.path.name}:{self.line}"
+
+
+def available_domains(root: Path | None = None) -> list[str]:
+    """The domain folders of `sql/`, sorted."""
+    if root is None:
+        return [p.name for p in sql_dirs()]
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
+
+
+def plan(domains: Sequence[str] = (), root: Path | None = None) -> list[Planned]:
+    """Every statement of the chosen domains (all when empty), in apply order."""
+    base = root if root is not None else embedded_path("sql")
+    known = available_domains(base)
+    unknown = [d for d in domains if d not in known]
+    if unknown:
+        raise ConfigError(
+            f"--domain {', '.join(unknown)}: no such sql/ folder; choose from {', '.join(known)}"
+        )
+    chosen = list(dict.fromkeys(domains)) or known
+    files = [f for d in chosen for f in (base / d).glob("*.sql")]
+    files.sort(key=lambda f: (_number(f), f.parent.name, f.name))
+    planned: list[Planned] = []
+    for path in files:
+        try:
+            statements = split_statements(path.read_text(encoding="utf-8"))
+        except SplitError as err:
+            raise SqlError(f"sql/{path.parent.name}/{path.name}: {err}") from None
+        planned.extend(Planned(path, s.line, s.text) for s in statements)
+    return planned
+
+
+def _number(path: Path) -> int:
+    match = _NUMBER.match(path.name)
+    return int(match[1]) if match else 0
+
+
+def preview(text: str, limit: int = 72) -> str:
+    """The statement on one line, shortened."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+async def apply(
+    config: Config,
+    planned: Sequence[Planned],
+    echo: Callable[[str], None],
+    warehouse: str | None = None,
+) -> int:
+    """Run the statements on the configured target; returns how many ran (see `run_planned`)."""
+    async with sql_client(config) as client:
+        return await run_planned(
+            client, planned, echo, role=config.target.role, warehouse=warehouse
+        )
+
+
+async def run_planned(
+    client: SqlApiClient,
+    planned: Sequence[Planned],
+    echo: Callable[[str], None],
+    *,
+    role: str | None = None,
+    warehouse: str | None = None,
+) -> int:
+    """Run the statements in order, one line each; raises SqlError naming file:line on failure."""
+    for item in planned:
+        try:
+            result = await client.execute(
+                item.text, role=role, warehouse=warehouse, timeout_s=STATEMENT_TIMEOUT_S
+            )
+        except StreamdError as err:
+            raise SqlError(f"{item.where}: {err}") from None
+        status = result.rows[0][0] if result.rows and result.rows[0] else None
+        outcome = status if result.columns == ["status"] and status else "ok"
+        echo(f"{item.where}  {preview(item.text)}  {outcome}")
+    return len(planned)
+
+
+@asynccontextmanager
+async def sql_client(config: Config) -> AsyncIterator[SqlApiClient]:
+    """A SQL API client for the target (starting the local stand-in when nothing serves it)."""
+    clock = SystemClock()
+    async with httpx.AsyncClient(timeout=STATEMENT_TIMEOUT_S + 30) as http:
+        if config.target.kind != "local":
+            if config.target.private_key is None:
+                raise ConfigError('target.private_key: required for kind = "snowflake"')
+            pw = config.target.private_key_passphrase
+            key = load_private_key(
+                config.target.private_key.get_secret_value().encode(),
+                pw.get_secret_value().encode() if pw else None,
+                source="target.private_key",
+            )
+            auth = KeyPairAuth(key, config.target.account, config.target.user, clock)
+            yield SqlApiClient(http, auth, config.target.control_url(), clock)
+            return
+        async with local_target(config) as url:
+            from streamd.snowflake.keys import local_key_pair
+
+            private_pem, _ = local_key_pair(Path(config.state_dir) / "local")
+            key = load_private_key(private_pem, None, source="local key")
+            auth = KeyPairAuth(key, config.target.account, config.target.user, clock)
+            yield SqlApiClient(http, auth, url, clock)
+
+
+@asynccontextmanager
+async def local_target(config: Config) -> AsyncIterator[str]:
+    """The URL of the local stand-in: the running daemon's, or one started here for the block."""
+    from streamd.cli.inspect import DaemonNotRunning, fetch_status
+
+    try:
+        status = await anyio.to_thread.run_sync(lambda: fetch_status(config, timeout=1.0))
+    except DaemonNotRunning:
+        pass
+    else:
+        yield str(status["target"]["url"])
+        return
+    from streamd.snowflake.keys import local_key_pair
+
+    with needs_full_install("streamd setup on the local target"):
+        from streamd.standin.server import StandinSettings, serve
+
+    # sqlglot logs every statement it hands back as a Command (tasks, streams): noise here.
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    state_dir = Path(config.state_dir)
+    _, public_pem = local_key_pair(state_dir / "local")
+    settings = StandinSettings(
+        data_dir=state_dir / "standin",
+        sql_dirs=sql_dirs(),
+        host=config.target.standin.host,
+        commit_delay_s=config.target.standin.commit_delay_ms / 1000,
+        public_key_pem=public_pem,
+        task_minute_s=config.target.standin.task_minute_s,
+    )
+    async with anyio.create_task_group() as tg:
+        standin = await tg.start(serve, settings)
+        try:
+            yield standin.url
+        finally:
+            tg.cancel_scope.cancel()

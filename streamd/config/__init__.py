@@ -1,0 +1,1 @@
+"""One config model, validated at load: sections, table rules, TOML line lookup, the example, secrets."""

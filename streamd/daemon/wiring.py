@@ -1,0 +1,104 @@
+"""Opening what delivery runs on: each lane's spool and batcher, each channel's writer and tracker."""
+
+from __future__ import annotations
+
+import anyio.abc
+
+from streamd.clock import Clock
+from streamd.config.model import Config
+from streamd.daemon.topology import split_table
+from streamd.metrics import Metrics
+from streamd.pipeline.batcher import Batcher, BatchPolicy
+from streamd.pipeline.dead_letters import DeadLetters
+from streamd.pipeline.lanes import Lane
+from streamd.rows import ChannelKey
+from streamd.sinks.streaming.channel_writer import ChannelWriter
+from streamd.sinks.streaming.commit_tracker import CommitTracker
+from streamd.sinks.streaming.pacing import ChannelPacer
+from streamd.snowflake.streaming import StreamingClient
+from streamd.spool import LaneSpool
+
+
+async def open_spools(
+    config: Config,
+    lanes: dict[str, Lane],
+    clock: Clock,
+    dead_letters: DeadLetters,
+    tg: anyio.abc.TaskGroup,
+    spools: dict[str, LaneSpool],
+    batchers: dict[str, Batcher],
+) -> None:
+    """Open (and recover) every lane's spool into `spools`, with its batcher into `batchers`."""
+    spool_config = config.spool
+    if config.spool_total_max_bytes is not None:
+        # A total budget is shared evenly: each lane may use its share, never more than max_bytes.
+        share = config.spool_total_max_bytes // max(1, len(lanes))
+        spool_config = spool_config.model_copy(
+            update={"max_bytes": min(spool_config.max_bytes, share)}
+        )
+    d = config.delivery
+    policy = BatchPolicy(d.max_rows, d.max_bytes, d.linger_ms / 1000)
+    f = config.files
+    file_policy = BatchPolicy(f.max_file_rows, f.max_file_bytes, f.max_file_age_s)
+    files_tables = set(config.files_tables())
+    for name, lane in lanes.items():
+        spool = await LaneSpool.open(
+            config.state_dir / "spool" / name, spool_config, clock, lane=name
+        )
+        await tg.start(spool.run)
+        spools[name] = spool
+        # Files-mode lanes cut files (rows, bytes, age) where streaming lanes cut appends.
+        lane_policy = file_policy if lane.table in files_tables else policy
+        batchers[name] = Batcher(
+            lane.table, spool, lane_policy, clock, on_oversize=dead_letters.oversize
+        )
+
+
+async def open_channels(
+    config: Config,
+    lanes: dict[str, Lane],
+    batchers: dict[str, Batcher],
+    client: StreamingClient,
+    clock: Clock,
+    metrics: Metrics,
+    trackers: dict[tuple[str, str, str], CommitTracker],
+    writers: dict[str, ChannelWriter],
+) -> None:
+    """A writer per lane (registered before it opens, so a slow open can be reported on)."""
+    d = config.delivery
+    files_tables = set(config.files_tables())
+    for lane in lanes.values():
+        if lane.table in files_tables:
+            continue  # delivered as files (`sinks/file_setup.py`)
+        database, schema, name = split_table(lane.table)
+        pipe = f"{name}-STREAMING"
+        channel = f"{d.channel_prefix}_{name}"
+        if d.channels_per_table > 1:
+            channel += f"_{lane.shard}"
+        tracker = trackers.get((database, schema, pipe))
+        if tracker is None:
+            tracker = CommitTracker(
+                client,
+                database,
+                schema,
+                pipe,
+                clock=clock,
+                metrics=metrics,
+                min_interval_s=d.status_poll_ms / 1000,
+                max_interval_s=d.status_poll_max_ms / 1000,
+                idle_interval_s=d.idle_status_interval_s,
+            )
+            trackers[(database, schema, pipe)] = tracker
+        writer = ChannelWriter(
+            client,
+            ChannelKey(database, schema, pipe, channel),
+            lane.table,
+            batchers[lane.name],
+            clock=clock,
+            metrics=metrics,
+            tracker=tracker,
+            max_inflight_batches=d.max_inflight_batches,
+            pacer=ChannelPacer(clock, d.pace_requests_per_s, d.pace_bytes_per_s),
+        )
+        writers[lane.name] = writer
+        await writer.open()

@@ -1,0 +1,1 @@
+"""Classic Snowpipe delivery: gzip files staged and submitted, manifests, load confirmation, backfill."""

@@ -1,0 +1,1 @@
+"""Snowpipe Streaming delivery: a writer per channel, the commit tracker, request pacing."""

@@ -1,0 +1,1 @@
+"""The HTTP push source: NDJSON or JSON bodies, answered once spooled."""

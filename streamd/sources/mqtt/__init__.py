@@ -1,0 +1,1 @@
+"""The MQTT source: JSON and Sparkplug B payloads, acknowledged once spooled."""

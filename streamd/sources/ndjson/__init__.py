@@ -1,0 +1,1 @@
+"""The NDJSON file source: globs followed across rotation, positions saved per file."""

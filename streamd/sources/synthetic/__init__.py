@@ -1,0 +1,1 @@
+"""Synthetic sources: manufacturing and retail generators, their schedule, ids and random numbers."""

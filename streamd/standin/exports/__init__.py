@@ -1,0 +1,1 @@
+"""How data leaves the stand-in: Iceberg tables and Parquet unloads."""

@@ -1,0 +1,1 @@
+"""The stand-in's HTTP face: routes per API, auth, TLS, the fault middleware."""

@@ -1,0 +1,1 @@
+"""Snowflake objects DuckDB lacks: streams, tasks, dynamic tables, stages, warehouses, SHOW."""

@@ -20,6 +20,7 @@ at most once per `rebirth_interval_s` per node until its NBIRTH arrives.
 from __future__ import annotations
 
 import base64
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +34,36 @@ NAMESPACE = "spBv1.0"
 REBIRTH_METRIC = "Node Control/Rebirth"
 _NODE_TYPES = {"NBIRTH", "NDATA", "NDEATH", "NCMD"}
 _DEVICE_TYPES = {"DBIRTH", "DDATA", "DDEATH", "DCMD"}
-_SIGNED32 = {1, 2, 3}  # Int8, Int16, Int32 travel in the uint32 `int_value`
-_SIGNED64 = {4}  # Int64 travels in the uint64 `long_value`
+# Integer types by their width in bits and whether they are signed. Whichever of the unsigned
+# `int_value` / `long_value` fields an encoder used, and however it widened a negative value
+# (Tahu's reference adds 2**16 to a negative Int16; others sign-extend to 32 or 64 bits), the low
+# `width` bits are the value: they are read back as the type's own width says.
+_INT_WIDTHS: dict[int, tuple[int, bool]] = {
+    1: (8, True),
+    2: (16, True),
+    3: (32, True),
+    4: (64, True),
+    5: (8, False),
+    6: (16, False),
+    7: (32, False),
+    8: (64, False),
+    13: (64, False),  # DateTime: milliseconds since the epoch
+}
+# Array types (Sparkplug B 3.0): little-endian packed values in `bytes_value`, as struct codes.
+_ARRAY_CODES: dict[int, str] = {
+    22: "b",
+    23: "h",
+    24: "i",
+    25: "q",
+    26: "B",
+    27: "H",
+    28: "I",
+    29: "Q",
+    30: "f",
+    31: "d",
+    34: "Q",  # DateTimeArray: milliseconds since the epoch
+}
+_STRING_ARRAY = 33
 
 # Sparkplug B data types (the `datatype` field of a metric), as in the specification.
 DATATYPES: dict[int, str] = {
@@ -57,10 +86,23 @@ DATATYPES: dict[int, str] = {
     17: "Bytes",
     18: "File",
     19: "Template",
+    22: "Int8Array",
+    23: "Int16Array",
+    24: "Int32Array",
+    25: "Int64Array",
+    26: "UInt8Array",
+    27: "UInt16Array",
+    28: "UInt32Array",
+    29: "UInt64Array",
+    30: "FloatArray",
+    31: "DoubleArray",
+    32: "BooleanArray",
+    33: "StringArray",
+    34: "DateTimeArray",
 }
 DATATYPE_CODES: dict[str, int] = {v: k for k, v in DATATYPES.items()}
 
-MetricValue = int | float | str | None
+MetricValue = int | float | str | list[int] | list[float] | list[str] | None
 """A metric's value in a row (`metric_value`): bytes become base64 text, NULL becomes None."""
 
 
@@ -111,22 +153,47 @@ def rebirth_request(group: str, edge: str, now_ms: int) -> tuple[str, bytes]:
 
 
 def metric_value(metric: Payload.Metric, datatype: int) -> MetricValue:
-    """The Python value of a metric (signed integers restored; bytes as base64 text)."""
+    """The Python value of a metric: integers by their type's width, arrays as lists, bytes as base64.
+
+    Raises SparkplugError for an array whose byte length is not a whole number of elements.
+    """
     if metric.is_null:
         return None
     which = metric.WhichOneof("value")
     if which is None:
         return None
-    if which == "int_value":
-        value = metric.int_value
-        return value - (1 << 32) if datatype in _SIGNED32 and value >= 1 << 31 else value
-    if which == "long_value":
-        value = metric.long_value
-        return value - (1 << 64) if datatype in _SIGNED64 and value >= 1 << 63 else value
+    if which in ("int_value", "long_value"):
+        value: int = metric.int_value if which == "int_value" else metric.long_value
+        width = _INT_WIDTHS.get(datatype)
+        if width is None:
+            return value
+        bits, signed = width
+        value &= (1 << bits) - 1
+        return value - (1 << bits) if signed and value >= 1 << (bits - 1) else value
     if which == "bytes_value":
-        return base64.b64encode(metric.bytes_value).decode("ascii")
+        return _bytes_value(metric.bytes_value, datatype)
     other: float | bool | str = getattr(metric, which)
     return other
+
+
+def _bytes_value(data: bytes, datatype: int) -> str | list[int] | list[float] | list[str]:
+    code = _ARRAY_CODES.get(datatype)
+    if code is not None:
+        size = struct.calcsize(code)
+        if len(data) % size:
+            name = DATATYPES[datatype]
+            raise SparkplugError(
+                f"{name} of {len(data)} bytes is not a whole number of {size}-byte values"
+            )
+        values: list[int] | list[float] = list(struct.unpack(f"<{len(data) // size}{code}", data))
+        return values
+    if datatype == _STRING_ARRAY:
+        # NUL-terminated UTF-8 strings, one after another.
+        try:
+            return [s.decode("utf-8") for s in data.split(b"\0")[:-1]] if data else []
+        except UnicodeDecodeError as exc:
+            raise SparkplugError(f"StringArray is not UTF-8: {exc}") from None
+    return base64.b64encode(data).decode("ascii")
 
 
 class SparkplugDecoder:

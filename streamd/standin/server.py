@@ -27,6 +27,7 @@ from streamd.standin.http.streaming import StreamingApi
 from streamd.standin.http.tls import TlsError, TlsFiles, ensure_self_signed, user_tls
 from streamd.standin.runtime import SqlRuntime
 from streamd.standin.sdk.blob_stage import Stage
+from streamd.standin.sdk.counters import SdkCounters
 from streamd.standin.storage.database import Storage
 from streamd.standin.streaming.channels import MAX_CHANNELS_PER_PIPE, StandinState
 from streamd.standin.streaming.timing import TimingLog
@@ -77,13 +78,14 @@ class Standin:
     url: str
     state: StandinState
     settings: StandinSettings
+    faults: FaultPlan
+    """The live fault plan (the settings' plan, or an empty one); mutable while running."""
+    sdk: SdkCounters
+    """What the official SDK's undocumented endpoints saw."""
     ca_file: Path | None = None
     """The generated CA to trust (`SSL_CERT_FILE`) when serving HTTPS with our own certificate."""
-
-    @property
-    def faults(self) -> FaultPlan:
-        """The live fault plan (the settings' plan, or an empty one); mutable while running."""
-        return self.state.faults
+    timing: TimingLog | None = None
+    """The diagnostic timing log (`timing.py`); None unless `StandinSettings.timing_log` is set."""
 
 
 async def serve(
@@ -95,6 +97,7 @@ async def serve(
     storage = Storage(settings.data_dir)
     state: StandinState | None = None
     timing = None if settings.timing_log is None else TimingLog(settings.timing_log)
+    faults = settings.faults if settings.faults is not None else FaultPlan()
     try:
         await storage.write(storage.attach_existing_sync)
         tables = await storage.write(
@@ -104,7 +107,7 @@ async def serve(
             storage,
             tables,
             settings.commit_delay_s,
-            settings.faults,
+            faults,
             enforce_rate_limits=settings.enforce_rate_limits,
             max_channels_per_pipe=settings.max_channels_per_pipe,
             timing=timing,
@@ -118,12 +121,12 @@ async def serve(
         # Control, ingest and stage share this one port: the SDK appends the control URL's port
         # to the Get Hostname answer and prepends https:// to storage_endpoint (wire §3, §4.1).
         sdk = SdkApi(state, auth, stage, f"{hostname}:{sock.getsockname()[1]}")
-        streaming = StreamingApi(state, auth, hostname, sdk)
+        streaming = StreamingApi(state, auth, hostname, sdk, timing)
         runtime = SqlRuntime.create(state, task_minute_s=settings.task_minute_s)
         sql_api = SqlApi(state, auth, runtime.engine)
         snowpipe = SnowpipeApi(runtime.snowpipe, auth)
         routes = [*streaming.routes(), *sdk.routes(), *sql_api.routes(), *snowpipe.routes()]
-        app = FaultMiddleware(Starlette(routes=routes), state)
+        app = FaultMiddleware(Starlette(routes=routes), state, faults)
         server = EmbeddedServer(
             app, graceful_shutdown_s=2, tls=None if tls is None else (tls.cert, tls.key)
         )
@@ -135,7 +138,8 @@ async def serve(
             tg.start_soon(runtime.run)
             url = await tg.start(functools.partial(serve_asgi, app, sock, server=server))
             log.info("stand-in listening at %s, data in %s", url, settings.data_dir)
-            task_status.started(Standin(url, state, settings, None if tls is None else tls.ca))
+            ca = None if tls is None else tls.ca
+            task_status.started(Standin(url, state, settings, faults, sdk.counters, ca, timing))
             await anyio.sleep_forever()
     finally:
         with anyio.CancelScope(shield=True):

@@ -19,9 +19,11 @@ import anyio
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from streamd.standin.faults import NO_FAULT, STATUS_KINDS, FaultRule
-from streamd.standin.http.streaming import error_response, parse_names
-from streamd.standin.streaming.channels import ChannelId, StandinState
+from streamd.standin.faults import NO_FAULT, STATUS_KINDS, FaultPlan, FaultRule
+from streamd.standin.http.responses import error_response
+from streamd.standin.http.streaming import parse_names
+from streamd.standin.streaming.channels import StandinState
+from streamd.standin.streaming.ids import ChannelId
 
 log = logging.getLogger("streamd.standin")
 
@@ -54,9 +56,10 @@ def classify(method: str, raw_path: str) -> tuple[str, ChannelId | None] | None:
 class FaultMiddleware:
     """Wraps the stand-in's ASGI app; `server` must be set before requests arrive."""
 
-    def __init__(self, app: ASGIApp, state: StandinState) -> None:
+    def __init__(self, app: ASGIApp, state: StandinState, faults: FaultPlan) -> None:
         self.app = app
         self.state = state
+        self.faults = faults
         self.server: uvicorn.Server | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,7 +68,7 @@ class FaultMiddleware:
             return
         raw: bytes = scope.get("raw_path") or scope["path"].encode()
         hit = classify(scope["method"], raw.decode("latin-1"))
-        decision = NO_FAULT if hit is None else self.state.faults.decide(hit[0])
+        decision = NO_FAULT if hit is None else self.faults.decide(hit[0])
         if decision is NO_FAULT or hit is None:
             await self.app(scope, receive, send)
             return

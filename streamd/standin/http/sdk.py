@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 import orjson
@@ -22,8 +22,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from streamd.standin.http.auth import Authenticator, AuthError
-from streamd.standin.http.streaming import attempt_of, json_body, json_response, read_limited
+from streamd.standin.http.responses import (
+    attempt_of,
+    continuation_token,
+    json_body,
+    json_response,
+    parse_json,
+    read_limited,
+)
 from streamd.standin.sdk.blob_stage import BUCKET, MAX_OBJECT_BYTES, Stage, StageError, Upload
+from streamd.standin.sdk.counters import SdkCounters
 from streamd.standin.sdk.filebuffer import (
     ENCRYPTION_VERSION,
     PIPE_KEY_ID,
@@ -32,7 +40,9 @@ from streamd.standin.sdk.filebuffer import (
     parse_fragments,
     pipe_key,
 )
-from streamd.standin.streaming.channels import ChannelId, StandinState, StreamingError
+from streamd.standin.streaming.channels import StandinState
+from streamd.standin.streaming.errors import StreamingError
+from streamd.standin.streaming.ids import ChannelId
 from streamd.standin.streaming.parse_rows import BodyError
 
 log = logging.getLogger("streamd.standin")
@@ -61,6 +71,7 @@ class SdkApi:
     stage: Stage
     storage_endpoint: str
     """`host:port` of this stand-in, no scheme: where the SDK's S3 client uploads (wire §4.1)."""
+    counters: SdkCounters = field(default_factory=SdkCounters)
 
     def routes(self) -> list[Route]:
         """Routes outside /v2/streaming (that prefix is dispatched by `StreamingApi`)."""
@@ -80,8 +91,8 @@ class SdkApi:
         except orjson.JSONDecodeError:
             body = {}
         logs = body.get("logs") if isinstance(body, dict) else None
-        self.state.sdk.telemetry_posts += 1
-        self.state.sdk.telemetry_logs += len(logs) if isinstance(logs, list) else 0
+        self.counters.telemetry_posts += 1
+        self.counters.telemetry_logs += len(logs) if isinstance(logs, list) else 0
         # `data` is required by the SDK's parser (wire §3 row 4).
         return json_response({"data": "ok", "code": None, "message": None, "success": True})
 
@@ -109,7 +120,7 @@ class SdkApi:
             etag = await anyio.to_thread.run_sync(self.stage.put_sync, upload)
         except StageError as err:
             return _s3_error(err)
-        self.state.sdk.stage_uploads += 1
+        self.counters.stage_uploads += 1
         return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
     async def pipe_info(self, request: Request, db: str, schema: str, pipe: str) -> Response:
@@ -150,15 +161,9 @@ class SdkApi:
     async def filebuffer(self, request: Request, cid: ChannelId) -> Response:
         """`POST /v2/streaming/data/…/channels/{ch}/filebuffer`: commit registered fragments."""
         self.auth.check_ingest(request.headers.get("authorization"))
-        token = request.query_params.get("continuationToken")
-        if not token:
-            raise StreamingError(
-                400, "ERR_MISSING_CONTINUATION_TOKEN", "continuationToken is required"
-            )
+        token = continuation_token(request)
         try:
-            fragments = parse_fragments(orjson.loads(await read_limited(request)))
-        except orjson.JSONDecodeError as err:
-            raise StreamingError(400, "ERR_INVALID_REQUEST", f"body is not JSON: {err}") from err
+            fragments = parse_fragments(parse_json(await read_limited(request)))
         except BodyError as err:
             raise StreamingError(400, err.code, err.message) from err
         key = pipe_key(self.auth.secret, cid.db, cid.schema, cid.pipe)
@@ -171,7 +176,7 @@ class SdkApi:
             fragments[-1].end_offset,
             attempt_of(request),
         )
-        self.state.sdk.file_fragments += len(fragments)
+        self.counters.file_fragments += len(fragments)
         await anyio.to_thread.run_sync(functools.partial(consume, self.stage, fragments))
         log.debug(
             "filebuffer %s: %d fragments in %.3f s",

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from streamd.standin.http.auth import Authenticator, AuthError
-from streamd.standin.http.streaming import json_response
+from streamd.standin.http.responses import json_response
 from streamd.standin.snowpipe.history import history_sync, missed_sync
 from streamd.standin.snowpipe.loader import (
     MAX_FILES_PER_REQUEST,

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from streamd.standin.http.auth import Authenticator, AuthError
-from streamd.standin.http.streaming import json_response
+from streamd.standin.http.responses import json_response
 from streamd.standin.sql.engine import (
     Result,
     SqlEngine,

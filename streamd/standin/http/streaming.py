@@ -11,37 +11,28 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
-import orjson
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from streamd.standin.http.auth import Authenticator, AuthError
+from streamd.standin.http.responses import (
+    attempt_of,
+    continuation_token,
+    error_response,
+    json_body,
+    json_response,
+    read_limited,
+)
 from streamd.standin.storage.database import ChannelRow
-from streamd.standin.streaming.channels import Attempt, ChannelId, StandinState, StreamingError
+from streamd.standin.streaming.channels import StandinState
+from streamd.standin.streaming.errors import StreamingError
+from streamd.standin.streaming.ids import ChannelId
+from streamd.standin.streaming.timing import TimingLog
 
 if TYPE_CHECKING:
     from streamd.standin.http.sdk import SdkApi
-
-MAX_APPEND_BYTES = 4 * 1024 * 1024
-"""4 MB per append as sent on the wire, i.e. before decompression (§2.2, §2.13)."""
-
-
-def json_response(
-    body: object, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    """A JSON response serialised with orjson."""
-    return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
-    )
-
-
-def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> Response:
-    """The documented error body `{"code", "message"}` (§2.10)."""
-    return json_response({"code": code, "message": message}, status, headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +44,8 @@ class StreamingApi:
     hostname: str
     sdk: SdkApi | None = None
     """The official SDK's undocumented calls under /v2/streaming (`:pipe-info`, `/filebuffer`)."""
+    timing: TimingLog | None = None
+    """Per-batch server times for diagnostics (`timing.py`); None unless asked for."""
 
     def routes(self) -> list[Route]:
         """Starlette routes for the control-host and ingest-host streaming calls."""
@@ -122,10 +115,10 @@ class StreamingApi:
             if kind == "status" and method == "POST":
                 self.auth.check_ingest(request.headers.get("authorization"))
                 response = await self._bulk_status(request, db, schema, pipe)
-                if self.state.timing is not None:
+                if self.timing is not None:
                     pipe_name = f"{db}.{schema}.{pipe}".upper()
                     response.background = BackgroundTask(
-                        self.state.timing.status_responded, pipe_name, received
+                        self.timing.status_responded, pipe_name, received
                     )
                 return response
             if kind == "rows" and method == "POST":
@@ -143,17 +136,13 @@ class StreamingApi:
 
     async def _append(self, request: Request, cid: ChannelId, received: float) -> Response:
         query = request.query_params
-        token = query.get("continuationToken")
-        if not token:
-            raise StreamingError(
-                400, "ERR_MISSING_CONTINUATION_TOKEN", "continuationToken is required"
-            )
+        token = continuation_token(request)
         body = await read_limited(request)
         # endOffsetToken is what becomes last_committed_offset_token; the older single
         # `offsetToken` (§2.6 [DOC-OLD]) is accepted in its place.
         end = query.get("endOffsetToken") or query.get("offsetToken")
         start = query.get("startOffsetToken") or query.get("offsetToken")
-        log = self.state.timing
+        log = self.timing
         timing = None if log is None else log.begin(".".join(cid), start, end, received)
         # The SDK's x-snowflake-uncompressed-content-length and -min-append-timestamp-ms headers
         # are undocumented hints (wire §5); nothing depends on them, so they are not checked.
@@ -213,15 +202,6 @@ def parse_names(parts: list[str]) -> tuple[str, str, str, str, str] | None:
     return None
 
 
-def attempt_of(request: Request) -> Attempt:
-    """`requestId`/`retryCount` of a request (the SDK sends both on every call, wire §3)."""
-    retry = request.query_params.get("retryCount", "0")
-    return Attempt(
-        request_id=request.query_params.get("requestId") or None,
-        retry_count=int(retry) if retry.isdigit() else 0,
-    )
-
-
 def _status(cid: ChannelId, row: ChannelRow, code: str) -> dict[str, Any]:
     """A channel status object carrying every documented spelling (§2.5, §2.8, wire §4.2)."""
     return {
@@ -243,42 +223,3 @@ def _status(cid: ChannelId, row: ChannelRow, code: str) -> dict[str, Any]:
         "last_error_timestamp_ms": row.last_error_timestamp_ms,
         "snowflake_avg_processing_latency_ms": row.avg_latency_ms,
     }
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object (`{}` when empty); 400 ERR_INVALID_REQUEST otherwise."""
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        raise StreamingError(400, "ERR_INVALID_REQUEST", f"body is not JSON: {err}") from err
-    if not isinstance(body, dict):
-        raise StreamingError(400, "ERR_INVALID_REQUEST", "body must be a JSON object")
-    return body
-
-
-async def read_limited(request: Request) -> bytes:
-    """The request body, refused with 413 beyond 4 MB as sent on the wire."""
-    # The status and code for an oversize body are not documented (§2.2); 413 with
-    # ERR_PAYLOAD_TOO_LARGE is the stand-in's choice. Checked before decompression (on the wire).
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_APPEND_BYTES:
-        raise _too_large(int(declared))
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_APPEND_BYTES:
-            raise _too_large(size)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(size: int) -> StreamingError:
-    return StreamingError(
-        413,
-        "ERR_PAYLOAD_TOO_LARGE",
-        f"request body of {size} bytes exceeds the 4 MB (4194304 bytes) limit on the wire",
-    )

@@ -40,7 +40,8 @@ from streamd.standin.snowpipe.history import (
 from streamd.standin.snowpipe.pipes import CreatePipe, PipeError, PipeSpec, iso_ms
 from streamd.standin.storage.ddl import TableSpec
 from streamd.standin.storage.duck import Cursor, execute, now_ms, quote
-from streamd.standin.streaming.channels import StandinState, StreamingError
+from streamd.standin.streaming.channels import StandinState
+from streamd.standin.streaming.errors import StreamingError
 
 MAX_FILES_PER_REQUEST = 5000
 MAX_PATH_BYTES = 1024

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import anyio
 import duckdb
@@ -41,9 +41,9 @@ from streamd.standin.storage.duck import (
     now_ms,
     quote,
 )
-from streamd.standin.streaming.commit import Commit, commit_batches
 
-__all__ = ["ChannelLimitError", "ChannelRow", "Commit", "Cursor", "Storage", "now_ms", "quote"]
+__all__ = ["ChannelLimitError", "ChannelRow", "Cursor", "Storage", "WriteExecutor", "now_ms"]
+__all__ += ["quote"]
 __all__ += ["StandinBusyError", "query_offline"]
 
 T = TypeVar("T")
@@ -75,6 +75,14 @@ class ChannelRow:
     last_error_timestamp_ms: int | None
     created_on_ms: int
     avg_latency_ms: int
+
+
+class WriteExecutor(Protocol):
+    """Runs a function on the single writer cursor: `Storage.write`, as others are handed it."""
+
+    async def __call__(self, fn: Callable[[Cursor], T], /) -> T:
+        """Run `fn(writer_cursor)` on the writer thread and return its result."""
+        ...
 
 
 class ChannelLimitError(Exception):
@@ -259,10 +267,6 @@ class Storage:
     ) -> dict[str, ChannelRow]:
         """The persisted state of the named channels that exist."""
         return _read_channels(cur, db, schema, pipe, channels)
-
-    def commit_sync(self, cur: Cursor, db: str, commits: Sequence[Commit]) -> None:
-        """Group-commit batches of one database in one transaction (see `commit_batches`)."""
-        commit_batches(cur, db, commits)
 
     def table_spec_sync(self, cur: Cursor, db: str, schema: str, table: str) -> TableSpec | None:
         """A table's columns from DuckDB's catalog (tables created after start-up)."""

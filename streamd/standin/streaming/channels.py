@@ -1,7 +1,7 @@
 """Channels and pipes: sequencers, validity, rate limits, and handing batches to the scheduler.
 
 A 200 on append only means "received": batches wait their commit delay in memory and are then
-group-committed per database (§2.6, §2.18, `scheduler.py`). Reopening a channel bumps its client
+group-committed per database (§2.6, §2.18, `commit_scheduler.py`). Reopening a channel bumps its client
 sequencer, clears an invalidation and discards what it had not committed yet; the old opener's
 tokens go stale (§2.5, §2.11).
 """
@@ -17,33 +17,22 @@ from dataclasses import dataclass, field
 import anyio
 
 from streamd.standin.faults import FaultPlan
-from streamd.standin.storage.database import ChannelLimitError, ChannelRow, Commit, Storage
+from streamd.standin.storage.database import ChannelLimitError, ChannelRow, Storage
 from streamd.standin.storage.ddl import TableSpec
-from streamd.standin.streaming.commit_scheduler import ChannelId, CommitScheduler, Pending
+from streamd.standin.streaming.commit import Commit
+from streamd.standin.streaming.commit_scheduler import CommitScheduler, Pending
+from streamd.standin.streaming.errors import StreamingError
+from streamd.standin.streaming.ids import ChannelId
 from streamd.standin.streaming.limits import RATE_LIMIT_CODE, ChannelRateLimiter, RateLimited
 from streamd.standin.streaming.parse_rows import BodyError, ParsedRows, decode_body, parse_rows
 from streamd.standin.streaming.replay import FIRST_ATTEMPT, Attempt, RecentRequests
 from streamd.standin.streaming.timing import BatchTiming, TimingLog
 from streamd.standin.streaming.tokens import TokenClaims, TokenError, decode_token, encode_token
 
-__all__ = ["Attempt", "ChannelId", "SdkCounters", "StandinState", "StreamingError"]
 MAX_CHANNELS_PER_PIPE = 2000
 """Active named channels per pipe (§2.13, default; Snowflake raises it through Support)."""
 
 DEFAULT_PIPE_SUFFIX = "-STREAMING"
-
-
-class StreamingError(Exception):
-    """A request the streaming API refuses; rendered as `{"code": …, "message": …}` (§2.10)."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
 
 
 @dataclass(slots=True)
@@ -60,18 +49,6 @@ class LiveChannel:
     """Answers to this opener's latest appends, for idempotent retries (`replay.py`)."""
 
 
-@dataclass(slots=True)
-class SdkCounters:
-    """What the official SDK's undocumented endpoints saw (for tests and inspection)."""
-
-    telemetry_posts: int = 0
-    telemetry_logs: int = 0
-    stage_uploads: int = 0
-    file_fragments: int = 0
-    replayed_appends: int = 0
-    """Retries answered from memory instead of being applied again."""
-
-
 class StandinState:
     """The live streaming state of one stand-in process."""
 
@@ -80,26 +57,24 @@ class StandinState:
         storage: Storage,
         tables: list[TableSpec],
         commit_delay_s: float,
-        faults: FaultPlan | None = None,
+        faults: FaultPlan,
         *,
         enforce_rate_limits: bool = True,
         max_channels_per_pipe: int | None = MAX_CHANNELS_PER_PIPE,
         timing: TimingLog | None = None,
     ) -> None:
         self.storage = storage
-        self.timing = timing
-        """Per-batch server times for diagnostics (`timing.py`); None unless asked for."""
-        self.faults = faults if faults is not None else FaultPlan()
         self.limits = ChannelRateLimiter() if enforce_rate_limits else None
         self.max_channels_per_pipe = max_channels_per_pipe
         self._secret = secrets.token_bytes(32)
         self._tables = {(t.database, t.schema, t.name): t for t in tables}
         self._channels: dict[ChannelId, LiveChannel] = {}
-        self.sdk = SdkCounters()
+        self.replayed_appends = 0
+        """Retries answered from memory instead of being applied again (`replay.py`)."""
         self.refused_opens = 0
         """Opens answered 409 ERR_CHANNEL_HAS_UNCOMMITTED_DATA (for tests and inspection)."""
         self._scheduler = CommitScheduler(
-            storage, self.faults, commit_delay_s, self._settled, timing
+            storage.write, faults, commit_delay_s, self._settled, timing
         )
 
     # ---- pipes ---------------------------------------------------------------------------
@@ -355,7 +330,7 @@ class StandinState:
         if claims.row_seq != live.row_seq:
             replayed = live.recent.replay(attempt, token)
             if replayed is not None:
-                self.sdk.replayed_appends += 1
+                self.replayed_appends += 1
                 return live, replayed
             # A reused token without a matching requestId lands here: the docs leave that case
             # open, and reopen + replay from the committed offset is the exactly-once answer (§2.6).

@@ -13,24 +13,15 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import anyio
 
 from streamd.standin.faults import FaultPlan
-from streamd.standin.storage.database import Storage
-from streamd.standin.streaming.commit import Commit
+from streamd.standin.storage.database import WriteExecutor
+from streamd.standin.streaming.commit import Commit, commit_batches
+from streamd.standin.streaming.ids import ChannelId
 from streamd.standin.streaming.timing import BatchTiming, TimingLog
-
-
-class ChannelId(NamedTuple):
-    """A channel's identity, upper-cased like unquoted identifiers (§2.5: path names are
-    case-insensitive)."""
-
-    db: str
-    schema: str
-    pipe: str
-    channel: str
 
 
 @dataclass(slots=True)
@@ -49,13 +40,13 @@ class CommitScheduler:
 
     def __init__(
         self,
-        storage: Storage,
+        write: WriteExecutor,
         faults: FaultPlan,
         default_delay_s: float,
         on_settled: Callable[[Pending], None],
         timing: TimingLog | None = None,
     ) -> None:
-        self._storage = storage
+        self._write = write
         self._timing = timing
         self._faults = faults
         self._default_delay_s = default_delay_s
@@ -133,11 +124,8 @@ class CommitScheduler:
         for db, group in by_db.items():
             started = time.monotonic()
             try:
-                await self._storage.write(
-                    functools.partial(
-                        self._storage.commit_sync, db=db, commits=[p.commit for p in group]
-                    )
-                )
+                commits = [p.commit for p in group]
+                await self._write(functools.partial(commit_batches, db=db, commits=commits))
             finally:
                 for p in group:
                     self._on_settled(p)

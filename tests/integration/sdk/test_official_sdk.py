@@ -155,7 +155,7 @@ def test_sdk_lifecycle_pinned_to_rows(tls_standin: Standin, tmp_path: Path) -> N
         properties=properties(tls_standin, rowset_only=True),
     )
     check_lifecycle(result, tls_standin, "rowset")
-    assert tls_standin.state.sdk.file_fragments == 0  # all of it went through /rows
+    assert tls_standin.sdk.file_fragments == 0  # all of it went through /rows
 
 
 def test_sdk_lifecycle_default_settings_file_mode(tls_standin: Standin, tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ def test_sdk_lifecycle_default_settings_file_mode(tls_standin: Standin, tmp_path
         properties=properties(tls_standin, rowset_only=False),
     )
     check_lifecycle(result, tls_standin, "default")
-    sdk = tls_standin.state.sdk
+    sdk = tls_standin.sdk
     assert sdk.stage_uploads >= 1
     assert sdk.file_fragments >= 1
     assert sdk.telemetry_posts >= 1  # default settings report telemetry; it is accepted
@@ -192,7 +192,7 @@ def test_sdk_retry_after_connection_reset_is_applied_once(
         properties=properties(tls_standin, rowset_only=True),
     )
     assert rule.fired == 1
-    assert tls_standin.state.sdk.replayed_appends == 1
+    assert tls_standin.state.replayed_appends == 1
     assert result["committed"] == str(ROWS - 1)
     assert table_counts(tls_standin, "resets") == (ROWS, ROWS)
 

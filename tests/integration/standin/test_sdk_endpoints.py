@@ -152,7 +152,7 @@ async def test_telemetry_is_accepted_and_counted(
     assert r.status_code == 200
     assert r.json()["success"] is True
     assert "data" in r.json()
-    assert (tls_standin.state.sdk.telemetry_posts, tls_standin.state.sdk.telemetry_logs) == (1, 3)
+    assert (tls_standin.sdk.telemetry_posts, tls_standin.sdk.telemetry_logs) == (1, 3)
 
 
 async def test_rows_retry_by_request_id_is_applied_once(
@@ -188,7 +188,7 @@ async def test_rows_retry_by_request_id_is_applied_once(
     status = await wait_committed(client, "retry", "49")
     assert status["rows_inserted"] == 50
     assert count(tls_standin, "retry") == ("50", "50")
-    assert tls_standin.state.sdk.replayed_appends == 1
+    assert tls_standin.state.replayed_appends == 1
 
 
 async def test_file_mode_upload_and_filebuffer_commit_like_rows(

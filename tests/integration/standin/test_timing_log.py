@@ -60,4 +60,4 @@ async def test_one_line_per_batch_with_times_in_order(
 async def test_no_log_unless_asked(make_standin: StandinFactory) -> None:
     """Without a path there is no timing record at all."""
     standin = make_standin()
-    assert standin.state.timing is None
+    assert standin.timing is None

@@ -6,7 +6,6 @@ refused with the `chmod` that fixes it (the same stance as ssh with `~/.ssh/id_r
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from streamd.atomic_write import write_atomically
 from streamd.errors import ConfigError
 from streamd.snowflake.auth import MIN_KEY_BITS, public_key_fingerprint
 
@@ -119,9 +119,15 @@ def generate(
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _write_new(private_path, private_pem, PRIVATE_MODE, replace=force)
-    _write_new(public_path, public_pem, PUBLIC_MODE, replace=force)
-    _fsync_dir(out_dir)
+    for path, pem, mode in (
+        (private_path, private_pem, PRIVATE_MODE),
+        (public_path, public_pem, PUBLIC_MODE),
+    ):
+        try:
+            write_atomically(path, pem, mode=mode, replace=force)
+        except FileExistsError:
+            # Appeared since the check above: refused rather than clobbered.
+            raise ConfigError(f"{path} exists; pass --force to replace it") from None
     return KeyPairFiles(
         private_path=private_path,
         public_path=public_path,
@@ -129,42 +135,6 @@ def generate(
         alter_user_sql=alter_user_statement(user, public_pem),
         encrypted=passphrase is not None,
     )
-
-
-def _write_new(path: Path, data: bytes, mode: int, *, replace: bool) -> None:
-    """Write `data` to `path` with exactly `mode`, atomically, never exposing a partial file.
-
-    The bytes go to a temporary file created with `mode` (and fchmod'ed, because the umask
-    narrows the mode `open` applies and 0644 must stay 0644), are fsynced, then appear under
-    `path` in one step: `rename` when replacing, `link` otherwise, which fails if `path` appeared in the
-    meantime instead of clobbering it.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if replace:
-            tmp.replace(path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise ConfigError(f"{path} exists; pass --force to replace it") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    # The new directory entries survive a crash only once the directory itself is synced.
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check_private_key_file(path: Path) -> None:

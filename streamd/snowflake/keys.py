@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from streamd.atomic_write import write_atomically
 
 
 def generate_key_pair(bits: int = 2048) -> tuple[bytes, bytes]:
@@ -26,13 +27,7 @@ def generate_key_pair(bits: int = 2048) -> tuple[bytes, bytes]:
 def write_private(path: Path, pem: bytes) -> None:
     """Write a private key readable by its owner only (0600), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    write_atomically(path, pem, mode=0o600)
 
 
 def local_key_pair(directory: Path) -> tuple[bytes, bytes]:
@@ -43,5 +38,5 @@ def local_key_pair(directory: Path) -> tuple[bytes, bytes]:
         return private_path.read_bytes(), public_path.read_bytes()
     private, public = generate_key_pair()
     write_private(private_path, private)
-    public_path.write_bytes(public)
+    write_atomically(public_path, public, mode=0o644)
     return private, public

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from streamd.atomic_write import write_atomically
 from streamd.errors import StreamdError
 
 CA_LIFETIME = datetime.timedelta(days=3650)
@@ -112,12 +112,12 @@ def ensure_self_signed(directory: Path, names: tuple[str, ...] = ()) -> TlsFiles
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
-    _write(ca_path, ca_cert.public_bytes(pem), private=False)
-    _write(files.cert, cert.public_bytes(pem) + ca_cert.public_bytes(pem), private=False)
-    _write(
+    write_atomically(ca_path, ca_cert.public_bytes(pem), mode=0o644)
+    write_atomically(files.cert, cert.public_bytes(pem) + ca_cert.public_bytes(pem), mode=0o644)
+    write_atomically(
         files.key,
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-        private=True,
+        mode=0o600,
     )
     # The CA's own key is not kept: nothing else is ever signed with it, so nothing can be forged.
     return files
@@ -152,11 +152,3 @@ def _is_ip(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _write(path: Path, data: bytes, *, private: bool) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    tmp.replace(path)

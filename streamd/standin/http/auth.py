@@ -21,7 +21,7 @@ _MS_THRESHOLD = 100_000_000_000
 """Epoch values above this are milliseconds (year 5138 in seconds): the SDK sends ms (wire §2)."""
 
 
-class AuthError(Exception):
+class Unauthorized(Exception):
     """The request's credentials are missing, malformed, expired or not ours: answer 401."""
 
 
@@ -36,16 +36,16 @@ def fingerprint(public_key: RSAPublicKey) -> str:
 def bearer(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer …` header (scheme case-insensitive, §1.1)."""
     if not authorization:
-        raise AuthError("missing Authorization header")
+        raise Unauthorized("missing Authorization header")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError("Authorization must be 'Bearer <token>'")
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
     return token.strip()
 
 
 def _seconds(value: object, claim: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise AuthError(f"JWT claim {claim} must be a number")
+        raise Unauthorized(f"JWT claim {claim} must be a number")
     return value / 1000 if value > _MS_THRESHOLD else float(value)
 
 
@@ -85,7 +85,7 @@ class Authenticator:
             )
             return str(claims.get("sub", ""))
         except jwt.ExpiredSignatureError as err:
-            raise AuthError("scoped token has expired") from err
+            raise Unauthorized("scoped token has expired") from err
         except jwt.PyJWTError:
             pass
         if self.public_key is None:
@@ -94,7 +94,7 @@ class Authenticator:
             subject = _unverified_subject(token)
             if ".SHA256:" in _unverified_claims(token).get("iss", ""):
                 return subject
-            raise AuthError("ingest calls need the scoped token from /oauth/token")
+            raise Unauthorized("ingest calls need the scoped token from /oauth/token")
         return self._verify_keypair(token, self.public_key)
 
     def issue_scoped_token(self, subject: str, scope: str) -> str:
@@ -114,20 +114,20 @@ class Authenticator:
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )
         except jwt.PyJWTError as err:
-            raise AuthError(f"JWT signature or format invalid: {err}") from err
+            raise Unauthorized(f"JWT signature or format invalid: {err}") from err
         iss, sub = str(claims.get("iss", "")), str(claims.get("sub", ""))
         prefix, sep, fp = iss.partition(".SHA256:")
         if not sep or "SHA256:" + fp != fingerprint(key):
-            raise AuthError("JWT iss must be <ACCOUNT>.<USER>.SHA256:<fingerprint of the key>")
+            raise Unauthorized("JWT iss must be <ACCOUNT>.<USER>.SHA256:<fingerprint of the key>")
         if prefix.upper() != sub.upper() or "." not in sub:
-            raise AuthError("JWT sub must be <ACCOUNT>.<USER> and match iss")
+            raise Unauthorized("JWT sub must be <ACCOUNT>.<USER> and match iss")
         iat = _seconds(claims.get("iat"), "iat")
         exp = _seconds(claims.get("exp"), "exp")
         now = time.time()
         if exp <= now:
-            raise AuthError("JWT has expired")
+            raise Unauthorized("JWT has expired")
         if exp - iat > MAX_JWT_LIFETIME_S:
-            raise AuthError("JWT lifetime (exp - iat) exceeds one hour")
+            raise Unauthorized("JWT lifetime (exp - iat) exceeds one hour")
         return sub.upper()
 
 

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from streamd.standin.http.auth import Authenticator, AuthError
+from streamd.standin.http.auth import Authenticator, Unauthorized
 from streamd.standin.http.responses import (
     attempt_of,
     continuation_token,
@@ -30,7 +30,7 @@ from streamd.standin.http.responses import (
     parse_json,
     read_limited,
 )
-from streamd.standin.sdk.blob_stage import BUCKET, MAX_OBJECT_BYTES, Stage, StageError, Upload
+from streamd.standin.sdk.blob_stage import BUCKET, MAX_OBJECT_BYTES, BlobStageError, Stage, Upload
 from streamd.standin.sdk.counters import SdkCounters
 from streamd.standin.sdk.filebuffer import (
     ENCRYPTION_VERSION,
@@ -43,7 +43,7 @@ from streamd.standin.sdk.filebuffer import (
 from streamd.standin.streaming.channels import StandinState
 from streamd.standin.streaming.errors import StreamingError
 from streamd.standin.streaming.ids import ChannelId
-from streamd.standin.streaming.parse_rows import BodyError
+from streamd.standin.streaming.parse_rows import InvalidRowsBody
 
 log = logging.getLogger("streamd.standin")
 
@@ -53,7 +53,7 @@ FAKE_CREDS = {"AWS_KEY_ID": "STANDINFAKEKEYID", "AWS_SECRET_KEY": "standin", "AW
 """The SDK insists on S3 creds even in rowset mode (wire §4.1); nothing checks them."""
 
 
-def _s3_error(err: StageError) -> Response:
+def _s3_error(err: BlobStageError) -> Response:
     # S3's XML error shape, which the SDK's S3 client parses.
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>'
@@ -84,7 +84,7 @@ class SdkApi:
         """Accept and count the SDK's metrics posts (sent with the key-pair JWT)."""
         try:
             self.auth.check_control(request.headers.get("authorization"))
-        except AuthError as err:
+        except Unauthorized as err:
             return json_response({"code": "390303", "message": str(err), "success": False}, 401)
         try:
             body = orjson.loads(await request.body())
@@ -100,13 +100,15 @@ class SdkApi:
         """S3 PutObject onto the stage; answers 200 with the ETag the SDK requires (wire §6)."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_OBJECT_BYTES:
-            return _s3_error(StageError(400, "EntityTooLarge", "object exceeds the stage's cap"))
+            return _s3_error(
+                BlobStageError(400, "EntityTooLarge", "object exceeds the stage's cap")
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_OBJECT_BYTES:
-                return _s3_error(StageError(400, "EntityTooLarge", "object exceeds the cap"))
+                return _s3_error(BlobStageError(400, "EntityTooLarge", "object exceeds the cap"))
             chunks.append(chunk)
         raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
         key = raw.decode("latin-1").split("?", 1)[0].removeprefix(f"/{BUCKET}/")
@@ -118,7 +120,7 @@ class SdkApi:
         )
         try:
             etag = await anyio.to_thread.run_sync(self.stage.put_sync, upload)
-        except StageError as err:
+        except BlobStageError as err:
             return _s3_error(err)
         self.counters.stage_uploads += 1
         return Response(status_code=200, headers={"ETag": f'"{etag}"'})
@@ -164,7 +166,7 @@ class SdkApi:
         token = continuation_token(request)
         try:
             fragments = parse_fragments(parse_json(await read_limited(request)))
-        except BodyError as err:
+        except InvalidRowsBody as err:
             raise StreamingError(400, err.code, err.message) from err
         key = pipe_key(self.auth.secret, cid.db, cid.schema, cid.pipe)
         started = time.monotonic()

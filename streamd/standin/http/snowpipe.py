@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from streamd.standin.http.auth import Authenticator, AuthError
+from streamd.standin.http.auth import Authenticator, Unauthorized
 from streamd.standin.http.responses import json_response
 from streamd.standin.snowpipe.history import history_sync, missed_sync
 from streamd.standin.snowpipe.loader import (
@@ -57,7 +57,7 @@ class SnowpipeApi:
     async def _pipe(self, request: Request) -> PipeSpec | Response:
         try:
             self.auth.check_control(request.headers.get("authorization"))
-        except AuthError as err:
+        except Unauthorized as err:
             return _error(401, "390144", f"JWT token is invalid: {err}")
         try:
             return await self.pipes.get(request.path_params["pipe"])

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from streamd.standin.http.auth import Authenticator, AuthError
+from streamd.standin.http.auth import Authenticator, Unauthorized
 from streamd.standin.http.responses import json_response
 from streamd.standin.sql.engine import (
     Result,
@@ -61,7 +61,7 @@ class SqlApi:
         """POST /api/v2/statements: run the statement(s) and answer 200 ResultSet or 422."""
         try:
             self.auth.check_control(request.headers.get("authorization"))
-        except AuthError as err:
+        except Unauthorized as err:
             return json_response({"code": "390303", "message": f"Invalid JWT token: {err}"}, 401)
         try:
             body = orjson.loads(await request.body())
@@ -91,7 +91,7 @@ class SqlApi:
         """GET /api/v2/statements/{handle}: the stored outcome of a finished statement (§4.3)."""
         try:
             self.auth.check_control(request.headers.get("authorization"))
-        except AuthError as err:
+        except Unauthorized as err:
             return json_response({"code": "390303", "message": f"Invalid JWT token: {err}"}, 401)
         handle = request.path_params["handle"]
         stored = self.results.get(handle)

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from streamd.standin.http.auth import Authenticator, AuthError
+from streamd.standin.http.auth import Authenticator, Unauthorized
 from streamd.standin.http.responses import (
     attempt_of,
     continuation_token,
@@ -62,7 +62,7 @@ class StreamingApi:
         """Exchange Scoped Token (§2.4): form body in, plain-text token out (what clients parse)."""
         try:
             subject = self.auth.check_control(request.headers.get("authorization"))
-        except AuthError as err:
+        except Unauthorized as err:
             return error_response(401, "390303", f"Invalid JWT token: {err}")
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         grant = form.get("grant_type", [""])[0]
@@ -82,7 +82,7 @@ class StreamingApi:
         parts = raw_path.removeprefix("/v2/streaming/").split("/")
         try:
             return await self._dispatch(request, parts, received)
-        except AuthError as err:
+        except Unauthorized as err:
             return error_response(401, "390303", f"Authentication failed: {err}")
         except StreamingError as err:
             return error_response(err.status, err.code, err.message, err.headers)

@@ -61,7 +61,7 @@ _REMOVE = re.compile(r"^(?:REMOVE|RM)\s+(?P<ref>@\S+)(?P<rest>.*)$", re.IGNORECA
 _EXTERNAL = re.compile(r"\b(URL|STORAGE_INTEGRATION|CREDENTIALS)\s*=", re.IGNORECASE)
 
 
-class StageError(SqlFailure):
+class NamedStageError(SqlFailure):
     """A stage statement or path Snowflake would refuse (code and sqlState as Snowflake's)."""
 
 
@@ -92,7 +92,7 @@ def _split_name(text: str, database: str | None, schema: str | None) -> tuple[st
         return database.upper(), parts[0], parts[1]
     if len(parts) == 1 and database and schema:
         return database.upper(), schema.upper(), parts[0]
-    raise StageError(
+    raise NamedStageError(
         "090105",
         "22000",
         f"Cannot perform operation on stage {text}. This session does not have a current "
@@ -104,7 +104,7 @@ def parse_stage_ref(text: str, database: str | None = None, schema: str | None =
     """Parse `@[db.][schema.]stage[/path]`, resolving short names against the request's namespace."""
     text = text.strip().rstrip(";")
     if text.startswith(("@~", "@%")):
-        raise StageError(
+        raise NamedStageError(
             "000002",
             "0A000",
             f"Unsupported feature in the stand-in: user and table stages ({text.split('/')[0]}); "
@@ -112,7 +112,9 @@ def parse_stage_ref(text: str, database: str | None = None, schema: str | None =
         )
     match = _STAGE_REF.match(text)
     if match is None:
-        raise StageError("001003", "42000", f"SQL compilation error: invalid stage location {text}")
+        raise NamedStageError(
+            "001003", "42000", f"SQL compilation error: invalid stage location {text}"
+        )
     db, sch, name = _split_name(match["name"], database, schema)
     path = (match["path"] or "").lstrip("/")
     return StageRef(db, sch, name, path)
@@ -138,7 +140,7 @@ class Stages:
     def require(self, ref: StageRef) -> Path:
         """The directory of an existing stage; Snowflake's 'does not exist' error otherwise."""
         if not self.exists(ref):
-            raise StageError(
+            raise NamedStageError(
                 "002003",
                 "02000",
                 f"SQL compilation error: Stage '{ref.qualified}' does not exist or not authorized.",
@@ -154,7 +156,7 @@ class Stages:
             if if_not_exists:
                 return f"{name} already exists, statement succeeded."
             if not replace:
-                raise StageError(
+                raise NamedStageError(
                     "002002", "42710", f"SQL compilation error: Object '{name}' already exists."
                 )
             shutil.rmtree(self.directory(ref), ignore_errors=True)
@@ -270,7 +272,7 @@ def run_stage_statement(
     if match := _CREATE.match(flat):
         rest = match["rest"].strip()
         if _EXTERNAL.search(rest):
-            raise StageError(
+            raise NamedStageError(
                 "000002",
                 "0A000",
                 "Unsupported feature in the stand-in: external stages (URL/STORAGE_INTEGRATION); "
@@ -278,7 +280,7 @@ def run_stage_statement(
             )
         ref = StageRef(*_split_name(match["name"], database, schema))
         if not _schema_exists(cur, ref.database, ref.schema):
-            raise StageError(
+            raise NamedStageError(
                 "002003",
                 "02000",
                 f"SQL compilation error: Schema '{ref.database}.{ref.schema}' does not exist or "
@@ -291,7 +293,7 @@ def run_stage_statement(
             definition={"name": ref.qualified, "properties": " ".join(rest.split())},
         )
         return _status(message)
-    raise StageError(
+    raise NamedStageError(
         "001003", "42000", f"SQL compilation error: not a stage statement: {flat[:80]}"
     )
 

@@ -22,7 +22,7 @@ MAX_OBJECT_BYTES = 256 * 1024 * 1024
 """Cap on one uploaded blob; the SDK's file-mode blobs are a few MB (target ~4 MB compressed)."""
 
 
-class StageError(Exception):
+class BlobStageError(Exception):
     """An upload or a blob reference the stage cannot take; `code` is an S3 error code."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -50,19 +50,21 @@ def decode_aws_chunked(body: bytes) -> tuple[bytes, dict[str, str]]:
     while True:
         end = body.find(b"\r\n", pos)
         if end < 0:
-            raise StageError(400, "IncompleteBody", "aws-chunked body ends inside a chunk header")
+            raise BlobStageError(
+                400, "IncompleteBody", "aws-chunked body ends inside a chunk header"
+            )
         size_text = body[pos:end].split(b";", 1)[0].strip()
         try:
             size = int(size_text, 16)
         except ValueError:
-            raise StageError(
+            raise BlobStageError(
                 400, "InvalidChunkSizeError", f"bad aws-chunked size {size_text[:16]!r}"
             ) from None
         pos = end + 2
         if size == 0:
             break
         if pos + size + 2 > len(body) or body[pos + size : pos + size + 2] != b"\r\n":
-            raise StageError(400, "IncompleteBody", "aws-chunked chunk is cut short")
+            raise BlobStageError(400, "IncompleteBody", "aws-chunked chunk is cut short")
         payload += body[pos : pos + size]
         pos += size + 2
     trailers: dict[str, str] = {}
@@ -80,7 +82,7 @@ def object_payload(upload: Upload) -> bytes:
         return upload.body
     payload, trailers = decode_aws_chunked(upload.body)
     if upload.decoded_length is not None and upload.decoded_length != str(len(payload)):
-        raise StageError(
+        raise BlobStageError(
             400,
             "IncompleteBody",
             f"x-amz-decoded-content-length {upload.decoded_length} != {len(payload)} bytes sent",
@@ -89,7 +91,9 @@ def object_payload(upload: Upload) -> bytes:
     if crc is not None:
         mine = base64.b64encode(zlib.crc32(payload).to_bytes(4, "big")).decode("ascii")
         if crc != mine:
-            raise StageError(400, "BadDigest", "x-amz-checksum-crc32 does not match the payload")
+            raise BlobStageError(
+                400, "BadDigest", "x-amz-checksum-crc32 does not match the payload"
+            )
     return payload
 
 
@@ -122,11 +126,11 @@ class Stage:
                 blob.seek(start)
                 data = blob.read(length)
         except FileNotFoundError:
-            raise StageError(
+            raise BlobStageError(
                 404, "NoSuchKey", f"no uploaded file {file_path!r} on the stage"
             ) from None
         if len(data) != length:
-            raise StageError(
+            raise BlobStageError(
                 400, "InvalidRange", f"{file_path!r} has no {length} bytes at offset {start}"
             )
         return data
@@ -151,7 +155,7 @@ class Stage:
     def _path(self, name: str) -> Path:
         parts = PurePosixPath(name.lstrip("/")).parts
         if not parts or parts[0] != BUCKET or any(p in ("..", ".") for p in parts):
-            raise StageError(
+            raise BlobStageError(
                 400, "InvalidObjectName", f"{name!r} is not an object in bucket {BUCKET}"
             )
         return self.directory.joinpath(*parts)

@@ -20,8 +20,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from streamd.standin.sdk.blob_stage import Stage, StageError
-from streamd.standin.streaming.parse_rows import BodyError, decode_body, iter_lines
+from streamd.standin.sdk.blob_stage import BlobStageError, Stage
+from streamd.standin.streaming.parse_rows import InvalidRowsBody, decode_body, iter_lines
 
 ENCRYPTION_VERSION = "AES-CTR-128.1"
 """What the SDK asks `:pipe-info` for and stamps on every fragment (wire §3 row 3, §6)."""
@@ -48,37 +48,39 @@ def pipe_key(secret: bytes, db: str, schema: str, pipe: str) -> bytes:
 
 
 def parse_fragments(body: Any) -> list[Fragment]:
-    """The fragments of a `/filebuffer` body, or BodyError naming the bad field."""
+    """The fragments of a `/filebuffer` body, or InvalidRowsBody naming the bad field."""
     if not isinstance(body, list) or not body:
-        raise BodyError("ERR_INVALID_REQUEST", "filebuffer body must be a non-empty JSON array")
+        raise InvalidRowsBody(
+            "ERR_INVALID_REQUEST", "filebuffer body must be a non-empty JSON array"
+        )
     if len(body) > MAX_FRAGMENTS:
-        raise BodyError("ERR_INVALID_REQUEST", f"more than {MAX_FRAGMENTS} fragments")
+        raise InvalidRowsBody("ERR_INVALID_REQUEST", f"more than {MAX_FRAGMENTS} fragments")
     return [_fragment(item, i) for i, item in enumerate(body)]
 
 
 def _fragment(item: Any, index: int) -> Fragment:
     if not isinstance(item, dict):
-        raise BodyError("ERR_INVALID_REQUEST", f"fragment {index} is not a JSON object")
+        raise InvalidRowsBody("ERR_INVALID_REQUEST", f"fragment {index} is not a JSON object")
 
     def need(name: str, kind: type) -> Any:
         value = item.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise BodyError(
+            raise InvalidRowsBody(
                 "ERR_INVALID_REQUEST", f"fragment {index}: {name} missing or not {kind.__name__}"
             )
         return value
 
     version = item.get("encryption_version", ENCRYPTION_VERSION)
     if version != ENCRYPTION_VERSION:
-        raise BodyError(
+        raise InvalidRowsBody(
             "ERR_INVALID_REQUEST", f"fragment {index}: unsupported encryption_version {version!r}"
         )
     try:
         iv = base64.b64decode(need("iv_base64", str), validate=True)
     except binascii.Error as err:
-        raise BodyError("ERR_INVALID_REQUEST", f"fragment {index}: iv_base64: {err}") from err
+        raise InvalidRowsBody("ERR_INVALID_REQUEST", f"fragment {index}: iv_base64: {err}") from err
     if len(iv) != 16:
-        raise BodyError("ERR_INVALID_REQUEST", f"fragment {index}: the IV must be 16 bytes")
+        raise InvalidRowsBody("ERR_INVALID_REQUEST", f"fragment {index}: the IV must be 16 bytes")
     start, end = item.get("fragment_start_offset_token"), item.get("fragment_end_offset_token")
     return Fragment(
         file_path=need("file_path", str),
@@ -105,8 +107,8 @@ def fragment_loader(stage: Stage, key: bytes, fragments: list[Fragment]) -> Call
                 encrypted = stage.read_sync(
                     fragment.file_path, fragment.start_byte, fragment.length
                 )
-            except StageError as err:
-                raise BodyError("ERR_FILE_NOT_FOUND", f"fragment {i}: {err.message}") from err
+            except BlobStageError as err:
+                raise InvalidRowsBody("ERR_FILE_NOT_FOUND", f"fragment {i}: {err.message}") from err
             decryptor = Cipher(algorithms.AES(key), modes.CTR(fragment.iv)).decryptor()
             compressed = decryptor.update(encrypted) + decryptor.finalize()
             ndjson = decode_body(compressed, "zstd")
@@ -115,7 +117,7 @@ def fragment_loader(stage: Stage, key: bytes, fragments: list[Fragment]) -> Call
             # 1.9.1), apparently its own size estimate. The row count below is exact.
             rows = sum(1 for _ in iter_lines(ndjson))
             if rows != fragment.row_count:
-                raise BodyError(
+                raise InvalidRowsBody(
                     "ERR_INVALID_PAYLOAD",
                     f"fragment {i} holds {rows} rows, not fragment_row_count {fragment.row_count}",
                 )
@@ -136,7 +138,7 @@ def consume(stage: Stage, fragments: list[Fragment]) -> None:
             whole = fragment.start_byte == 0 and fragment.length == stage.size_sync(
                 fragment.file_path
             )
-        except (OSError, StageError):
+        except (OSError, BlobStageError):
             continue
         if whole:
             stage.delete_sync(fragment.file_path)

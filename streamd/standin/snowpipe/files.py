@@ -29,7 +29,7 @@ from streamd.standin.snowpipe.pipes import PipeSpec
 from streamd.standin.storage.ddl import TableSpec
 from streamd.standin.streaming.parse_rows import (
     MAX_DECODED_BYTES,
-    RowRejected,
+    RowParseError,
     coerce_row,
     coerce_value,
     to_arrow,
@@ -108,7 +108,7 @@ def read_file(spec: PipeSpec, table: TableSpec, path: str, data: bytes) -> FileL
             try:
                 good.append(mapper(record))
                 continue
-            except RowRejected as err:
+            except RowParseError as err:
                 error = FirstError(err.message, line_no, 1, err.source)
         errors += 1
         first = first or error
@@ -171,11 +171,11 @@ class _Mapper:
         self.required = [c for c in table.columns if not c.nullable]
 
     def __call__(self, record: Any) -> dict[str, Any]:
-        """The row for one record, or RowRejected."""
+        """The row for one record, or RowParseError."""
         if self.spec.match_by_column_name is None:
             return self._whole(record)
         if not isinstance(record, dict):
-            raise RowRejected(
+            raise RowParseError(
                 "100069", f"MATCH_BY_COLUMN_NAME needs a JSON object, got {type(record).__name__}"
             )
         out: dict[str, Any] = {}
@@ -186,7 +186,7 @@ class _Mapper:
             out[col.name] = coerce_value(col, value)
         for col in self.required:
             if out.get(col.name) is None:
-                raise RowRejected(
+                raise RowParseError(
                     "100072", f"NULL result in a non-nullable column '{col.name}'", col.name
                 )
         return out
@@ -195,7 +195,7 @@ class _Mapper:
         table = self.table
         variants = [c for c in table.columns if c.kind in ("variant", "object", "array")]
         if len(table.columns) != 1 or not variants:
-            raise RowRejected(
+            raise RowParseError(
                 "002023",
                 "JSON file format can produce one and only one column of type variant, object, "
                 "or array. Use MATCH_BY_COLUMN_NAME to load into more columns.",

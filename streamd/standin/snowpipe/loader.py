@@ -27,7 +27,7 @@ import anyio
 import duckdb
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from streamd.standin.objects.stages import StageError, StageRef, Stages
+from streamd.standin.objects.stages import NamedStageError, StageRef, Stages
 from streamd.standin.snowpipe.files import FileLoad, failed, read_file
 from streamd.standin.snowpipe.history import (
     already_loaded_sync,
@@ -135,7 +135,7 @@ class Snowpipe:
             )
         try:
             self.stages.require(StageRef(*spec.stage))
-        except StageError as err:
+        except NamedStageError as err:
             raise PipeError(err.code, err.sql_state, err.message) from None
         created = save_pipe_sync(cur, create)
         self._specs.pop(spec.qualified, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from streamd.standin.objects.stages import StageError, parse_stage_ref
+from streamd.standin.objects.stages import NamedStageError, parse_stage_ref
 from streamd.standin.sql.engine import SqlFailure
 
 _IDENT = r'(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_$]*)'
@@ -123,7 +123,7 @@ def parse_create_pipe(text: str, database: str | None, schema: str | None) -> Cr
         raise PipeError("001003", "42000", f"SQL compilation error: {source!r} is not a stage")
     try:
         ref = parse_stage_ref(source, database, schema)
-    except StageError as err:
+    except NamedStageError as err:
         raise PipeError(err.code, err.sql_state, err.message) from None
     stage, prefix = (ref.database, ref.schema, ref.name), ref.path
     options = {k.upper(): v for k, v in _options(found["options"]).items()}

@@ -24,7 +24,12 @@ from streamd.standin.streaming.commit_scheduler import CommitScheduler, Pending
 from streamd.standin.streaming.errors import StreamingError
 from streamd.standin.streaming.ids import ChannelId
 from streamd.standin.streaming.limits import RATE_LIMIT_CODE, ChannelRateLimiter, RateLimited
-from streamd.standin.streaming.parse_rows import BodyError, ParsedRows, decode_body, parse_rows
+from streamd.standin.streaming.parse_rows import (
+    InvalidRowsBody,
+    ParsedRows,
+    decode_body,
+    parse_rows,
+)
 from streamd.standin.streaming.replay import FIRST_ATTEMPT, Attempt, RecentRequests
 from streamd.standin.streaming.timing import BatchTiming, TimingLog
 from streamd.standin.streaming.tokens import TokenClaims, TokenError, decode_token, encode_token
@@ -174,7 +179,7 @@ class StandinState:
         attempt: Attempt = FIRST_ATTEMPT,
         timing: BatchTiming | None = None,
     ) -> str:
-        """Append NDJSON that `load` produces in a worker thread (raising BodyError when it
+        """Append NDJSON that `load` produces in a worker thread (raising InvalidRowsBody when it
         cannot): /rows bodies and file-mode fragments share the token chain and commits."""
         # Rejected early, before the body is read; a retry of an applied request is answered here.
         live, replayed = self._check_token(cid, continuation_token, attempt)
@@ -356,7 +361,7 @@ def _parse(spec: TableSpec, load: Callable[[], bytes]) -> tuple[ParsedRows, int]
     try:
         raw = load()
         return parse_rows(spec, raw), len(raw)
-    except BodyError as err:
+    except InvalidRowsBody as err:
         raise StreamingError(400, err.code, err.message) from err
 
 

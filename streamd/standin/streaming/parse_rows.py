@@ -26,7 +26,7 @@ MAX_DECODED_BYTES = 256 * 1024 * 1024
 """Cap on a decompressed body: 4 MB of zstd rarely exceeds ~30 MB of NDJSON; more is a bomb."""
 
 
-class BodyError(Exception):
+class InvalidRowsBody(Exception):
     """The body as a whole cannot be read (bad encoding): the request is rejected with 400."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -35,7 +35,7 @@ class BodyError(Exception):
         self.message = message
 
 
-class RowRejected(Exception):
+class RowParseError(Exception):
     """One value or row does not fit the table; the row goes to the error table."""
 
     def __init__(self, code: str, message: str, source: str | None = None) -> None:
@@ -84,14 +84,16 @@ def decode_body(body: bytes, content_encoding: str | None) -> bytes:
         elif encoding in ("gzip", "x-gzip"):
             out = gzip.decompress(body)
         else:
-            raise BodyError(
+            raise InvalidRowsBody(
                 "ERR_UNSUPPORTED_CONTENT_ENCODING",
                 f"Content-Encoding {content_encoding!r} is not supported; use zstd or gzip",
             )
     except (zstandard.ZstdError, OSError, EOFError, zlib.error) as err:
-        raise BodyError("ERR_INVALID_PAYLOAD", f"body is not valid {encoding} data: {err}") from err
+        raise InvalidRowsBody(
+            "ERR_INVALID_PAYLOAD", f"body is not valid {encoding} data: {err}"
+        ) from err
     if len(out) > MAX_DECODED_BYTES:
-        raise BodyError("ERR_PAYLOAD_TOO_LARGE", "decompressed body exceeds 256 MB")
+        raise InvalidRowsBody("ERR_PAYLOAD_TOO_LARGE", "decompressed body exceeds 256 MB")
     return out
 
 
@@ -129,7 +131,7 @@ def parse_rows(table: TableSpec, data: bytes) -> ParsedRows:
             continue
         try:
             good.append(coerce_row(table, obj))
-        except RowRejected as err:
+        except RowParseError as err:
             rejected.append(RejectedRow(err.code, err.message, err.source, line.decode(), "json"))
     return ParsedRows(to_arrow(table, good), len(good), rejected)
 
@@ -148,39 +150,41 @@ def _invalid_line(line: bytes, detail: str) -> RejectedRow:
 
 
 def coerce_row(table: TableSpec, obj: dict[str, Any]) -> dict[str, Any]:
-    """A row keyed by column name with Arrow-ready values, or RowRejected."""
+    """A row keyed by column name with Arrow-ready values, or RowParseError."""
     out: dict[str, Any] = {}
     for key, value in obj.items():
         col = table.column(key)
         if col is None:
             # The brief's choice: an unmappable key rejects the row (Snowflake invalidates the
             # channel only under schema evolution, §2.12; silently dropping data hides bugs).
-            raise RowRejected("100080", f"Column '{key}' does not exist in table {table.name}", key)
+            raise RowParseError(
+                "100080", f"Column '{key}' does not exist in table {table.name}", key
+            )
         if col.name in out:
-            raise RowRejected(
+            raise RowParseError(
                 "100069", f"Column '{col.name}' given twice (keys differ in case)", key
             )
         out[col.name] = coerce_value(col, value)
     for col in table.columns:
         if not col.nullable and out.get(col.name) is None:
-            raise RowRejected(
+            raise RowParseError(
                 "100072", f"NULL result in a non-nullable column '{col.name}'", col.name
             )
     return out
 
 
 def coerce_value(col: ColumnSpec, value: Any) -> Any:
-    """One JSON value → the Python value Arrow stores for this column, or RowRejected."""
+    """One JSON value → the Python value Arrow stores for this column, or RowParseError."""
     if value is None:
         return None
     kind = col.kind
     if kind in ("variant", "object", "array"):
         if kind == "object" and not isinstance(value, dict):
-            raise RowRejected(
+            raise RowParseError(
                 "100069", f"Value for OBJECT column '{col.name}' is not an object", col.name
             )
         if kind == "array" and not isinstance(value, list):
-            raise RowRejected(
+            raise RowParseError(
                 "100069", f"Value for ARRAY column '{col.name}' is not an array", col.name
             )
         return orjson.dumps(value).decode()
@@ -221,7 +225,7 @@ def coerce_value(col: ColumnSpec, value: Any) -> Any:
             except ValueError:
                 pass
         raise _not_recognized("Binary", col, value)
-    raise RowRejected("100069", f"column '{col.name}' has unsupported type {kind}", col.name)
+    raise RowParseError("100069", f"column '{col.name}' has unsupported type {kind}", col.name)
 
 
 def _text(col: ColumnSpec, value: Any) -> str:
@@ -235,7 +239,7 @@ def _text(col: ColumnSpec, value: Any) -> str:
         # Snowflake would store the JSON text of an object in a VARCHAR; the stand-in does too.
         text = orjson.dumps(value).decode()
     if col.length is not None and len(text) > col.length:
-        raise RowRejected(
+        raise RowParseError(
             "100078",
             f"String '{text[:32]}' is too long and would be truncated (column '{col.name}', "
             f"max {col.length})",
@@ -259,7 +263,7 @@ def _fixed(col: ColumnSpec, value: Any) -> Decimal:
     scale = col.scale or 0
     number = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
     if abs(number) >= Decimal(10) ** (precision - scale):
-        raise RowRejected(
+        raise RowParseError(
             "100039",
             f"Numeric value '{value}' is out of range for NUMBER({precision},{scale}) column "
             f"'{col.name}'",
@@ -299,10 +303,10 @@ def _timestamp(col: ColumnSpec, value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _not_recognized(what: str, col: ColumnSpec, value: Any) -> RowRejected:
+def _not_recognized(what: str, col: ColumnSpec, value: Any) -> RowParseError:
     codes = {"Numeric": "100038", "Timestamp": "100035", "Boolean": "100037", "Date": "100040"}
     shown = value if isinstance(value, str) else orjson.dumps(value).decode()
-    return RowRejected(
+    return RowParseError(
         codes.get(what, "100069"),
         f"{what} value '{str(shown)[:64]}' is not recognized (column '{col.name}')",
         col.name,

@@ -13,9 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from streamd.standin.http.tls import ensure_self_signed
-from streamd.standin.sdk.blob_stage import BUCKET, Stage, StageError, Upload, decode_aws_chunked
+from streamd.standin.sdk.blob_stage import BUCKET, BlobStageError, Stage, Upload, decode_aws_chunked
 from streamd.standin.sdk.filebuffer import consume, fragment_loader, parse_fragments, pipe_key
-from streamd.standin.streaming.parse_rows import BodyError
+from streamd.standin.streaming.parse_rows import InvalidRowsBody
 from streamd.standin.streaming.replay import Attempt, RecentRequests
 
 # ---- retry memory -------------------------------------------------------------------------
@@ -85,17 +85,17 @@ def test_stage_stores_checks_and_serves_ranges(tmp_path: Path) -> None:
     )
     assert len(etag) == 32
     assert stage.read_sync(f"{BUCKET}/a/b/0.ndjson", 10, 5) == b"01234"
-    with pytest.raises(StageError) as bad_crc:
+    with pytest.raises(BlobStageError) as bad_crc:
         stage.put_sync(
             Upload("x", aws_chunked(payload, (1000,), crc=b"\0\0\0\0"), "aws-chunked", None)
         )
     assert bad_crc.value.code == "BadDigest"
-    with pytest.raises(StageError):
+    with pytest.raises(BlobStageError):
         stage.put_sync(Upload("x", aws_chunked(payload, (1000,)), "aws-chunked", "999"))
-    with pytest.raises(StageError) as missing:
+    with pytest.raises(BlobStageError) as missing:
         stage.read_sync(f"{BUCKET}/nope", 0, 1)
     assert missing.value.code == "NoSuchKey"
-    with pytest.raises(StageError):
+    with pytest.raises(BlobStageError):
         stage.read_sync(f"{BUCKET}/../outside", 0, 1)
 
 
@@ -137,10 +137,10 @@ def test_fragment_is_decrypted_decompressed_counted_and_consumed(tmp_path: Path)
     fragments = parse_fragments([fragment_json(f"{BUCKET}/p/0.ndjson", len(blob), 3, iv)])
     assert fragments[0].end_offset == "2"
     assert fragment_loader(stage, key, fragments)() == ndjson
-    with pytest.raises(BodyError):  # another pipe's key cannot read it
+    with pytest.raises(InvalidRowsBody):  # another pipe's key cannot read it
         fragment_loader(stage, pipe_key(b"secret", "DB", "S", "OTHER"), fragments)()
     consume(stage, fragments)
-    with pytest.raises(StageError):
+    with pytest.raises(BlobStageError):
         stage.read_sync(f"{BUCKET}/p/0.ndjson", 0, 1)
     assert list(stage.directory.iterdir()) == []  # empty prefixes go with the blob
 
@@ -152,7 +152,7 @@ def test_fragment_row_count_must_match(tmp_path: Path) -> None:
     blob = encrypted_blob(key, iv, b'{"id":1}\n{"id":2}\n')
     stage.put_sync(Upload("f", blob, None, None))
     fragments = parse_fragments([fragment_json(f"{BUCKET}/f", len(blob), 3, iv)])
-    with pytest.raises(BodyError, match="2 rows"):
+    with pytest.raises(InvalidRowsBody, match="2 rows"):
         fragment_loader(stage, key, fragments)()
 
 
@@ -167,7 +167,7 @@ def test_fragment_row_count_must_match(tmp_path: Path) -> None:
     ],
 )
 def test_bad_filebuffer_bodies_are_refused(body: object) -> None:
-    with pytest.raises(BodyError):
+    with pytest.raises(InvalidRowsBody):
         parse_fragments(body)
 
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from streamd.standin.objects.stages import (
-    StageError,
+    NamedStageError,
     StageRef,
     Stages,
     is_stage_statement,
@@ -31,9 +31,9 @@ def test_parse_stage_ref_resolves_short_names() -> None:
     assert parse_stage_ref("@D.S.ST/cdc/x", None, None) == StageRef("D", "S", "ST", "cdc/x")
     assert parse_stage_ref("@st", "d", "s") == StageRef("D", "S", "ST", "")
     assert parse_stage_ref('@"My St"/a', "D", "S") == StageRef("D", "S", "My St", "a")
-    with pytest.raises(StageError, match="current database"):
+    with pytest.raises(NamedStageError, match="current database"):
         parse_stage_ref("@st", None, None)
-    with pytest.raises(StageError, match="user and table stages"):
+    with pytest.raises(NamedStageError, match="user and table stages"):
         parse_stage_ref("@~/x")
 
 
@@ -41,7 +41,7 @@ def test_create_list_remove(tmp_path: Path, cur: duckdb.DuckDBPyConnection) -> N
     stages = Stages(tmp_path)
     _, rows = run_stage_statement(cur, stages, "CREATE STAGE D.S.ST", None, None)
     assert rows == [("Stage area ST successfully created.",)]
-    with pytest.raises(StageError, match="already exists"):
+    with pytest.raises(NamedStageError, match="already exists"):
         run_stage_statement(cur, stages, "CREATE STAGE D.S.ST", None, None)
     ref = StageRef("D", "S", "ST")
     stages.write_file(ref, "cdc/a.parquet", lambda p: p.write_bytes(b"abc"))
@@ -67,15 +67,15 @@ def test_create_list_remove(tmp_path: Path, cur: duckdb.DuckDBPyConnection) -> N
     run_stage_statement(cur, stages, "CREATE OR REPLACE STAGE D.S.ST", None, None)
     assert run_stage_statement(cur, stages, "LIST @D.S.ST", None, None)[1] == []
     run_stage_statement(cur, stages, "DROP STAGE D.S.ST", None, None)
-    with pytest.raises(StageError, match="does not exist"):
+    with pytest.raises(NamedStageError, match="does not exist"):
         run_stage_statement(cur, stages, "LIST @D.S.ST", None, None)
 
 
 def test_refusals(tmp_path: Path, cur: duckdb.DuckDBPyConnection) -> None:
     stages = Stages(tmp_path)
-    with pytest.raises(StageError, match=r"Schema 'D\.NOPE' does not exist"):
+    with pytest.raises(NamedStageError, match=r"Schema 'D\.NOPE' does not exist"):
         run_stage_statement(cur, stages, "CREATE STAGE D.NOPE.ST", None, None)
-    with pytest.raises(StageError, match="external stages"):
+    with pytest.raises(NamedStageError, match="external stages"):
         run_stage_statement(cur, stages, "CREATE STAGE D.S.X URL='s3://b/'", None, None)
     assert is_stage_statement("CREATE OR REPLACE STAGE x FILE_FORMAT = (TYPE = PARQUET)")
     assert is_stage_statement("remove @x pattern='.*'")

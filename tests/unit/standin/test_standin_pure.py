@@ -21,7 +21,12 @@ from streamd.standin.storage.ddl import (
     sql_files,
     translate,
 )
-from streamd.standin.streaming.parse_rows import BodyError, decode_body, iter_lines, parse_rows
+from streamd.standin.streaming.parse_rows import (
+    InvalidRowsBody,
+    decode_body,
+    iter_lines,
+    parse_rows,
+)
 from streamd.standin.streaming.tokens import TokenClaims, TokenError, decode_token, encode_token
 
 REPO = Path(__file__).resolve().parents[3]
@@ -90,10 +95,10 @@ def test_decode_body_encodings() -> None:
     assert decode_body(zstandard.ZstdCompressor().compress(raw), "zstd") == raw
     assert decode_body(gzip.compress(raw), "gzip") == raw
     assert decode_body(raw, None) == raw
-    with pytest.raises(BodyError) as err:
+    with pytest.raises(InvalidRowsBody) as err:
         decode_body(b"not zstd", "zstd")
     assert err.value.code == "ERR_INVALID_PAYLOAD"
-    with pytest.raises(BodyError):
+    with pytest.raises(InvalidRowsBody):
         decode_body(raw, "br")
 
 

@@ -1,13 +1,8 @@
-"""`streamd keygen`: an RSA key pair for Snowflake key-pair auth, written with safe file modes.
-
-Also the check the daemon runs on a `file:` private key: a key readable by group or others is
-refused with the `chmod` that fixes it (the same stance as ssh with `~/.ssh/id_rsa`).
-"""
+"""`streamd keygen`: an RSA key pair for Snowflake key-pair auth, written with safe file modes."""
 
 from __future__ import annotations
 
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,21 +130,3 @@ def generate(
         alter_user_sql=alter_user_statement(user, public_pem),
         encrypted=passphrase is not None,
     )
-
-
-def check_private_key_file(path: Path) -> None:
-    """Refuse a private key file that group or others may read, with the chmod that fixes it.
-
-    Only the mode is judged; a file that cannot be stat'ed passes here, so the read that follows
-    reports it with its own message. Credentials that systemd's `LoadCredential=` provides are
-    0400 and pass.
-    """
-    try:
-        st = path.stat()
-    except OSError:
-        return
-    if st.st_mode & 0o077:
-        mode = stat.S_IMODE(st.st_mode)
-        raise ConfigError(
-            f"{path} is readable by group/others (mode {mode:04o}); run chmod 600 {path}"
-        )

@@ -1,5 +1,8 @@
 """Secret references in config: `env:NAME`, `file:/path` or a literal, resolved to a `SecretStr`.
 
+A `file:` private key readable by group or others is refused with the `chmod` that fixes it
+(the same stance as ssh with `~/.ssh/id_rsa`).
+
 Lives outside `streamd.config.model` so that component config models (sources, which `config` imports)
 can resolve their own secrets without an import cycle.
 """
@@ -7,9 +10,12 @@ can resolve their own secrets without an import cycle.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from pydantic import SecretStr
+
+from streamd.errors import ConfigError
 
 
 def resolve_secret(value: str, *, key: str) -> SecretStr:
@@ -29,3 +35,21 @@ def resolve_secret(value: str, *, key: str) -> SecretStr:
         except OSError as exc:
             raise ValueError(f"cannot read {path}: {exc.strerror}; fix the path in {key}") from None
     return SecretStr(value)
+
+
+def check_private_key_file(path: Path) -> None:
+    """Refuse a private key file that group or others may read, with the chmod that fixes it.
+
+    Only the mode is judged; a file that cannot be stat'ed passes here, so the read that follows
+    reports it with its own message. Credentials that systemd's `LoadCredential=` provides are
+    0400 and pass.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return
+    if st.st_mode & 0o077:
+        mode = stat.S_IMODE(st.st_mode)
+        raise ConfigError(
+            f"{path} is readable by group/others (mode {mode:04o}); run chmod 600 {path}"
+        )

@@ -1,14 +1,15 @@
-"""Per-table row rules from config: a row that breaks one is dead-lettered, never sent, never lost."""
+"""Checking a row against its table's rules (`[tables]`): a row that breaks one is dead-lettered,
+never sent, never lost."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from streamd.config.tables import TableRules
 from streamd.rows import Row
 
-_MODEL = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+# TableRules is part of this interface: `violation` checks rows against it.
+__all__ = ["TableRules", "violation"]
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -18,35 +19,6 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
     "array": (list,),
 }
-
-
-class ColumnRule(BaseModel):
-    """What one column of a row must satisfy."""
-
-    model_config = _MODEL
-
-    required: bool = False
-    """The column must be present and not null."""
-    type: Literal["string", "number", "integer", "boolean", "object", "array"] | None = None
-    """JSON type the value must have (null is allowed unless `required`)."""
-    min: float | None = None
-    """Smallest allowed number."""
-    max: float | None = None
-    """Largest allowed number."""
-    allowed: list[str | int | float | bool] | None = None
-    """The only values allowed."""
-
-
-class TableRules(BaseModel):
-    """Rules for the rows of one table."""
-
-    model_config = _MODEL
-
-    mode: Literal["streaming", "files"] = "streaming"
-    """How the table is delivered: Snowpipe Streaming channels, or gzip NDJSON files through
-    classic Snowpipe (see [files]) — for bulk and backfill, minutes rather than seconds."""
-    columns: dict[str, ColumnRule] = Field(default_factory=dict)
-    """Column name (as the row spells it) → its rule."""
 
 
 def violation(row: Row, rules: TableRules) -> tuple[str, str] | None:

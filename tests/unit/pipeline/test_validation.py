@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streamd.pipeline.validation import ColumnRule, TableRules, violation
+from streamd.config.tables import ColumnRule, TableRules
+from streamd.pipeline.validation import violation
 
 RULES = TableRules(
     columns={

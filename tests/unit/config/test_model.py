@@ -10,7 +10,7 @@ from streamd.config.example import render_example
 from streamd.config.model import Config, embedded_path, load, parse
 from streamd.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _problems(text: str) -> list[str]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-_MODEL = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+from streamd.config.base import FrozenModel
+
 _FQ_NAME = r"^[^.\s]+\.[^.\s]+\.[^.\s]+$"
 
 
-class Thresholds(BaseModel):
+class Thresholds(FrozenModel):
     """When a measured lag or age becomes a finding (warning at the limit, critical past
     `critical_factor` times it)."""
-
-    model_config = _MODEL
 
     critical_factor: float = Field(default=3.0, ge=1)
     """A lag or age this many times its warning limit is critical instead of a warning."""
@@ -34,10 +33,8 @@ class Thresholds(BaseModel):
     """How far back COPY_HISTORY is read for failed or partial loads."""
 
 
-class FreshnessTarget(BaseModel):
+class FreshnessTarget(FrozenModel):
     """One end-to-end freshness: events a source writes to `table` should be visible in `final`."""
-
-    model_config = _MODEL
 
     source: str
     """Name of the source (its `[[sources]]` name) this freshness belongs to."""
@@ -51,10 +48,8 @@ class FreshnessTarget(BaseModel):
     """Freshness worse than this is a warning (critical past thresholds.critical_factor times it)."""
 
 
-class ExportWatch(BaseModel):
+class ExportWatch(FrozenModel):
     """A Parquet export location (COPY INTO @stage) whose newest file should stay young."""
-
-    model_config = _MODEL
 
     stage: str = Field(pattern=r"^@\S+$")
     """Stage location as LIST takes it, e.g. `@DB.SCHEMA.STAGE/cdc/orders/`."""
@@ -65,10 +60,8 @@ class ExportWatch(BaseModel):
     while that stream has changes waiting (no changes means no new file is due)."""
 
 
-class IcebergWatch(BaseModel):
+class IcebergWatch(FrozenModel):
     """An Iceberg table whose newest snapshot should stay young."""
-
-    model_config = _MODEL
 
     table: str = Field(pattern=_FQ_NAME)
     """The Iceberg table, DB.SCHEMA.TABLE."""
@@ -76,10 +69,8 @@ class IcebergWatch(BaseModel):
     """Newest snapshot older than this is a warning (critical past thresholds.critical_factor times it)."""
 
 
-class PipeWatch(BaseModel):
+class PipeWatch(FrozenModel):
     """A classic Snowpipe whose status and load history are checked."""
-
-    model_config = _MODEL
 
     pipe: str = Field(pattern=_FQ_NAME)
     """The pipe, DB.SCHEMA.PIPE (read with SYSTEM$PIPE_STATUS)."""
@@ -87,10 +78,8 @@ class PipeWatch(BaseModel):
     """The table it loads, DB.SCHEMA.TABLE; when set, COPY_HISTORY failures are reported too."""
 
 
-class Remediation(BaseModel):
+class Remediation(FrozenModel):
     """What the reconciler may fix by itself; everything is off by default."""
-
-    model_config = _MODEL
 
     resume_suspended_tasks: bool = False
     """Run `ALTER TASK … RESUME` on a task found suspended (whatever suspended it)."""
@@ -98,10 +87,8 @@ class Remediation(BaseModel):
     """Run `EXECUTE TASK` on the tasks that read a stream close to its STALE_AFTER."""
 
 
-class ReconcilerConfig(BaseModel):
+class ReconcilerConfig(FrozenModel):
     """The reconciler: watches the pipelines behind streamd's tables and reports findings."""
-
-    model_config = _MODEL
 
     enabled: bool = True
     """Run the reconciler inside the daemon."""

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from streamd.config.base import FrozenModel
 
 MiB = 1024 * 1024
 
 
-class SpoolConfig(BaseModel):
+class SpoolConfig(FrozenModel):
     """How one lane's spool syncs, rolls and bounds its disk use."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     fsync: Literal["always", "interval", "never"] = "interval"
     """When appended rows are fsynced: before `append` returns, every `fsync_interval_ms`, or never (OS decides)."""

@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-_MODEL = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+from streamd.config.base import FrozenModel
 
 
-class StageConfig(BaseModel):
+class StageConfig(FrozenModel):
     """Where files are put for the pipes to read."""
-
-    model_config = _MODEL
 
     kind: Literal["internal", "s3"] = "internal"
     """`internal`: a named internal stage (written by PUT, or straight into `directory`);
@@ -33,11 +31,9 @@ class StageConfig(BaseModel):
     """AWS region of the bucket."""
 
 
-class FilesConfig(BaseModel):
+class FilesConfig(FrozenModel):
     """Files mode: tables with `mode = "files"` are delivered as gzip NDJSON files through classic
     Snowpipe (stage, insertFiles, insertReport/loadHistoryScan) instead of streaming channels."""
-
-    model_config = _MODEL
 
     max_file_rows: int = Field(default=100_000, ge=1)
     """Rows per file at most."""

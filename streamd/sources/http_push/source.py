@@ -45,12 +45,13 @@ import anyio.to_thread
 import orjson
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from streamd.config.base import FrozenModel
 from streamd.config.secrets import resolve_secret
 from streamd.http_server import bind_tcp, serve_asgi
 from streamd.logs import get_logger
@@ -75,12 +76,10 @@ _URL_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 
-class HttpPushSourceConfig(BaseModel):
+class HttpPushSourceConfig(FrozenModel):
     """An HTTP endpoint where applications POST rows (NDJSON or a JSON array, gzip or zstd)."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", use_attribute_docstrings=True, populate_by_name=True
-    )
+    model_config = ConfigDict(populate_by_name=True)
 
     kind: Literal["http_push"] = "http_push"
     """Selects this source type."""

@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import orjson
 from anyio.abc import TaskStatus
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
+from streamd.config.base import FrozenModel
 from streamd.config.secrets import resolve_secret
 from streamd.logs import get_logger
 from streamd.rows import Envelope, Row
@@ -54,10 +55,8 @@ if TYPE_CHECKING:
 _QUALIFIED = r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$"
 
 
-class MqttSubscription(BaseModel):
+class MqttSubscription(FrozenModel):
     """One topic filter, the table its messages go to, and how to read them."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     topic: str = Field(min_length=1)
     """Topic filter with + and # wildcards; `$share/<group>/<filter>` spreads messages over all
@@ -104,10 +103,8 @@ class MqttSubscription(BaseModel):
         return value
 
 
-class MqttSourceConfig(BaseModel):
+class MqttSourceConfig(FrozenModel):
     """An MQTT broker to subscribe to (QoS 1, acked only once rows are durable)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     kind: Literal["mqtt"] = "mqtt"
     """Selects this source type."""

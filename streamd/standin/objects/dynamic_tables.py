@@ -18,7 +18,14 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from streamd.standin.objects.streams import NAME, now
+from streamd.standin.objects.named import (
+    DYNAMIC_TABLE,
+    NAME,
+    OPTION,
+    drop_object,
+    find_object,
+    unquote,
+)
 from streamd.standin.sql.engine import (
     Result,
     Session,
@@ -31,7 +38,7 @@ from streamd.standin.sql.engine import (
     strip_comments,
     unsupported,
 )
-from streamd.standin.storage.catalog import columns_of, hidden, records, table
+from streamd.standin.storage.catalog import columns_of, hidden, now, records, table
 from streamd.standin.storage.duck import Cursor, execute
 
 _CREATE = re.compile(
@@ -44,10 +51,6 @@ _ALTER = re.compile(
     r"(?P<rest>.*)$",
     re.I | re.S,
 )
-_DROP = re.compile(
-    rf"DROP\s+DYNAMIC\s+TABLE\s+(?P<ie>IF\s+EXISTS\s+)?(?P<name>{NAME})\s*$", re.I | re.S
-)
-_OPTION = re.compile(r"(\w+)\s*=\s*('(?:[^']|'')*'|[\w.\"$]+)", re.S)
 _LAG = re.compile(r"^\s*(\d+)\s*(SECONDS?|MINUTES?|HOURS?|DAYS?)\s*$", re.I)
 _LAG_UNIT_S = {"S": 1, "M": 60, "H": 3600, "D": 86400}
 _KNOWN = {"TARGET_LAG", "WAREHOUSE", "REFRESH_MODE", "INITIALIZE", "COMMENT",
@@ -88,13 +91,13 @@ def create(session: Session, stmt: Statement) -> Result:
         raise compilation_error(f"cannot parse CREATE DYNAMIC TABLE: {stmt.text[:200]}")
     db, schema, name = session.qualify(m["name"])
     header, query = split
-    options = {k.upper(): v for k, v in _OPTION.findall(header)}
+    options = {k.upper(): v for k, v in OPTION.findall(header)}
     unknown = set(options) - _KNOWN
     if unknown:
         raise unsupported(f"CREATE DYNAMIC TABLE option {sorted(unknown)[0]}")
     if "TARGET_LAG" not in options:
         raise compilation_error("CREATE DYNAMIC TABLE needs TARGET_LAG")
-    lag_text = _unquote(options["TARGET_LAG"])
+    lag_text = unquote(options["TARGET_LAG"])
     lag = lag_seconds(lag_text)
     if m["cols"]:
         names = [c.strip().split()[0] for c in m["cols"].strip("()").split(",") if c.strip()]
@@ -121,9 +124,9 @@ def create(session: Session, stmt: Statement) -> Result:
             "TARGET_LAG, TARGET_LAG_SEC, WAREHOUSE, REFRESH_MODE, QUERY, STATE, COMMENT) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?)",
             [schema, name, now(), "DOWNSTREAM" if lag is None else lag_text, lag,
-             options.get("WAREHOUSE"), mode, query, _unquote(options.get("COMMENT")) or None],
+             options.get("WAREHOUSE"), mode, query, unquote(options.get("COMMENT")) or None],
         )  # fmt: skip
-    if (_unquote(options.get("INITIALIZE")) or "ON_CREATE").upper() == "ON_CREATE":
+    if (unquote(options.get("INITIALIZE")) or "ON_CREATE").upper() == "ON_CREATE":
         dt = _lookup(session.cur, db, schema, name)
         assert dt is not None
         state = refresh(session.engine, session.cur, db, dt, "CREATION")
@@ -164,7 +167,7 @@ def alter(session: Session, stmt: Statement) -> Result:
     elif action == "SET" and (
         lag := re.match(r"TARGET_LAG\s*=\s*('[^']*'|DOWNSTREAM)\s*$", rest, re.I)
     ):
-        text = _unquote(lag[1])
+        text = unquote(lag[1])
         seconds = lag_seconds(text)
         shown = "DOWNSTREAM" if seconds is None else text
         _set(session.cur, db, schema, name, "TARGET_LAG = ?, TARGET_LAG_SEC = ?", [shown, seconds])
@@ -174,23 +177,12 @@ def alter(session: Session, stmt: Statement) -> Result:
 
 
 def drop(session: Session, stmt: Statement) -> Result:
-    """`DROP DYNAMIC TABLE [IF EXISTS] d`."""
-    m = _DROP.match(strip_comments(stmt.text))
-    if m is None:
-        raise compilation_error(f"cannot parse DROP DYNAMIC TABLE: {stmt.text[:200]}")
-    db, schema, name = session.qualify(m["name"])
-    with session.transaction():
-        if _lookup(session.cur, db, schema, name) is None:
-            if m["ie"]:
-                return Result.status("Drop statement executed successfully (table not found).")
-            raise does_not_exist("Dynamic table", f"{db}.{schema}.{name}")
-        execute(
-            session.cur,
-            f"DELETE FROM {hidden(db, 'DYNAMIC_TABLES')} WHERE SCHEMA_NAME = ? AND NAME = ?",
-            [schema, name],
-        )
-        execute(session.cur, f"DROP TABLE IF EXISTS {table(db, schema, name)}")
-    return Result.status(f"{name} successfully dropped.")
+    """`DROP DYNAMIC TABLE [IF EXISTS] d`: its definition and its contents."""
+    return drop_object(session, stmt, DYNAMIC_TABLE, _drop_contents)
+
+
+def _drop_contents(session: Session, db: str, schema: str, name: str) -> None:
+    execute(session.cur, f"DROP TABLE IF EXISTS {table(db, schema, name)}")
 
 
 def refresh(engine: SqlEngine, cur: Cursor, db: str, dt: dict[str, object], trigger: str) -> str:
@@ -334,17 +326,4 @@ def _parse(query: str) -> exp.Expr:
 
 
 def _lookup(cur: Cursor, db: str, schema: str, name: str) -> dict[str, object] | None:
-    found = records(
-        cur,
-        f"SELECT * FROM {hidden(db, 'DYNAMIC_TABLES')} WHERE SCHEMA_NAME = ? AND NAME = ?",
-        [schema, name],
-    )
-    return found[0] if found else None
-
-
-def _unquote(value: str | None) -> str:
-    if value is None:
-        return ""
-    if not value.startswith("'"):
-        return value
-    return value[1:-1].replace("''", "'")
+    return find_object(cur, db, DYNAMIC_TABLE, schema, name)

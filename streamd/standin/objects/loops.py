@@ -18,11 +18,10 @@ from datetime import datetime, timedelta
 import anyio
 import duckdb
 
-from streamd.standin.objects import dynamic_tables, tasks
+from streamd.standin.objects import dynamic_tables, task_graph
 from streamd.standin.objects.cron import ScheduleError, parse_schedule
-from streamd.standin.objects.streams import now
 from streamd.standin.sql.engine import SqlEngine, SqlFailure
-from streamd.standin.storage.catalog import databases, hidden, records
+from streamd.standin.storage.catalog import databases, hidden, now, records
 from streamd.standin.storage.database import Storage
 from streamd.standin.storage.duck import Cursor
 
@@ -72,7 +71,7 @@ class _Loop(ABC):
 
 
 class TaskLoop(_Loop):
-    """Runs started root tasks on their schedules (children follow in `tasks.run_graph`)."""
+    """Runs started root tasks on their schedules (children follow in `task_graph.run_graph`)."""
 
     def __init__(self, storage: Storage, engine: SqlEngine, minute_s: float) -> None:
         super().__init__(storage, engine, minute_s)
@@ -93,7 +92,7 @@ class TaskLoop(_Loop):
             self._next[key] = following
             await self.storage.write(
                 functools.partial(
-                    tasks.run_graph, self.engine, db=key[0], root=task, scheduled=at,
+                    task_graph.run_graph, self.engine, db=key[0], root=task, scheduled=at,
                     origin="SCHEDULE", next_time=following,
                 )
             )  # fmt: skip

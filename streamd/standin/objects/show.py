@@ -15,7 +15,7 @@ from typing import Any
 from sqlglot import exp
 
 from streamd.standin.objects import streams
-from streamd.standin.objects.streams import NAME, now
+from streamd.standin.objects.named import NAME
 from streamd.standin.snowpipe.sql import copy_history
 from streamd.standin.sql.engine import (
     Result,
@@ -27,7 +27,7 @@ from streamd.standin.sql.engine import (
     strip_comments,
     translate_expr,
 )
-from streamd.standin.storage.catalog import columns_of, databases, hidden, records, table
+from streamd.standin.storage.catalog import columns_of, databases, hidden, now, records, table
 
 _SHOW = re.compile(
     r"SHOW\s+(?P<terse>TERSE\s+)?(?P<kind>STREAMS|TASKS|DYNAMIC\s+TABLES)"

@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import duckdb
 from sqlglot import exp
 
 from streamd.standin.sql.engine import Session, SqlFailure, does_not_exist
-from streamd.standin.storage.catalog import columns_of, hidden, records, table
+from streamd.standin.storage.catalog import columns_of, hidden, now, records, table
 from streamd.standin.storage.duck import HIDDEN_SCHEMA, execute, quote
 
 _ID_SPAN = 1 << 40
 """Row ids stay below this; a retired id is -(id + 1) - generation * _ID_SPAN."""
 META_COLUMNS = ("METADATA$ACTION", "METADATA$ISUPDATE", "METADATA$ROW_ID")
-
-
-def now() -> datetime:
-    """The current time, UTC-aware (what every catalog timestamp holds)."""
-    return datetime.now(UTC)
 
 
 def forget_deleted(session: Session, expr: exp.Expr, consume: bool) -> exp.Expr:

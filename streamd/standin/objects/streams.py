@@ -20,15 +20,17 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-import duckdb
 from sqlglot import exp
 
-from streamd.standin.objects.stream_changes import (
-    changes_sql,
-    forget_deleted,
-    now,
-    snapshot,
+from streamd.standin.objects.named import (
+    NAME,
+    STREAM,
+    delete_object,
+    drop_object,
+    find_object,
+    unquote,
 )
+from streamd.standin.objects.stream_changes import changes_sql, forget_deleted, snapshot
 from streamd.standin.sql.engine import (
     Result,
     Session,
@@ -40,12 +42,9 @@ from streamd.standin.sql.engine import (
     strip_comments,
     unsupported,
 )
-from streamd.standin.storage.catalog import columns_of, hidden, records, table
+from streamd.standin.storage.catalog import columns_of, hidden, now, table
 from streamd.standin.storage.duck import execute
 
-__all__ = ["NAME", "now", "register"]
-
-NAME = r'(?:"[^"]+"|[A-Za-z_][\w$]*)(?:\s*\.\s*(?:"[^"]+"|[A-Za-z_][\w$]*)){0,2}'
 _CREATE = re.compile(
     rf"CREATE\s+(?P<replace>OR\s+REPLACE\s+)?STREAM\s+(?P<ine>IF\s+NOT\s+EXISTS\s+)?"
     rf"(?P<name>{NAME})\s+(?:COPY\s+GRANTS\s+)?ON\s+(?P<kind>TABLE|VIEW|EXTERNAL\s+TABLE|STAGE|"
@@ -53,7 +52,6 @@ _CREATE = re.compile(
     re.I | re.S,
 )
 _OPTION = re.compile(r"(\w+)\s*=\s*('(?:[^']|'')*'|\w+)", re.S)
-_DROP = re.compile(rf"DROP\s+STREAM\s+(?P<ie>IF\s+EXISTS\s+)?(?P<name>{NAME})\s*$", re.I | re.S)
 _RETENTION = re.compile(
     r"ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?P<name>" + NAME + r")\s+SET\s+(?P<rest>.*)$", re.I | re.S
 )
@@ -104,7 +102,8 @@ def create_stream(session: Session, stmt: Statement) -> Result:
                 raise SqlFailure(
                     "002002", "42710", f"SQL compilation error:\nObject '{name}' already exists."
                 )
-            _drop(session, db, schema, name)
+            delete_object(session.cur, db, STREAM, schema, name)
+            _drop_snapshot(session, db, schema, name)
         source = table(tdb, tschema, tname)
         picked = "rowid AS _RID" if append_only else "rowid AS _RID, *"
         where = " WHERE false" if initial else ""
@@ -113,31 +112,18 @@ def create_stream(session: Session, stmt: Statement) -> Result:
         session.execute(
             f"INSERT INTO {hidden(db, 'STREAMS')} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [schema, name, tschema, tname, "APPEND_ONLY" if append_only else "DEFAULT",
-             now(), now(), _unquote(comment)],
+             now(), now(), unquote(comment)],
         )  # fmt: skip
     return Result.status(f"Stream {name} successfully created.")
 
 
 def drop_stream(session: Session, stmt: Statement) -> Result:
-    """`DROP STREAM [IF EXISTS] s`."""
-    m = _DROP.match(strip_comments(stmt.text))
-    if m is None:
-        raise compilation_error(f"cannot parse DROP STREAM: {stmt.text[:200]}")
-    db, schema, name = session.qualify(m["name"])
-    with session.transaction():
-        if _lookup(session, db, schema, name) is None:
-            if m["ie"]:
-                return Result.status("Drop statement executed successfully (stream not found).")
-            raise does_not_exist("Stream", f"{db}.{schema}.{name}")
-        _drop(session, db, schema, name)
-    return Result.status(f"{name} successfully dropped.")
+    """`DROP STREAM [IF EXISTS] s`: its catalog row and its offset snapshot."""
+    return drop_object(session, stmt, STREAM, _drop_snapshot)
 
 
-def _drop(session: Session, db: str, schema: str, name: str) -> None:
+def _drop_snapshot(session: Session, db: str, schema: str, name: str) -> None:
     session.execute(f"DROP TABLE IF EXISTS {snapshot(db, schema, name)}")
-    session.execute(
-        f"DELETE FROM {hidden(db, 'STREAMS')} WHERE SCHEMA_NAME = ? AND NAME = ?", [schema, name]
-    )
 
 
 def _is_retention_alter(stmt: Statement) -> bool:
@@ -265,18 +251,5 @@ def _check_fresh(session: Session, db: str, stream: dict[str, object]) -> None:
 
 
 def _lookup(session: Session, db: str, schema: str, name: str) -> dict[str, object] | None:
-    try:
-        found = records(
-            session.cur,
-            f"SELECT * FROM {hidden(db, 'STREAMS')} WHERE SCHEMA_NAME = ? AND NAME = ?",
-            [schema, name],
-        )
-    except duckdb.Error:  # database not attached or no catalog: not a stream
-        return None
-    return found[0] if found else None
-
-
-def _unquote(value: str | None) -> str | None:
-    if value is None or not value.startswith("'"):
-        return value
-    return value[1:-1].replace("''", "'")
+    """The stream's catalog row; None also where `db` has no catalog (then it is no stream)."""
+    return find_object(session.cur, db, STREAM, schema, name)

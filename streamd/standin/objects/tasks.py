@@ -1,9 +1,7 @@
-"""Tasks (§5.5): CREATE/ALTER/EXECUTE/DROP TASK, and running a task graph on the writer thread.
+"""Tasks (§5.5): CREATE/ALTER/EXECUTE/DROP TASK, parsed and kept in the database's catalog.
 
-A run evaluates the WHEN condition (false → SKIPPED), runs the body (one statement or a
-`BEGIN … END` block, each statement autocommitted like Snowflake Scripting does), records the
-outcome in the database's TASK_HISTORY, and on success runs the children whose predecessors all
-succeeded in the same graph run. `taskloop.py` decides when roots are due.
+A task starts suspended; `ALTER TASK … RESUME` lets `loops.py` schedule it. Running a task graph
+(condition, body, history, children) is `task_graph.py`; EXECUTE TASK runs one there at once.
 """
 
 # ruff: noqa: S608 - identifiers go through hidden()/quote(); values are bound parameters.
@@ -13,13 +11,18 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime
-
-import sqlglot
-from sqlglot.errors import SqlglotError
 
 from streamd.standin.objects.cron import ScheduleError, parse_schedule
-from streamd.standin.objects.streams import NAME, now
+from streamd.standin.objects.named import (
+    NAME,
+    OPTION,
+    TASK,
+    delete_object,
+    drop_object,
+    find_object,
+    unquote,
+)
+from streamd.standin.objects.task_graph import body_statements, run_graph
 from streamd.standin.sql.engine import (
     Result,
     Session,
@@ -28,12 +31,11 @@ from streamd.standin.sql.engine import (
     Statement,
     compilation_error,
     does_not_exist,
-    parse_request,
     split_top_level_as,
     strip_comments,
     unsupported,
 )
-from streamd.standin.storage.catalog import hidden, records
+from streamd.standin.storage.catalog import hidden, now
 from streamd.standin.storage.duck import Cursor, execute
 
 _CREATE = re.compile(
@@ -46,8 +48,6 @@ _ALTER = re.compile(
     re.I | re.S,
 )
 _EXECUTE = re.compile(rf"EXECUTE\s+TASK\s+(?P<name>{NAME})\s*$", re.I | re.S)
-_DROP = re.compile(rf"DROP\s+TASK\s+(?P<ie>IF\s+EXISTS\s+)?(?P<name>{NAME})\s*$", re.I | re.S)
-_OPTION = re.compile(r"(\w+)\s*=\s*('(?:[^']|'')*'|[\w.\"$]+)", re.S)
 _KNOWN_OPTIONS = {
     "WAREHOUSE", "USER_TASK_MANAGED_INITIAL_WAREHOUSE_SIZE", "SCHEDULE", "COMMENT",
     "ALLOW_OVERLAPPING_EXECUTION", "USER_TASK_TIMEOUT_MS", "SUSPEND_TASK_AFTER_NUM_FAILURES",
@@ -82,11 +82,11 @@ def create_task(session: Session, stmt: Statement) -> Result:
     header, body = split
     header, condition = _cut(header, "WHEN")
     header, after = _cut(header, "AFTER")
-    options = {k.upper(): v for k, v in _OPTION.findall(header)}
+    options = {k.upper(): v for k, v in OPTION.findall(header)}
     for key in options:
         if key not in _KNOWN_OPTIONS:
             raise unsupported(f"CREATE TASK option {key}")
-    schedule = _unquote(options.get("SCHEDULE"))
+    schedule = unquote(options.get("SCHEDULE"))
     if schedule is not None:
         try:
             parse_schedule(schedule)
@@ -107,18 +107,14 @@ def create_task(session: Session, stmt: Statement) -> Result:
                 raise SqlFailure(
                     "002002", "42710", f"SQL compilation error:\nObject '{name}' already exists."
                 )
-        execute(
-            session.cur,
-            f"DELETE FROM {hidden(db, 'TASKS')} WHERE SCHEMA_NAME = ? AND NAME = ?",
-            [schema, name],
-        )
+        delete_object(session.cur, db, TASK, schema, name)
         execute(
             session.cur,
             f"INSERT INTO {hidden(db, 'TASKS')} (SCHEMA_NAME, NAME, ID, CREATED_ON, WAREHOUSE, "
             "SCHEDULE, PREDECESSORS, STATE, DEFINITION, CONDITION, COMMENT, ALLOW_OVERLAPPING, "
             "SUSPEND_AFTER_FAILURES) VALUES (?, ?, ?, ?, ?, ?, ?, 'suspended', ?, ?, ?, ?, ?)",
             [schema, name, str(uuid.uuid4()), now(), options.get("WAREHOUSE"), schedule,
-             json.dumps(predecessors), body, condition or None, _unquote(options.get("COMMENT")),
+             json.dumps(predecessors), body, condition or None, unquote(options.get("COMMENT")),
              options.get("ALLOW_OVERLAPPING_EXECUTION", "FALSE").upper() == "TRUE",
              _failures_limit(options.get("SUSPEND_TASK_AFTER_NUM_FAILURES"))],
         )  # fmt: skip
@@ -174,14 +170,14 @@ def _change(
             raise unsupported("a task without SCHEDULE or AFTER (triggered tasks)")
         return "PREDECESSORS = ?", [json.dumps(preds)]
     if action == "SET" and rest:
-        options = {k.upper(): v for k, v in _OPTION.findall(rest)}
+        options = {k.upper(): v for k, v in OPTION.findall(rest)}
         if not options or set(options) - _KNOWN_OPTIONS:
             raise unsupported(f"ALTER TASK … SET {rest}")
         sets, params = [], []
         columns = {"SCHEDULE": "SCHEDULE", "WAREHOUSE": "WAREHOUSE", "COMMENT": "COMMENT",
                    "SUSPEND_TASK_AFTER_NUM_FAILURES": "SUSPEND_AFTER_FAILURES"}  # fmt: skip
         for key, raw in options.items():
-            value: object = _unquote(raw)
+            value: object = unquote(raw)
             if key == "SCHEDULE":
                 try:
                     parse_schedule(str(value))
@@ -198,21 +194,7 @@ def _change(
 
 def drop_task(session: Session, stmt: Statement) -> Result:
     """`DROP TASK [IF EXISTS] t`."""
-    m = _DROP.match(strip_comments(stmt.text))
-    if m is None:
-        raise compilation_error(f"cannot parse DROP TASK: {stmt.text[:200]}")
-    db, schema, name = session.qualify(m["name"])
-    with session.transaction():
-        if _lookup(session.cur, db, schema, name) is None:
-            if m["ie"]:
-                return Result.status("Drop statement executed successfully (task not found).")
-            raise does_not_exist("Task", f"{db}.{schema}.{name}")
-        execute(
-            session.cur,
-            f"DELETE FROM {hidden(db, 'TASKS')} WHERE SCHEMA_NAME = ? AND NAME = ?",
-            [schema, name],
-        )
-    return Result.status(f"{name} successfully dropped.")
+    return drop_object(session, stmt, TASK)
 
 
 def execute_task(session: Session, stmt: Statement) -> Result:
@@ -234,142 +216,12 @@ def execute_task(session: Session, stmt: Statement) -> Result:
     return Result.status(f"Task {name} is scheduled to run immediately.")
 
 
-# ---- running -----------------------------------------------------------------------------------
-
-
-def run_graph(
-    engine: SqlEngine,
-    cur: Cursor,
-    db: str,
-    root: dict[str, object],
-    scheduled: datetime,
-    origin: str,
-    next_time: datetime | None,
-) -> str:
-    """Run `root`, then children whose predecessors all succeeded; returns the root's state.
-
-    A scheduled run re-reads the root first: the scheduler planned on a read cursor, and the task
-    may have been suspended, altered or dropped since (then nothing runs: "NOT_RUN").
-    """
-    if origin == "SCHEDULE":
-        fresh = _lookup(cur, db, str(root["SCHEMA_NAME"]), str(root["NAME"]))
-        if fresh is None or fresh["STATE"] != "started" or fresh["ID"] != root["ID"]:
-            return "NOT_RUN"
-        root = fresh
-    group = str(uuid.uuid4())
-    done: dict[str, str] = {}
-    queue = [root]
-    while queue:
-        task = queue.pop(0)
-        key = f"{db}.{task['SCHEMA_NAME']}.{task['NAME']}"
-        done[key] = run_one(engine, cur, db, task, scheduled, origin, str(root["ID"]), group,
-                            next_time if task is root else None)  # fmt: skip
-        if done[key] != "SUCCEEDED":
-            continue
-        for child in records(cur, f"SELECT * FROM {hidden(db, 'TASKS')} WHERE STATE = 'started'"):
-            preds = json.loads(str(child["PREDECESSORS"]))
-            child_key = f"{db}.{child['SCHEMA_NAME']}.{child['NAME']}"
-            if (
-                key in preds
-                and child_key not in done
-                and all(done.get(p) == "SUCCEEDED" for p in preds)
-            ):
-                queue.append(child)
-    return done[f"{db}.{root['SCHEMA_NAME']}.{root['NAME']}"]
-
-
-def run_one(
-    engine: SqlEngine,
-    cur: Cursor,
-    db: str,
-    task: dict[str, object],
-    scheduled: datetime,
-    origin: str,
-    root_id: str,
-    group: str,
-    next_time: datetime | None,
-) -> str:
-    """One task run: condition, body, history row. Returns SUCCEEDED, FAILED or SKIPPED."""
-    session = Session(engine, cur, db, str(task["SCHEMA_NAME"]))
-    started = now()
-    state, code, message = "SUCCEEDED", None, None
-    try:
-        execute(cur, f'USE "{db}"."{task["SCHEMA_NAME"]}"')
-        condition = task["CONDITION"]
-        if condition and not _holds(session, str(condition)):
-            state = "SKIPPED"
-        else:
-            for stmt in body_statements(str(task["DEFINITION"])):
-                engine.run_statement(session, stmt)
-    except SqlFailure as err:
-        session.rollback()
-        state, code, message = "FAILED", _code(err.code), err.message
-    finally:
-        if session.explicit_txn:
-            session.rollback()
-    if state == "FAILED" and _auto_suspend(cur, db, task):
-        state = "FAILED_AND_AUTO_SUSPENDED"
-    execute(
-        cur,
-        f"INSERT INTO {hidden(db, 'TASK_HISTORY')} (QUERY_ID, NAME, SCHEMA_NAME, QUERY_TEXT, "
-        "CONDITION_TEXT, STATE, ERROR_CODE, ERROR_MESSAGE, SCHEDULED_TIME, QUERY_START_TIME, "
-        "NEXT_SCHEDULED_TIME, COMPLETED_TIME, ROOT_TASK_ID, GRAPH_VERSION, RUN_ID, "
-        "SCHEDULED_FROM, ATTEMPT_NUMBER, GRAPH_RUN_GROUP_ID) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, 1, ?)",
-        [None if state == "SKIPPED" else str(uuid.uuid4()), task["NAME"], task["SCHEMA_NAME"],
-         task["DEFINITION"], task["CONDITION"], state, code, message, scheduled,
-         None if state == "SKIPPED" else started, next_time, now(), root_id,
-         int(scheduled.timestamp() * 1000), origin, group],
-    )  # fmt: skip
-    return state
-
-
-def _auto_suspend(cur: Cursor, db: str, task: dict[str, object]) -> bool:
-    """Suspend after SUSPEND_TASK_AFTER_NUM_FAILURES consecutive failures (this one included)."""
-    limit = int(str(task.get("SUSPEND_AFTER_FAILURES") or 0))
-    if limit <= 0:
-        return False
-    recent = execute(
-        cur,
-        f"SELECT STATE FROM {hidden(db, 'TASK_HISTORY')} WHERE SCHEMA_NAME = ? AND NAME = ? "
-        "AND STATE <> 'SKIPPED' ORDER BY COMPLETED_TIME DESC LIMIT ?",
-        [task["SCHEMA_NAME"], task["NAME"], limit - 1],
-    )
-    if len(recent) < limit - 1 or any(not str(r[0]).startswith("FAILED") for r in recent):
-        return False
-    execute(
-        cur,
-        f"UPDATE {hidden(db, 'TASKS')} SET STATE = 'suspended', LAST_SUSPENDED_ON = ?, "
-        "LAST_SUSPENDED_REASON = 'SUSPENDED_DUE_TO_ERRORS' WHERE SCHEMA_NAME = ? AND NAME = ?",
-        [now(), task["SCHEMA_NAME"], task["NAME"]],
-    )
-    return True
-
-
 def _failures_limit(raw: str | None) -> int:
     if raw is None:
         return 10  # Snowflake's default
     if not raw.isdigit():
         raise compilation_error(f"SUSPEND_TASK_AFTER_NUM_FAILURES must be a number, got {raw}")
     return int(raw)
-
-
-def body_statements(body: str) -> list[Statement]:
-    """The statements of a task body: one statement, or those of a `BEGIN … END` block."""
-    text = strip_comments(body).strip().rstrip(";").strip()
-    m = re.match(r"BEGIN\b(.*)\bEND$", text, re.I | re.S)
-    if m is not None and not re.match(r"BEGIN\s*(TRANSACTION|WORK)?\s*$", text, re.I):
-        return parse_request(m[1])
-    return parse_request(text)
-
-
-def _holds(session: Session, condition: str) -> bool:
-    try:
-        expr = sqlglot.parse_one(f"SELECT ({condition})", read="snowflake")
-    except SqlglotError as err:
-        raise compilation_error(f"cannot parse WHEN condition {condition!r}: {err}") from err
-    _, rows = session.execute(session.to_duckdb(expr, consume=False))
-    return bool(rows and rows[0][0])
 
 
 def _cut(header: str, keyword: str) -> tuple[str, str]:
@@ -383,19 +235,4 @@ def _cut(header: str, keyword: str) -> tuple[str, str]:
 
 
 def _lookup(cur: Cursor, db: str, schema: str, name: str) -> dict[str, object] | None:
-    found = records(
-        cur,
-        f"SELECT * FROM {hidden(db, 'TASKS')} WHERE SCHEMA_NAME = ? AND NAME = ?",
-        [schema, name],
-    )
-    return found[0] if found else None
-
-
-def _code(code: str) -> int | None:
-    return int(code) if code.isdigit() else None
-
-
-def _unquote(value: str | None) -> str | None:
-    if value is None or not value.startswith("'"):
-        return value
-    return value[1:-1].replace("''", "'")
+    return find_object(cur, db, TASK, schema, name)

@@ -8,6 +8,7 @@ DML that consumed it, a refresh's history row with the refreshed table.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from streamd.standin.storage.duck import HIDDEN_SCHEMA, Cursor, execute, quote
@@ -50,6 +51,11 @@ _TABLES = {
 
 _ADDED = [("TASKS", "SUSPEND_AFTER_FAILURES BIGINT DEFAULT 10")]
 """Columns added after a catalog table first shipped (data dirs created before keep working)."""
+
+
+def now() -> datetime:
+    """The current time, UTC-aware (what every catalog timestamp holds)."""
+    return datetime.now(UTC)
 
 
 def create_sync(cur: Cursor, db: str) -> None:

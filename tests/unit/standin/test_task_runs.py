@@ -6,10 +6,10 @@ from pathlib import Path
 
 import duckdb
 
-from streamd.standin.objects import streams, tasks
+from streamd.standin.objects import streams, task_graph, tasks
 from streamd.standin.sql import default as sqldefault
 from streamd.standin.sql.engine import SqlEngine, parse_request
-from streamd.standin.storage.catalog import create_sync, records
+from streamd.standin.storage.catalog import create_sync, now, records
 from streamd.standin.storage.database import Storage
 
 
@@ -42,11 +42,13 @@ def test_a_task_suspended_after_planning_does_not_run(tmp_path: Path) -> None:
     )
     planned = records(cur, 'SELECT * FROM D."_STANDIN"."TASKS"')[0]  # what the planner saw
     engine.run(cur, parse_request("ALTER TASK D.S.T SUSPEND"), None, None, [])
-    when = streams.now()
-    assert tasks.run_graph(engine, cur, "D", planned, when, "SCHEDULE", None) == "NOT_RUN"
+    when = now()
+    assert task_graph.run_graph(engine, cur, "D", planned, when, "SCHEDULE", None) == "NOT_RUN"
     assert cur.execute("SELECT count(*) FROM D.S.OUT").fetchall() == [(0,)]
     assert cur.execute('SELECT count(*) FROM D."_STANDIN"."TASK_HISTORY"').fetchall() == [(0,)]
     # EXECUTE TASK runs a suspended task (Snowflake allows it for a root or standalone task).
-    assert tasks.run_graph(engine, cur, "D", planned, when, "EXECUTE_TASK", None) == "SUCCEEDED"
+    assert (
+        task_graph.run_graph(engine, cur, "D", planned, when, "EXECUTE_TASK", None) == "SUCCEEDED"
+    )
     assert cur.execute("SELECT count(*) FROM D.S.OUT").fetchall() == [(1,)]
     storage.close()

@@ -20,6 +20,7 @@ from streamd.sinks.files.config import FilesConfig
 from streamd.sources.http_push.source import HttpPushSourceConfig
 from streamd.sources.mqtt.source import MqttSourceConfig
 from streamd.sources.ndjson.source import NdjsonSourceConfig
+from streamd.sources.synthetic.config import SyntheticTablesConfig
 from streamd.sources.synthetic.manufacturing import ManufacturingSourceConfig
 from streamd.sources.synthetic.retail import RetailSourceConfig
 from streamd.spool import SpoolConfig
@@ -68,16 +69,14 @@ class Config(FrozenModel):
 
     @field_validator("sources")
     @classmethod
-    def _unique_names(
-        cls, value: list[ManufacturingSourceConfig]
-    ) -> list[ManufacturingSourceConfig]:
+    def _unique_names(cls, value: list[SourceConfig]) -> list[SourceConfig]:
         names = [s.name for s in value]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"source names must be unique; rename {', '.join(dupes)}")
         seen: dict[tuple[str, str], str] = {}
         for source in value:
-            if not isinstance(source, ManufacturingSourceConfig | RetailSourceConfig):
+            if not isinstance(source, SyntheticTablesConfig):
                 continue
             for table in source.tables():
                 other = seen.setdefault((table, source.id_prefix), source.name)

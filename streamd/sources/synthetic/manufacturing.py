@@ -8,11 +8,11 @@ durable sequence allocator, so they never repeat across restarts.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
+from streamd.sources.synthetic.config import Identifier, IdPrefix, SyntheticTablesConfig
 from streamd.sources.synthetic.manufacturing_models import (
     ProductionModel,
     QualityModel,
@@ -23,16 +23,12 @@ from streamd.sources.synthetic.manufacturing_models import (
 )
 from streamd.sources.synthetic.schedule import Producer, SyntheticSource, producer_rng
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
-
-class ManufacturingSourceConfig(BaseModel):
+class ManufacturingSourceConfig(SyntheticTablesConfig):
     """A synthetic plant: machines stream sensor readings, lines report production, products are
     quality-tested. Rows go to three raw tables (see `sql/manufacturing/02_raw_tables.sql`)."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", use_attribute_docstrings=True, populate_by_name=True
-    )
+    TABLE_FIELDS = ("sensor_table", "production_table", "quality_table")
 
     kind: Literal["manufacturing"] = "manufacturing"
     """Selects this source type."""
@@ -56,39 +52,19 @@ class ManufacturingSourceConfig(BaseModel):
     """Random spread of each interval as a fraction of it (0.1 → ±10 %); the mean rate is kept."""
     anomaly_rate: float = Field(default=0.01, ge=0, le=1)
     """Fraction of sensor readings carrying an injected anomaly (IS_ANOMALY = true)."""
-    database: str = "MANUFACTURING_DEMO"
+    database: Identifier = "MANUFACTURING_DEMO"
     """Database of the target tables."""
-    schema_: str = Field(default="RAW_DATA", alias="schema")
+    schema_: Identifier = Field(default="RAW_DATA", alias="schema")
     """Schema of the target tables."""
-    sensor_table: str = "SENSOR_DATA_RAW"
+    sensor_table: Identifier = "SENSOR_DATA_RAW"
     """Table receiving sensor readings."""
-    production_table: str = "PRODUCTION_DATA_RAW"
+    production_table: Identifier = "PRODUCTION_DATA_RAW"
     """Table receiving production events."""
-    quality_table: str = "QUALITY_DATA_RAW"
+    quality_table: Identifier = "QUALITY_DATA_RAW"
     """Table receiving quality test results."""
-    id_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.\-]{0,32}$")
+    id_prefix: IdPrefix = ""
     """Prepended to producer names (and so to EVENT_IDs): give each plant writing the same tables
     its own prefix, e.g. "plant2-", so their event ids never collide."""
-
-    @field_validator("database", "schema_", "sensor_table", "production_table", "quality_table")
-    @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.fullmatch(value):
-            raise ValueError(
-                f"{value!r} is not a plain Snowflake identifier; use letters, digits, _ and $, "
-                "not starting with a digit"
-            )
-        return value
-
-    def _qualified(self, table: str) -> str:
-        return f"{self.database}.{self.schema_}.{table}"
-
-    def tables(self) -> list[str]:
-        """The fully qualified tables (`DB.SCHEMA.TABLE`) this source writes."""
-        return [
-            self._qualified(t)
-            for t in (self.sensor_table, self.production_table, self.quality_table)
-        ]
 
 
 class ManufacturingSource(SyntheticSource[ManufacturingSourceConfig]):

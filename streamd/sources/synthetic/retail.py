@@ -10,11 +10,11 @@ customer ids, so the four tables join.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
+from streamd.sources.synthetic.config import Identifier, IdPrefix, SyntheticTablesConfig
 from streamd.sources.synthetic.retail_models import (
     ClickstreamModel,
     CustomerModel,
@@ -25,17 +25,13 @@ from streamd.sources.synthetic.retail_models import (
 )
 from streamd.sources.synthetic.schedule import Producer, RowModel, SyntheticSource, producer_rng
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
-
-class RetailSourceConfig(BaseModel):
+class RetailSourceConfig(SyntheticTablesConfig):
     """A synthetic retailer: stores ring up baskets, web visitors walk the funnel, the shop emits
     view/add_to_cart/purchase events and customer records change. Rows go to four raw tables (see
     `sql/retail/02_raw_tables.sql`)."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", use_attribute_docstrings=True, populate_by_name=True
-    )
+    TABLE_FIELDS = ("pos_table", "clickstream_table", "ecommerce_table", "customer_table")
 
     kind: Literal["retail"] = "retail"
     """Selects this source type."""
@@ -65,48 +61,21 @@ class RetailSourceConfig(BaseModel):
     """Milliseconds between two customer changes (inserts first, interleaved with updates)."""
     jitter: float = Field(default=0.1, ge=0, le=1)
     """Random spread of each interval as a fraction of it (0.1 → ±10 %); the mean rate is kept."""
-    database: str = "RETAIL_DEMO"
+    database: Identifier = "RETAIL_DEMO"
     """Database of the target tables."""
-    schema_: str = Field(default="RAW_DATA", alias="schema")
+    schema_: Identifier = Field(default="RAW_DATA", alias="schema")
     """Schema of the target tables."""
-    pos_table: str = "POS_TRANSACTIONS_RAW"
+    pos_table: Identifier = "POS_TRANSACTIONS_RAW"
     """Table receiving POS transactions."""
-    clickstream_table: str = "CLICKSTREAM_RAW"
+    clickstream_table: Identifier = "CLICKSTREAM_RAW"
     """Table receiving clickstream events."""
-    ecommerce_table: str = "ECOMMERCE_EVENTS_RAW"
+    ecommerce_table: Identifier = "ECOMMERCE_EVENTS_RAW"
     """Table receiving e-commerce events."""
-    customer_table: str = "CUSTOMER_CHANGES_RAW"
+    customer_table: Identifier = "CUSTOMER_CHANGES_RAW"
     """Table receiving customer inserts and updates."""
-    id_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.\-]{0,32}$")
+    id_prefix: IdPrefix = ""
     """Prepended to producer names (and so to EVENT_IDs, TRANSACTION_IDs, SESSION_IDs and
     ORDER_IDs): give each retailer writing the same tables its own prefix, e.g. "eu-"."""
-
-    @field_validator(
-        "database", "schema_", "pos_table", "clickstream_table", "ecommerce_table", "customer_table"
-    )
-    @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.fullmatch(value):
-            raise ValueError(
-                f"{value!r} is not a plain Snowflake identifier; use letters, digits, _ and $, "
-                "not starting with a digit"
-            )
-        return value
-
-    def _qualified(self, table: str) -> str:
-        return f"{self.database}.{self.schema_}.{table}"
-
-    def tables(self) -> list[str]:
-        """The fully qualified tables (`DB.SCHEMA.TABLE`) this source writes."""
-        return [
-            self._qualified(t)
-            for t in (
-                self.pos_table,
-                self.clickstream_table,
-                self.ecommerce_table,
-                self.customer_table,
-            )
-        ]
 
 
 class RetailSource(SyntheticSource[RetailSourceConfig]):

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 import anyio
 
 from streamd.standin.exports import statements as exports
-from streamd.standin.objects import dynamic_tables, stages, streams, tasks, warehouses
-from streamd.standin.objects import show as sqlviews
+from streamd.standin.objects import dynamic_tables, show, stages, streams, tasks, warehouses
 from streamd.standin.objects.loops import RefreshLoop, TaskLoop
-from streamd.standin.snowpipe import sql as pipe_sql
+from streamd.standin.snowpipe import sql as snowpipe_sql
 from streamd.standin.snowpipe.loader import Snowpipe
 from streamd.standin.sql import default as sqldefault
 from streamd.standin.sql import flatten
@@ -24,7 +23,7 @@ class SqlRuntime:
 
     engine: SqlEngine
     snowpipe: Snowpipe
-    """Classic pipes (CREATE PIPE here; insertFiles and friends in `routes_snowpipe.py`)."""
+    """Classic pipes (CREATE PIPE here; insertFiles and friends in `http/snowpipe.py`)."""
     task_loop: TaskLoop
     refresh_loop: RefreshLoop
 
@@ -34,7 +33,7 @@ class SqlRuntime:
         engine = SqlEngine()
         sqldefault.register(engine, state.storage, state.add_tables, state.forget_tables)
         streams.register(engine)
-        sqlviews.register(engine)
+        show.register(engine)
         task_loop = TaskLoop(state.storage, engine, task_minute_s)
         tasks.register(engine, task_loop.poke)
         refresh_loop = RefreshLoop(state.storage, engine, task_minute_s)
@@ -44,7 +43,7 @@ class SqlRuntime:
         warehouses.register(engine, state.storage.data_dir)
         flatten.register(engine)
         snowpipe = Snowpipe(state, state.storage.data_dir)
-        pipe_sql.register(engine, snowpipe)
+        snowpipe_sql.register(engine, snowpipe)
         return cls(engine, snowpipe, task_loop, refresh_loop)
 
     async def run(self) -> None:

@@ -1,8 +1,8 @@
 """SQL API v2 (`/api/v2/statements`, reference §4): synchronous single and multi-statement requests.
 
-The HTTP side only: statements are split, dispatched and executed by `sqlengine.SqlEngine`. A lone
-query runs on a read cursor, everything else on the single writer. What the stand-in cannot run is
-refused with a Snowflake-style 422, never skipped.
+The HTTP side only: statements are split, dispatched and executed by `SqlEngine`
+(`sql/engine.py`). A lone query runs on a read cursor, everything else on the single writer.
+What the stand-in cannot run is refused with a Snowflake-style 422, never skipped.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from sqlglot import exp
 
 from streamd.standin.objects import streams
 from streamd.standin.objects.named import NAME
-from streamd.standin.snowpipe.sql import copy_history
 from streamd.standin.sql.engine import (
     Result,
     Session,
@@ -67,6 +66,11 @@ def register(engine: SqlEngine) -> None:
     """Install the SHOW handlers and the table-function rewriter."""
     engine.register(r"SHOW\s+(TERSE\s+)?(STREAMS|TASKS|DYNAMIC\s+TABLES)\b", show)
     engine.register_rewriter(rewrite_table_functions)
+    engine.register_table_function("TASK_HISTORY", lambda _, db, args: _task_history(db, args))
+    engine.register_table_function(
+        "DYNAMIC_TABLE_REFRESH_HISTORY", lambda _, db, args: _refresh_history(db, args)
+    )
+    engine.register_table_function("DYNAMIC_TABLES", lambda _, db, args: _dynamic_tables(db, args))
 
 
 def show(session: Session, stmt: Statement) -> Result:
@@ -203,18 +207,12 @@ def rewrite_table_functions(session: Session, expr: exp.Expr, consume: bool) -> 
                 "INFORMATION_SCHEMA functions need a current database or db.INFORMATION_SCHEMA"
             )
         args = _kwargs(call)
-        fn = call.name.upper()
-        if fn == "TASK_HISTORY":
-            sql = _task_history(db, args)
-        elif fn == "DYNAMIC_TABLE_REFRESH_HISTORY":
-            sql = _refresh_history(db, args)
-        elif fn == "DYNAMIC_TABLES":
-            sql = _dynamic_tables(db, args)
-        elif fn == "COPY_HISTORY":
-            sql = copy_history(session, db, args)
-        else:
-            raise compilation_error(f"Unknown function INFORMATION_SCHEMA.{fn} in the stand-in")
-        node.replace(session.splice(sql, node.alias or None))
+        fn = session.engine.table_functions.get(call.name.upper())
+        if fn is None:
+            raise compilation_error(
+                f"Unknown function INFORMATION_SCHEMA.{call.name.upper()} in the stand-in"
+            )
+        node.replace(session.splice(fn(session, db, args), node.alias or None))
     return expr
 
 

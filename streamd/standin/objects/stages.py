@@ -40,7 +40,7 @@ from streamd.standin.storage.duck import Cursor, execute
 
 STAGES_DIR = "stages"
 Columns = list[tuple[str, str]]
-"""Result columns as (name, DuckDB type name), the shape `routes_sql` renders."""
+"""Result columns as (name, DuckDB type name), the shape `http/sql_api.py` renders."""
 Rows = list[tuple[Any, ...]]
 
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'

@@ -1,4 +1,5 @@
-"""SQL for classic pipes: CREATE [OR REPLACE] PIPE, DROP PIPE, SYSTEM$PIPE_STATUS (handlers of `sqlengine`)."""
+"""SQL for classic pipes: CREATE [OR REPLACE] PIPE, DROP PIPE, SYSTEM$PIPE_STATUS, and the
+INFORMATION_SCHEMA.COPY_HISTORY table function (handlers of `sql/engine.py`)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ _STATUS = re.compile(
 
 
 def copy_history(session: Session, db: str, args: dict[str, str]) -> str:
-    """DuckDB SQL for INFORMATION_SCHEMA.COPY_HISTORY (rewritten in `sqlviews.py`)."""
+    """DuckDB SQL for INFORMATION_SCHEMA.COPY_HISTORY (the table function `show.py` rewrites)."""
     return copy_history_sql(session.cur, db, args)
 
 
@@ -72,3 +73,4 @@ def register(engine: SqlEngine, pipes: Snowpipe) -> None:
     engine.register(r"CREATE\s+(OR\s+REPLACE\s+)?PIPE\b", create)
     engine.register(r"DROP\s+PIPE\b", drop)
     engine.register(r"SELECT\s+SYSTEM\$PIPE_STATUS\s*\(", status)
+    engine.register_table_function("COPY_HISTORY", copy_history)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
-from streamd.standin.objects.streams import set_retention
 from streamd.standin.sql.engine import (
     Result,
     Session,
@@ -173,7 +172,8 @@ def _dml_result(
 
 def _keep_retention(session: Session, expr: exp.Create, table: TableSpec) -> None:
     # DATA_RETENTION_TIME_IN_DAYS / MAX_DATA_EXTENSION_TIME_IN_DAYS decide when streams on the
-    # table go stale (§5.1); ddl.translate drops the properties, so they are kept here.
+    # table go stale (§5.1); ddl.translate drops the properties, so they are kept here, through
+    # the ALTER TABLE … SET handler that `streams.py` registers.
     values = {
         p.name.upper(): p.args["value"].name
         for p in expr.find_all(exp.Property)
@@ -182,7 +182,5 @@ def _keep_retention(session: Session, expr: exp.Create, table: TableSpec) -> Non
     if not values:
         return
     keys = ", ".join(f"{k} = {float(v)}" for k, v in values.items())
-    set_retention(
-        session,
-        Statement(f"ALTER TABLE {table.database}.{table.schema}.{table.name} SET {keys}", None),
-    )
+    alter = f"ALTER TABLE {table.database}.{table.schema}.{table.name} SET {keys}"
+    session.engine.run_statement(session, Statement(alter, None))

@@ -6,7 +6,7 @@ tasks, dynamic tables, SHOW …, Iceberg, unloads) are claimed by registered han
 translated with sqlglot and executed. A statement nothing can run fails with a Snowflake-style
 compilation error; it is never skipped.
 
-Registering a handler (e.g. in `exports.py`)::
+Registering a handler (e.g. in `exports/statements.py`)::
 
     def register(engine: SqlEngine) -> None:
         engine.register(r"CREATE\\s+(OR\\s+REPLACE\\s+)?ICEBERG\\s+TABLE", create_iceberg)
@@ -18,9 +18,10 @@ Registering a handler (e.g. in `exports.py`)::
 `register` takes a regex (matched case-insensitively at the start of the statement text, comments
 stripped) or a predicate `Callable[[Statement], bool]`; the first match in registration order wins.
 Handlers run on the writer thread with `session.cur`; raise `SqlFailure` for errors. Then call
-`register(engine)` where the engine is built (`sqlruntime.py`). Rewriters
+`register(engine)` where the engine is built (`runtime.py`). Rewriters
 (`engine.register_rewriter`) transform parsed statements before translation (stream references,
-table functions, FLATTEN); `engine.after_write` hooks run inside a DML statement's transaction.
+table functions, FLATTEN); `engine.after_write` hooks run inside a DML statement's transaction;
+`engine.register_table_function` serves an `INFORMATION_SCHEMA.<NAME>(…)` table function.
 
 Consuming a stream inside a DML-like handler (offset advances only if the statement commits)::
 
@@ -116,6 +117,8 @@ class Result:
 
 Handler = Callable[["Session", Statement], Result]
 Rewriter = Callable[["Session", exp.Expr, bool], exp.Expr]
+TableFunction = Callable[["Session", str, dict[str, str]], str]
+"""`fn(session, db, named_args)` → DuckDB SQL producing the function's rows."""
 """`(session, expr, consume) -> expr`: replaces Snowflake-only pieces before translation."""
 
 
@@ -250,10 +253,12 @@ class SqlEngine:
     """Statement dispatcher: registered handlers first, then the default sqlglot → DuckDB path."""
 
     default: Handler | None = None
-    """Runs statements no handler claims (set by `sqldefault.register`)."""
+    """Runs statements no handler claims (set by `sql/default.py`)."""
     rewriters: list[Rewriter] = field(default_factory=list)
     after_write: list[Rewriter] = field(default_factory=list)
     """Called inside a DML statement's transaction once it ran (e.g. stream bookkeeping)."""
+    table_functions: dict[str, TableFunction] = field(default_factory=dict)
+    """INFORMATION_SCHEMA table functions by upper-case name."""
     _handlers: list[tuple[Callable[[Statement], bool], Handler]] = field(default_factory=list)
 
     def register(self, match: str | Callable[[Statement], bool], handler: Handler) -> None:
@@ -268,6 +273,10 @@ class SqlEngine:
     def register_rewriter(self, rewriter: Rewriter) -> None:
         """Add an expression rewriter applied by `Session.to_duckdb`."""
         self.rewriters.append(rewriter)
+
+    def register_table_function(self, name: str, fn: TableFunction) -> None:
+        """Serve `INFORMATION_SCHEMA.<name>(…)` with `fn`."""
+        self.table_functions[name.upper()] = fn
 
     def handler_for(self, stmt: Statement) -> Handler | None:
         """The handler claiming `stmt`, or None for the default path."""

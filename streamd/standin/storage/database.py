@@ -169,7 +169,7 @@ class Storage:
                 "TIMESTAMP" TIMESTAMPTZ, QUERY_ID VARCHAR, TABLE_SCHEMA VARCHAR,
                 TABLE_NAME VARCHAR, ERROR_CODE VARCHAR, ERROR_METADATA JSON, ERROR_DATA JSON)""",
         )
-        # Streams, tasks and dynamic tables keep their bookkeeping next to the data (objcatalog).
+        # Streams, tasks and dynamic tables keep their bookkeeping next to the data (`catalog.py`).
         create_object_catalog(cur, name)
         self.databases.add(name)
 

@@ -63,7 +63,7 @@ def _section(path: str, model: type[BaseModel], instance: BaseModel, lines: list
 def render_example() -> str:
     """Every key with its documentation and default, as a TOML file."""
     from streamd.sources.http_push.source import HttpPushSourceConfig
-    from streamd.sources.ndjson.source import NdjsonSourceConfig
+    from streamd.sources.ndjson.config import NdjsonSourceConfig
     from streamd.sources.synthetic.manufacturing import ManufacturingSourceConfig
 
     config = Config()

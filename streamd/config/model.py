@@ -19,7 +19,7 @@ from streamd.reconciler.config import ReconcilerConfig
 from streamd.sinks.files.config import FilesConfig
 from streamd.sources.http_push.source import HttpPushSourceConfig
 from streamd.sources.mqtt.source import MqttSourceConfig
-from streamd.sources.ndjson.source import NdjsonSourceConfig
+from streamd.sources.ndjson.config import NdjsonSourceConfig
 from streamd.sources.synthetic.config import SyntheticTablesConfig
 from streamd.sources.synthetic.manufacturing import ManufacturingSourceConfig
 from streamd.sources.synthetic.retail import RetailSourceConfig

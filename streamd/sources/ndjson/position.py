@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,29 @@ def fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A rotated file already accounted for (read, or there before streamd first looked)."""
+
+    dev: int
+    ino: int
+    head_len: int
+    head_sha256: str
+
+    @property
+    def key(self) -> FileKey:
+        return (self.dev, self.ino)
+
+    @classmethod
+    def of(cls, key: FileKey, head: bytes) -> Seen:
+        """The record of file `key` whose first bytes are `head`."""
+        return cls(key[0], key[1], len(head), fingerprint(head))
+
+    def matches_head(self, head: bytes) -> bool:
+        """Whether a file starting with `head` is this one (not a new file reusing its inode)."""
+        return len(head) >= self.head_len and fingerprint(head[: self.head_len]) == self.head_sha256
+
+
 class PositionStore:
     """One small JSON file holding every tracked file's position, replaced atomically."""
 
@@ -56,18 +80,45 @@ class PositionStore:
 
     def load(self) -> dict[FileKey, Position] | None:
         """The stored positions, or None when nothing was ever stored (a first start)."""
-        try:
-            data: dict[str, Any] = json.loads(self.path.read_text())
-        except FileNotFoundError:
+        data = self._read()
+        if data is None:
             return None
         positions = [Position(**entry) for entry in data["files"]]
         return {p.key: p for p in positions}
 
-    def save(self, positions: list[Position]) -> None:
+    def load_seen(self) -> dict[FileKey, Seen] | None:
+        """Rotated files already accounted for; None if never stored (a first start, or a
+        positions file written before these were kept)."""
+        data = self._read()
+        if data is None or "seen" not in data:
+            return None
+        return {s.key: s for s in (Seen(**entry) for entry in data["seen"])}
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        return data
+
+    def save(self, positions: list[Position], seen: Sequence[Seen] = ()) -> None:
         """Write tmp, fsync, rename, fsync the directory: a crash leaves the old or the new file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps(
-            {"version": 1, "files": [_as_dict(p) for p in positions]}, indent=1
+            {
+                "version": 2,
+                "files": [_as_dict(p) for p in positions],
+                "seen": [
+                    {
+                        "dev": s.dev,
+                        "ino": s.ino,
+                        "head_len": s.head_len,
+                        "head_sha256": s.head_sha256,
+                    }
+                    for s in seen
+                ],
+            },
+            indent=1,
         ).encode()
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

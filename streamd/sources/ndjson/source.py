@@ -18,8 +18,16 @@ Delivery guarantee (precisely):
   its end (and past a final line without newline) before the file that replaced it. Truncation
   (size below the read position) restarts that file at 0 and is logged. A file rotated while
   streamd was stopped is found by its identity in the directory it was in (`app.ndjson.1`) and
-  finished from its saved position before the new file is read. A copy-truncate that
-  regrows past the old position between two polls cannot be told from appends (as for any tailer).
+  finished from its saved position before the new file is read. Any number of rotations between
+  two looks (or while stopped) are followed the same way: a file beside a followed path named like
+  its rotation (`app.ndjson.1`, `app.ndjson-20261208`; not compressed ones) whose identity streamd
+  has not accounted for is a file that was live and rotated away unseen; it is read from its
+  start, oldest first, before anything newer. Identities accounted for (read to the end, or
+  present when streamd first looked: those are history, not read) are kept with the positions.
+- Copy-truncate: a rotated copy whose first bytes are those of a followed file that was just
+  truncated is read from where that file's reading stopped, so the lines written between the last
+  read and the truncation are not lost. A copy-truncate that regrows past the old position
+  between two polls cannot be told from appends (as for any tailer).
 
 Why polling: inotify is Linux-only and misses changes on network filesystems; at EOF the source
 sleeps `poll_interval_ms` between reads (and globs), and reads back to back while there is data.
@@ -28,85 +36,36 @@ sleeps `poll_interval_ms` between reads (and globs), and reads back to back whil
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import anyio
 import anyio.to_thread
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from streamd.logs import get_logger
 from streamd.rows import Envelope
 from streamd.sources.base import SourceContext
-from streamd.sources.ndjson.files import find_by_identity, glob_files, open_file
+from streamd.sources.ndjson.config import MiB, NdjsonSourceConfig
+from streamd.sources.ndjson.files import (
+    Tail,
+    find_by_identity,
+    glob_files,
+    open_file,
+    rotated_siblings,
+)
 from streamd.sources.ndjson.position import (
     HEAD_BYTES,
     AckTracker,
     FileKey,
     Position,
     PositionStore,
+    Seen,
     fingerprint,
 )
 from streamd.sources.rejects import DeadLetter, raw_row
 
-MiB = 1024 * 1024
 _CHUNK = MiB
 _CHUNKS_PER_ROUND = 8  # per live file per round, so one busy file cannot starve the others
-
-
-class NdjsonSourceConfig(BaseModel):
-    """Tails NDJSON files (one JSON object per line) matching globs into one table."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-    kind: Literal["ndjson"] = "ndjson"
-    """Selects this source type."""
-    name: str = Field(default="ndjson", min_length=1)
-    """Unique name of this source (appears in logs; names its position file)."""
-    paths: list[str] = Field(min_length=1)
-    """Glob patterns of the files to follow, e.g. ["/var/log/app/*.ndjson"]; new matches are picked up."""
-    table: str = Field(
-        pattern=r"^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$"
-    )
-    """Fully qualified target table, DB.SCHEMA.TABLE."""
-    poll_interval_ms: float = Field(default=250, gt=0)
-    """Pause at end of all files before looking again (for new data and new files)."""
-    max_line_bytes: int = Field(default=1 * MiB, ge=16)
-    """Longer lines go to the dead-letter queue."""
-    start_at: Literal["beginning", "end"] = "beginning"
-    """On the very first start (no saved positions): read existing files from the beginning, or only what is appended."""
-    drain_timeout_s: float = Field(default=5, ge=0)
-    """On shutdown, how long to wait for acks of lines already sent, so their positions are saved."""
-
-    @field_validator("paths")
-    @classmethod
-    def _non_empty(cls, value: list[str]) -> list[str]:
-        if any(not p.strip() for p in value):
-            raise ValueError("a path pattern is empty")
-        return value
-
-    def tables(self) -> list[str]:
-        """The fully qualified table this source writes."""
-        return [self.table]
-
-
-@dataclass(slots=True)
-class _Tail:
-    """One open file being followed."""
-
-    key: FileKey
-    path: str
-    fd: int
-    offset: int  # next byte to read
-    tracker: AckTracker
-    head: bytes
-    partial: bytes = b""
-    skipping: bool = False  # inside an over-long line, discarding up to its newline
-    gone_rounds: int = 0  # scans since its path stopped matching (rotated away or deleted)
-    closed: bool = False
-    behind: set[FileKey] = field(default_factory=set)  # rotated-away files to finish first
 
 
 class NdjsonSource:
@@ -119,12 +78,14 @@ class NdjsonSource:
         self.name = config.name
         self._store = PositionStore(state_dir / "positions.json")
         self._dead_letter = dead_letter
-        self._tails: dict[FileKey, _Tail] = {}
+        self._tails: dict[FileKey, Tail] = {}
+        self._seen: dict[FileKey, Seen] = {}
+        self._needs_baseline = True  # until the rotated files present at the first look are known
         self._dirty = anyio.Event()
         self._stopped = False
         # The line being sent: if cancelled mid-send, whether the stream took it is unknowable,
         # so shutdown does not wait for its ack (if it was taken, the late ack still saves).
-        self._in_doubt: tuple[_Tail, int] | None = None
+        self._in_doubt: tuple[Tail, int] | None = None
         self._log = get_logger(source=config.name)
 
     # ---- running -------------------------------------------------------------------------------
@@ -132,6 +93,8 @@ class NdjsonSource:
     async def run(self, ctx: SourceContext) -> None:
         """Follow the files until cancelled (or until nobody receives any more)."""
         stored = await anyio.to_thread.run_sync(self._store.load)
+        seen = await anyio.to_thread.run_sync(self._store.load_seen)
+        self._seen, self._needs_baseline = seen or {}, seen is None
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._persist_loop)
@@ -156,19 +119,19 @@ class NdjsonSource:
             if not progressed:
                 await ctx.clock.sleep(self.config.poll_interval_ms / 1000)
 
-    def _waits(self, tail: _Tail) -> bool:
+    def _waits(self, tail: Tail) -> bool:
         """Whether `tail` waits for a rotated-away file to be finished first."""
         tail.behind = {k for k in tail.behind if k in self._tails and not self._tails[k].closed}
         return bool(tail.behind)
 
     async def _persist_loop(self) -> None:
-        last: list[Position] | None = None
+        last: tuple[list[Position], list[Seen]] | None = None
         while True:
             await self._dirty.wait()
             self._dirty = anyio.Event()  # acks landing during the write trigger the next one
-            snapshot = self.positions()
+            snapshot = (self.positions(), list(self._seen.values()))
             if snapshot != last:
-                await anyio.to_thread.run_sync(self._store.save, snapshot)
+                await anyio.to_thread.run_sync(self._store.save, *snapshot)
                 last = snapshot
 
     async def _shutdown(self) -> None:
@@ -177,8 +140,8 @@ class NdjsonSource:
                 self._dirty = anyio.Event()
                 await self._dirty.wait()
         self._stopped = True
-        if self._tails:
-            await anyio.to_thread.run_sync(self._store.save, self.positions())
+        if self._tails or self._seen:
+            await anyio.to_thread.run_sync(self._save)
         for tail in self._tails.values():
             if not tail.closed:
                 os.close(tail.fd)
@@ -206,12 +169,15 @@ class NdjsonSource:
             )
         return out
 
-    def _acked(self, tail: _Tail, index: int) -> None:
+    def _save(self) -> None:
+        self._store.save(self.positions(), list(self._seen.values()))
+
+    def _acked(self, tail: Tail, index: int) -> None:
         if tail.tracker.mark(index):
             self._dirty.set()
             if self._stopped and not self._outstanding():
                 # A late ack after shutdown saved: persist synchronously, once, as nothing else will.
-                self._store.save(self.positions())
+                self._save()
         else:
             self._dirty.set()  # wakes the shutdown wait even when the offset did not move
 
@@ -223,10 +189,19 @@ class NdjsonSource:
             if key not in matched and not tail.closed:
                 tail.gone_rounds += 1
             if tail.closed and not tail.tracker.pending:
-                del self._tails[key]  # fully read and acknowledged: forget it
+                del self._tails[key]  # fully read and acknowledged: accounted for
+                self._seen[key] = Seen.of(key, tail.head)
                 self._dirty.set()
         if first and stored:
             await self._recover_rotated(stored, matched)
+        live = {*matched.values(), *(t.path for t in self._tails.values())}
+        live.update(p.path for p in (stored or {}).values())
+        siblings = await anyio.to_thread.run_sync(rotated_siblings, live)
+        if len(self._seen) != len(kept := {k: v for k, v in self._seen.items() if k in siblings}):
+            self._seen = kept  # deleted since: their identities may be reused
+            self._dirty.set()
+        await self._follow_unseen(siblings, baseline=self._needs_baseline)
+        self._needs_baseline = False
         # Files rotated away are finished (to EOF, final unterminated line included) before any
         # file that appears after them is read: lines keep their order across a rotation.
         draining = {k for k, t in self._tails.items() if t.gone_rounds and not t.closed}
@@ -241,13 +216,57 @@ class NdjsonSource:
                 continue  # replaced between glob and open; the next scan sees the new one
             fd, size, head = opened
             offset = self._resume_at(path, (stored or {}).get(key), size, head, at_end)
-            tail = _Tail(key, path, fd, offset, AckTracker(offset), head, behind=draining)
+            tail = Tail(key, path, fd, offset, AckTracker(offset), head, behind=draining)
             self._tails[key] = tail
             self._dirty.set()  # save the start position now (matters for start_at = "end")
             self._log.info("ndjson_following", path=path, offset=offset)
         for tail in self._tails.values():
             if not tail.closed and tail.gone_rounds == 0:
                 await self._check_truncation(tail)
+
+    async def _follow_unseen(
+        self, siblings: dict[FileKey, tuple[str, tuple[int, int]]], *, baseline: bool
+    ) -> None:
+        """Rotated files not accounted for: history at the first look, else files that were live
+        and rotated away between two looks; those are read oldest first, before anything newer."""
+        waiting = {k for k, t in self._tails.items() if t.gone_rounds and not t.closed}
+        for key, (path, _) in sorted(siblings.items(), key=lambda item: item[1][1]):
+            if key in self._tails:
+                continue
+            opened = await anyio.to_thread.run_sync(open_file, path, key)
+            if opened is None:
+                continue
+            fd, size, head = opened
+            seen = self._seen.get(key)
+            if baseline or (seen is not None and seen.matches_head(head)):
+                os.close(fd)
+                if baseline:
+                    self._seen[key] = Seen.of(key, head)
+                    self._dirty.set()
+                continue
+            offset, copied = await self._copy_of(head, size)
+            self._tails[key] = Tail(
+                key, path, fd, offset, AckTracker(offset), head, gone_rounds=1, behind=set(waiting)
+            )
+            waiting.add(key)
+            if copied is not None:
+                copied.behind.add(key)  # the copy's lines came before the truncated file's new ones
+            self._dirty.set()
+            self._log.info("ndjson_following_rotated", path=path, offset=offset)
+
+    async def _copy_of(self, head: bytes, size: int) -> tuple[int, Tail | None]:
+        """A copy-truncate's copy resumes at the read position of the followed file it copies
+        (same first bytes, truncated since); any other file starts at 0."""
+        for tail in self._tails.values():
+            if tail.closed or tail.gone_rounds or not tail.head:
+                continue
+            resume = tail.offset - len(tail.partial)
+            if head[: len(tail.head)] != tail.head or size < resume:
+                continue
+            now = (await anyio.to_thread.run_sync(os.fstat, tail.fd)).st_size
+            if now < tail.offset:
+                return resume, tail
+        return 0, None
 
     async def _recover_rotated(
         self, stored: dict[FileKey, Position], matched: dict[FileKey, str]
@@ -266,7 +285,7 @@ class NdjsonSource:
             if not pos.matches_head(head) or size < pos.offset:
                 os.close(fd)  # the identity was reused by another file
                 continue
-            self._tails[key] = _Tail(
+            self._tails[key] = Tail(
                 key, path, fd, pos.offset, AckTracker(pos.offset), head, gone_rounds=1
             )
             self._log.info("ndjson_finishing_rotated", path=path, offset=pos.offset)
@@ -284,7 +303,7 @@ class NdjsonSource:
             return 0
         return pos.offset
 
-    async def _check_truncation(self, tail: _Tail) -> None:
+    async def _check_truncation(self, tail: Tail) -> None:
         size = (await anyio.to_thread.run_sync(os.fstat, tail.fd)).st_size
         if size < tail.offset:
             self._log.warning("ndjson_truncated", path=tail.path, size=size, position=tail.offset)
@@ -294,7 +313,7 @@ class NdjsonSource:
 
     # ---- reading -------------------------------------------------------------------------------
 
-    async def _read(self, ctx: SourceContext, tail: _Tail) -> bool:
+    async def _read(self, ctx: SourceContext, tail: Tail) -> bool:
         """Read what is there (a renamed-away file: all of it, then close it); True if any."""
         got = False
         rounds = 0
@@ -321,7 +340,7 @@ class NdjsonSource:
             self._log.info("ndjson_finished", path=tail.path)
         return got
 
-    async def _lines(self, ctx: SourceContext, tail: _Tail, start: int, buf: bytes) -> None:
+    async def _lines(self, ctx: SourceContext, tail: Tail, start: int, buf: bytes) -> None:
         *lines, tail.partial = buf.split(b"\n")
         for line in lines:
             end = start + len(line) + 1
@@ -339,7 +358,7 @@ class NdjsonSource:
             tail.partial = b""  # never hold an over-long line in memory
 
     async def _line(
-        self, ctx: SourceContext, tail: _Tail, start: int, line: bytes, end: int
+        self, ctx: SourceContext, tail: Tail, start: int, line: bytes, end: int
     ) -> None:
         line = line.removesuffix(b"\r")
         limit = self.config.max_line_bytes
@@ -371,7 +390,7 @@ class NdjsonSource:
         await ctx.send.send(Envelope(self.config.table, row, self.name, ack))
         self._in_doubt = None
 
-    async def _reject(self, tail: _Tail, start: int, line: bytes, rule: str, detail: str) -> None:
+    async def _reject(self, tail: Tail, start: int, line: bytes, rule: str, detail: str) -> None:
         position = f"{tail.path}:{start}"
         if self._dead_letter is None:
             self._log.error("ndjson_bad_line", position=position, rule=rule, detail=detail)

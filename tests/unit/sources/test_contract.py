@@ -25,7 +25,8 @@ from streamd.config.model import Config
 from streamd.rows import Envelope, Row
 from streamd.sources.base import Source, SourceContext
 from streamd.sources.http_push.source import HttpPushSource, HttpPushSourceConfig
-from streamd.sources.ndjson.source import NdjsonSource, NdjsonSourceConfig
+from streamd.sources.ndjson.config import NdjsonSourceConfig
+from streamd.sources.ndjson.source import NdjsonSource
 from streamd.sources.synthetic.manufacturing import ManufacturingSource, ManufacturingSourceConfig
 from streamd.sources.synthetic.retail import RetailSource, RetailSourceConfig
 from streamd.testing import ManualClock, MemorySequences, settle

@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from streamd.cli.setup import plan, run_planned
@@ -18,6 +17,7 @@ from streamd.daemon.run import Daemon
 from streamd.snowflake.keys import generate_key_pair
 from streamd.snowflake.sql_api import SqlApiClient
 from tests.conftest import MANUFACTURING_SQL, REPO, StandinFactory
+from tests.helpers import eventually
 from tests.integration.standin.sql_client import rows, sql_client
 
 pytestmark = pytest.mark.slow
@@ -104,14 +104,14 @@ def _caught_up(state: dict[str, Any]) -> bool:
 
 
 async def _wait_caught_up(client: SqlApiClient) -> dict[str, Any]:
-    state: dict[str, Any] = {}
-    with anyio.move_on_after(90):
-        while True:
-            state = (await rows(client, CAUGHT_UP))[0]
-            if _caught_up(state):
-                return state
-            # The pipelines run on the stand-in's schedulers: nothing to wait on but their output.
-            await anyio.sleep(0.5)
+    # The pipelines run on the stand-in's schedulers: nothing to wait on but their output.
+    [state] = await eventually(
+        lambda: rows(client, CAUGHT_UP),
+        lambda found: _caught_up(found[0]),
+        within=90,
+        interval=0.5,
+        what="every pipeline caught up",
+    )
     return state
 
 

@@ -5,6 +5,7 @@ the freshness finding appear; resuming it clears it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -14,6 +15,7 @@ from streamd.daemon.run import Daemon
 from streamd.reconciler.loop import Reconciler
 from streamd.reconciler.report import HealthReport
 from tests.conftest import StandinFactory
+from tests.helpers import eventually
 
 from .conftest import daemon_config, sql_client
 
@@ -22,12 +24,12 @@ FINAL = "MANUFACTURING_DEMO.ANALYTICS.FACT_SENSOR_READINGS"
 TARGET_S = 8.0
 
 
-async def _until(reconciler: Reconciler, what: str, predicate: object) -> HealthReport:
-    for _ in range(60):
-        report = await reconciler.next_report()
-        if predicate(report):  # type: ignore[operator]
-            return report
-    raise AssertionError(f"{what}: not seen in 60 cycles; last: {reconciler.report}")
+async def _until(reconciler: Reconciler, what: str, predicate: Any) -> HealthReport:
+    """The first report (one per 1 s cycle) that satisfies `predicate`."""
+    report: HealthReport = await eventually(
+        reconciler.next_report, predicate, within=60, interval=0, what=what
+    )
+    return report
 
 
 def _freshness_finding(report: HealthReport) -> bool:

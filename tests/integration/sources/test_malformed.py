@@ -18,6 +18,7 @@ from streamd.snowflake.keys import generate_key_pair
 from streamd.sources.http_push.source import HttpPushSource
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
+from tests.helpers import eventually
 
 SENSOR = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
 KEY, _ = generate_key_pair()
@@ -84,8 +85,7 @@ async def test_http_push_malformed_requests(standin: Standin, tmp_path: Path) ->
         tg.start_soon(daemon.run)
         with anyio.fail_after(30):
             await daemon.ready.wait()
-            while source.url is None:  # noqa: ASYNC110 - the source reports its port only here
-                await anyio.sleep(0.02)
+            await eventually(lambda: source.url is not None)  # reported once it listens
         url = f"{source.url}/v1/tables/sensors/rows"
         async with httpx.AsyncClient(timeout=30) as http:
 
@@ -114,9 +114,7 @@ async def test_http_push_malformed_requests(standin: Standin, tmp_path: Path) ->
                 {**ndjson, "Content-Encoding": "gzip"},
             )
             await post("rule broken", b"\n".join([row("ok:5"), row("hot:1", 900.0)]), ndjson)
-        with anyio.fail_after(60):
-            while daemon.summary().tables[SENSOR].committed < 4:  # noqa: ASYNC110
-                await anyio.sleep(0.05)
+        await eventually(lambda: daemon.summary().tables[SENSOR].committed >= 4, within=60)
         daemon.stop()
 
     status = {case: r.status_code for case, r in answers.items()}

@@ -16,6 +16,7 @@ from streamd.sources.base import SourceContext
 from streamd.sources.mqtt.source import MqttSource, MqttSourceConfig
 from streamd.sources.mqtt.sparkplug_b_pb2 import Payload
 from streamd.testing import MemorySequences, drain
+from tests.helpers import eventually
 
 from .conftest import Broker, Relay
 
@@ -112,9 +113,7 @@ async def test_json_and_sparkplug_rows(broker: Broker) -> None:
         for e in envelopes:
             assert e.ack is not None
             e.ack(1)
-        with anyio.fail_after(10):
-            while not observer:  # noqa: ASYNC110 - polls what another task appends
-                await anyio.sleep(0.05)
+        await eventually(lambda: observer, within=10)  # appended by another task
         tg.cancel_scope.cancel()
     json_rows = [e.row for e in envelopes if e.table == "DB.RAW.TELEMETRY"]
     assert json_rows == [
@@ -176,9 +175,7 @@ async def test_reconnects_and_resubscribes_after_broker_restart(broker: Broker) 
         broker.stop()  # persistence false: the session and its subscriptions are gone
         await anyio.sleep(0.5)
         broker.start()
-        with anyio.fail_after(10):
-            while source.connects < 2:  # noqa: ASYNC110 - polls the source's counter
-                await anyio.sleep(0.05)
+        await eventually(lambda: source.connects >= 2, within=10)
         await anyio.sleep(0.2)
         await publish(broker, ("plants/p9/l9/telemetry", b'{"n": 9}'))
         (e,) = await take(receive, 1)
@@ -202,10 +199,8 @@ async def test_redeliveries_after_a_dropped_connection_make_no_duplicate_rows(
             await publish(broker, *messages)
             held = await take(receive, 3)  # handed to the pipeline, not durable yet
             relay.cut()
-            with anyio.fail_after(15):
-                # The broker resends all three on the new connection (DUP set).
-                while source.duplicates < 3:  # noqa: ASYNC110 - polls the source's counter
-                    await anyio.sleep(0.05)
+            # The broker resends all three on the new connection (DUP set).
+            await eventually(lambda: source.duplicates >= 3, within=15)
             assert source.connects == 2
             assert drain(receive) == []  # recognised: no second copy of any row
             for e in held:

@@ -20,6 +20,7 @@ from streamd.sources.mqtt.sparkplug_b_pb2 import Payload
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
 from tests.conftest import MANUFACTURING_SQL, StandinFactory
+from tests.helpers import eventually
 
 from .conftest import Broker
 
@@ -127,18 +128,18 @@ async def test_json_and_sparkplug_messages_land_in_tables_and_bad_ones_in_dead_l
         tg.start_soon(daemon.run)
         with anyio.fail_after(30):
             await daemon.ready.wait()
-            while source.connects < 1:  # noqa: ASYNC110 - the source counts its connects only
-                await anyio.sleep(0.02)
+            await eventually(lambda: source.connects >= 1)  # counted, not signalled
         async with aiomqtt.Client("127.0.0.1", broker.port) as publisher:
             # Bad messages in between good ones: they block nothing and lose nothing.
             for topic, payload in GOOD[:3] + [b[:2] for b in BAD] + GOOD[3:]:
                 await publisher.publish(topic, payload, qos=1)
-        with anyio.fail_after(60):
-            while (  # noqa: ASYNC110 - polls the daemon's counters
-                daemon.summary().tables[TELEMETRY].committed < 3
-                or daemon.summary().tables[SPARKPLUG].committed < 8
-            ):
-                await anyio.sleep(0.05)
+        await eventually(
+            lambda: (
+                daemon.summary().tables[TELEMETRY].committed >= 3
+                and daemon.summary().tables[SPARKPLUG].committed >= 8
+            ),
+            within=60,
+        )
         daemon.stop()
 
     telemetry = standin_query(

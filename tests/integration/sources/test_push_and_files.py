@@ -16,6 +16,7 @@ from streamd.snowflake.keys import generate_key_pair
 from streamd.sources.http_push.source import HttpPushSource
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
+from tests.helpers import eventually
 
 SENSOR = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
 PRODUCTION = "MANUFACTURING_DEMO.RAW_DATA.PRODUCTION_DATA_RAW"
@@ -88,8 +89,7 @@ async def test_http_push_acknowledges_after_the_spool_and_delivers_once(
         tg.start_soon(daemon.run)
         with anyio.fail_after(20):
             await daemon.ready.wait()
-            while source.url is None:  # noqa: ASYNC110 - the source reports its port only here
-                await anyio.sleep(0.02)
+            await eventually(lambda: source.url is not None)  # reported once it listens
         async with httpx.AsyncClient(timeout=30) as http:
             denied = await http.post(
                 f"{source.url}/v1/tables/sensors/rows",
@@ -186,9 +186,7 @@ async def test_ndjson_tail_across_rotations_and_restarts_without_gaps_or_repeats
     )
 
     async def committed(daemon: Daemon, rows: int) -> None:
-        with anyio.fail_after(60):
-            while daemon.summary().tables[PRODUCTION].committed < rows:  # noqa: ASYNC110
-                await anyio.sleep(0.05)
+        await eventually(lambda: daemon.summary().tables[PRODUCTION].committed >= rows, within=60)
 
     # Run 1: a rotation while running (the old writer still appends to the renamed file).
     write(current, 30)

@@ -17,6 +17,7 @@ from streamd.snowflake.keys import generate_key_pair
 from streamd.sources.http_push.source import HttpPushSource
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow
 SENSOR = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
@@ -125,8 +126,7 @@ async def test_stalled_sink_answers_429_then_delivers_every_acknowledged_row_onc
         tg.start_soon(daemon.run)
         with anyio.fail_after(30):
             await daemon.ready.wait()
-            while source.url is None:  # noqa: ASYNC110 - the source reports its port only here
-                await anyio.sleep(0.02)
+            await eventually(lambda: source.url is not None)  # reported once it listens
         async with httpx.AsyncClient(timeout=120) as http:
             early = [Client(f"early{i}", source.url, http, saw_429) for i in range(CLIENTS)]
             late = [Client(f"late{i}", source.url, http, saw_429) for i in range(CLIENTS)]
@@ -136,10 +136,13 @@ async def test_stalled_sink_answers_429_then_delivers_every_acknowledged_row_onc
                 with anyio.fail_after(60):
                     # Nothing commits, so the spool fills, the early clients' requests wait
                     # and the push source refuses new ones.
-                    while not (  # noqa: ASYNC110 - polls daemon state nothing signals
-                        any(s.writer_blocked for s in daemon.spools.values()) and source.refusing
-                    ):
-                        await anyio.sleep(0.05)
+                    await eventually(
+                        lambda: (
+                            any(s.writer_blocked for s in daemon.spools.values())
+                            and source.refusing
+                        ),
+                        within=60,
+                    )
                     for client in late:
                         running.start_soon(client.run)
                     await saw_429.wait()

@@ -19,6 +19,7 @@ from streamd.reconciler.query import SqlRunner
 from streamd.reconciler.report import Finding
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.testing import ManualClock
+from tests.helpers import eventually
 
 from .conftest import SHOW_TASKS, FakeSnowflake, ts
 
@@ -209,7 +210,8 @@ async def test_run_repeats_every_interval_and_next_report_waits_for_a_cycle(
         with anyio.fail_after(10):
             first = await reconciler.next_report()
             assert first.cycles == 1
-            await _until(lambda: clock.sleepers > 0)
+            # The loop's sleep registers on the ManualClock right after the cycle.
+            await eventually(lambda: clock.sleepers > 0, interval=0)
             clock.advance(30)
             second = await reconciler.next_report()
         assert second.cycles == 2
@@ -271,12 +273,6 @@ def test_inspect_renders_findings_and_freshness_in_80_columns() -> None:
         "300",
     ]
     assert "reconciler disabled" in render({"reconciler": {"enabled": False}})
-
-
-async def _until(condition: Any) -> None:
-    # The loop's sleep registers on the ManualClock right after the cycle; yield until it has.
-    while not condition():
-        await anyio.lowlevel.checkpoint()
 
 
 class _NoSql:

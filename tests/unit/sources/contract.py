@@ -24,6 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from streamd.rows import Envelope, Row
 from streamd.sources.base import SourceContext
+from tests.helpers import eventually
 
 CAPACITY = 4
 """Slots of the source stream in these checks: small, so every source meets a full stream."""
@@ -118,13 +119,6 @@ class Run:
         """Play the router during shutdown: take and acknowledge rows until the source is gone."""
         async for envelope in self.receive:
             self.ack(envelope)
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 30) -> None:
-    """Wait until `predicate` (state of a stream or a fake, nothing to wait on) is true."""
-    with anyio.fail_after(within):
-        while not predicate():  # noqa: ASYNC110
-            await anyio.sleep(0.01)
 
 
 @asynccontextmanager

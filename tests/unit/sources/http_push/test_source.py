@@ -22,6 +22,7 @@ from streamd.sources.base import SourceContext
 from streamd.sources.http_push.body import BodyError, decode_body
 from streamd.sources.http_push.source import HttpPushSource, HttpPushSourceConfig
 from streamd.sources.synthetic.sequences import FileSequences
+from tests.helpers import eventually
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -244,7 +245,7 @@ async def test_refused_rows_answer_507(tmp_path: Path) -> None:
 
 async def test_full_pipeline_answers_429_at_once_and_timeout_503(tmp_path: Path) -> None:
     dead = DeadLetterRecorder()
-    async with serving(tmp_path, None, capacity=1, dead=dead, ack_timeout_s=1) as (client, src):
+    async with serving(tmp_path, None, capacity=1, dead=dead, ack_timeout_s=2) as (client, src):
         results: dict[str, httpx.Response] = {}
 
         async def first() -> None:
@@ -252,10 +253,10 @@ async def test_full_pipeline_answers_429_at_once_and_timeout_503(tmp_path: Path)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(first)
-            await anyio.sleep(0.2)  # the first request filled the stream and waits
-            started = time.monotonic()
+            await eventually(lambda: src.refusing)  # the first request filled the stream, waits
             r = await client.post(URL, content=ndjson(3) + b"bad\n", headers=NDJSON)
-            assert time.monotonic() - started < 0.5
+            # At once: answered while the first request still waits for its acks (then a 503).
+            assert "first" not in results
             assert r.status_code == 429
             assert r.headers["Retry-After"] == "1"
         assert dead.records == []  # a 429 dead-letters nothing: the client retries it all

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from streamd.clock import SystemClock
 from streamd.rows import Envelope, Row
 from streamd.sources.base import SourceContext
+from streamd.sources.ndjson.config import NdjsonSourceConfig
 from streamd.sources.ndjson.position import AckTracker, PositionStore
-from streamd.sources.ndjson.source import NdjsonSource, NdjsonSourceConfig
+from streamd.sources.ndjson.source import NdjsonSource
 from streamd.sources.synthetic.sequences import FileSequences
+from tests.helpers import eventually
 
 TABLE = "DB.RAW.EVENTS"
 
@@ -55,13 +57,6 @@ class DeadLetterRecorder:
         self, table: str, row: Row, *, rule: str, detail: str, position: str | None = None
     ) -> None:
         self.records.append({"table": table, "row": row, "rule": rule, "position": position})
-
-
-async def wait_until(predicate: Callable[[], bool], within: float = 5) -> None:
-    """Poll `predicate` (state of a fake, nothing to wait on) until true or `within` seconds."""
-    with anyio.fail_after(within):
-        while not predicate():  # noqa: ASYNC110
-            await anyio.sleep(0.01)
 
 
 def lines(*ids: int) -> bytes:
@@ -106,12 +101,12 @@ async def test_reads_existing_and_appended_lines_and_new_files(tmp_path: Path, l
     (logs / "ignored.txt").write_bytes(lines(99))
     consumer = Consumer()
     async with tailing(tmp_path, consumer):
-        await wait_until(lambda: consumer.ids() == [1, 2])
+        await eventually(lambda: consumer.ids() == [1, 2])
         append(logs / "a.ndjson", lines(3) + b'{"id": 4')  # the partial line waits for its end
-        await wait_until(lambda: consumer.ids() == [1, 2, 3])
+        await eventually(lambda: consumer.ids() == [1, 2, 3])
         append(logs / "a.ndjson", b"}\n")
         (logs / "b.ndjson").write_bytes(lines(5))
-        await wait_until(lambda: sorted(consumer.ids()) == [1, 2, 3, 4, 5])
+        await eventually(lambda: sorted(consumer.ids()) == [1, 2, 3, 4, 5])
     assert consumer.ids() == [1, 2, 3, 4, 5]
 
 
@@ -123,16 +118,18 @@ async def test_bad_lines_go_to_dead_letters_and_position_moves_past_them(
     )
     consumer, dead = Consumer(), DeadLetterRecorder()
     async with tailing(tmp_path, consumer, dead, max_line_bytes=64):
-        await wait_until(lambda: consumer.ids() == [1, 2] and len(dead.records) == 3)
+        await eventually(lambda: consumer.ids() == [1, 2] and len(dead.records) == 3)
     assert [d["rule"] for d in dead.records] == ["invalid_json", "not_an_object", "row_too_large"]
     assert dead.records[0]["row"] == {"_raw": "not json"}
     assert dead.records[0]["position"] == f"{logs / 'a.ndjson'}:9"
     assert {d["table"] for d in dead.records} == {TABLE}
-    # Restart: nothing is read again, neither rows nor bad lines.
+    # Restart: nothing is read again, neither rows nor bad lines. A line appended after the restart
+    # is read after anything re-read, so once it arrives the restart has had its chance.
     again, dead2 = Consumer(), DeadLetterRecorder()
     async with tailing(tmp_path, again, dead2):
-        await anyio.sleep(0.2)
-    assert again.rows == []
+        append(logs / "a.ndjson", lines(3))
+        await eventually(lambda: again.rows)
+    assert again.ids() == [3]
     assert dead2.records == []
 
 
@@ -142,9 +139,9 @@ async def test_over_long_line_without_newline_yet_is_skipped_to_its_end(
     consumer, dead = Consumer(), DeadLetterRecorder()
     (logs / "a.ndjson").write_bytes(b"{" + b"y" * 200)
     async with tailing(tmp_path, consumer, dead, max_line_bytes=64):
-        await wait_until(lambda: len(dead.records) == 1)
+        await eventually(lambda: len(dead.records) == 1)
         append(logs / "a.ndjson", b"z" * 50 + b"}\n" + lines(7))
-        await wait_until(lambda: consumer.ids() == [7])
+        await eventually(lambda: consumer.ids() == [7])
     assert len(dead.records) == 1
     assert len(dead.records[0]["row"]["_raw"]) == 64
 
@@ -156,14 +153,15 @@ async def test_rotation_finishes_the_old_file_then_follows_the_new_one(
     current.write_bytes(lines(1, 2))
     consumer = Consumer()
     async with tailing(tmp_path, consumer):
-        await wait_until(lambda: consumer.ids() == [1, 2])
+        await eventually(lambda: consumer.ids() == [1, 2])
         with current.open("ab") as writer:
             os.rename(current, logs / "app.ndjson.1")  # no longer matches the glob
             writer.write(lines(3) + b'{"id": 4}')  # the old writer finishes, last line unterminated
         current.write_bytes(lines(5, 6))
-        await wait_until(lambda: len(consumer.rows) >= 6)
-        await anyio.sleep(0.1)
-    assert consumer.ids() == [1, 2, 3, 4, 5, 6]
+        await eventually(lambda: len(consumer.rows) >= 6)
+        append(current, lines(7))  # read after anything repeated: nothing came twice
+        await eventually(lambda: 7 in consumer.ids())
+    assert consumer.ids() == [1, 2, 3, 4, 5, 6, 7]
 
 
 async def test_a_file_rotated_while_stopped_is_finished_before_the_new_one(
@@ -173,21 +171,23 @@ async def test_a_file_rotated_while_stopped_is_finished_before_the_new_one(
     current.write_bytes(lines(1, 2))
     first = Consumer()
     async with tailing(tmp_path, first):
-        await wait_until(lambda: first.ids() == [1, 2])
+        await eventually(lambda: first.ids() == [1, 2])
     # Stopped: the writer appends, the file is rotated away (out of the glob), a new one begins.
     append(current, lines(3, 4))
     os.rename(current, logs / "app.ndjson.1")
     current.write_bytes(lines(5))
     second = Consumer()
     async with tailing(tmp_path, second):
-        await wait_until(lambda: len(second.rows) >= 3)
-        await anyio.sleep(0.1)
-    assert second.ids() == [3, 4, 5]
-    # Finished and forgotten: a third run reads nothing again.
+        await eventually(lambda: len(second.rows) >= 3)
+        append(current, lines(6))  # read after anything repeated: nothing came twice
+        await eventually(lambda: 6 in second.ids())
+    assert second.ids() == [3, 4, 5, 6]
+    # Finished and forgotten: a third run reads nothing again (only what is appended after it).
     third = Consumer()
     async with tailing(tmp_path, third):
-        await anyio.sleep(0.2)
-    assert third.rows == []
+        append(current, lines(7))
+        await eventually(lambda: third.rows)
+    assert third.ids() == [7]
 
 
 async def test_truncation_restarts_the_file_at_zero(tmp_path: Path, logs: Path) -> None:
@@ -195,12 +195,12 @@ async def test_truncation_restarts_the_file_at_zero(tmp_path: Path, logs: Path) 
     path.write_bytes(lines(1, 2, 3))
     consumer = Consumer()
     async with tailing(tmp_path, consumer):
-        await wait_until(lambda: consumer.ids() == [1, 2, 3])
+        await eventually(lambda: consumer.ids() == [1, 2, 3])
         with path.open("r+b") as f:
             f.truncate(0)
         await anyio.sleep(0.1)
         append(path, lines(10))
-        await wait_until(lambda: consumer.ids() == [1, 2, 3, 10])
+        await eventually(lambda: consumer.ids() == [1, 2, 3, 10])
     positions = PositionStore(tmp_path / "state" / "positions.json").load()
     assert positions is not None
     assert [p.offset for p in positions.values()] == [len(lines(10))]
@@ -211,21 +211,22 @@ async def test_restart_resumes_after_the_last_acked_line(tmp_path: Path, logs: P
     path.write_bytes(lines(1, 2, 3))
     first = Consumer()
     async with tailing(tmp_path, first):
-        await wait_until(lambda: first.ids() == [1, 2, 3])
+        await eventually(lambda: first.ids() == [1, 2, 3])
         first.hold = True  # lines 4 and 5 are sent but their acks never come (a crash)
         append(path, lines(4, 5))
-        await wait_until(lambda: first.ids() == [1, 2, 3, 4, 5])
+        await eventually(lambda: first.ids() == [1, 2, 3, 4, 5])
     second = Consumer()
     async with tailing(tmp_path, second):
-        await wait_until(lambda: second.ids() == [4, 5])  # re-read: no gap
+        await eventually(lambda: second.ids() == [4, 5])  # re-read: no gap
         append(path, lines(6))
-        await wait_until(lambda: second.ids() == [4, 5, 6])
+        await eventually(lambda: second.ids() == [4, 5, 6])
     third = Consumer()
     async with tailing(tmp_path, third):
         append(path, lines(7))
-        await wait_until(lambda: third.ids() == [7])  # acked lines are never repeated
-        await anyio.sleep(0.1)
-    assert third.ids() == [7]
+        await eventually(lambda: third.ids() == [7])  # acked lines are never repeated
+        append(path, lines(8))  # read after anything repeated
+        await eventually(lambda: 8 in third.ids())
+    assert third.ids() == [7, 8]
 
 
 async def test_acks_out_of_order_advance_only_the_contiguous_prefix() -> None:
@@ -254,12 +255,14 @@ async def test_shutdown_waits_for_outstanding_acks(tmp_path: Path, logs: Path) -
             envelope.ack(1)
 
     async with anyio.create_task_group() as tg, tailing(tmp_path, consumer, drain_timeout_s=5):
-        await wait_until(lambda: consumer.ids() == [1, 2])
+        await eventually(lambda: consumer.ids() == [1, 2])
         tg.start_soon(release_later)
+    # The acks made it into the position: a restart reads only what is appended after it.
     again = Consumer()
     async with tailing(tmp_path, again):
-        await anyio.sleep(0.2)
-    assert again.rows == []
+        append(path, lines(3))
+        await eventually(lambda: again.rows)
+    assert again.ids() == [3]
 
 
 async def test_start_at_end_reads_only_what_is_appended(tmp_path: Path, logs: Path) -> None:
@@ -267,9 +270,9 @@ async def test_start_at_end_reads_only_what_is_appended(tmp_path: Path, logs: Pa
     path.write_bytes(lines(1, 2))
     consumer = Consumer()
     async with tailing(tmp_path, consumer, start_at="end"):
-        await wait_until(lambda: (tmp_path / "state" / "positions.json").exists())
+        await eventually(lambda: (tmp_path / "state" / "positions.json").exists())
         append(path, lines(3))
-        await wait_until(lambda: consumer.ids() == [3])
+        await eventually(lambda: consumer.ids() == [3])
 
 
 async def test_a_replaced_file_with_a_reused_identity_is_read_from_the_start(
@@ -279,11 +282,11 @@ async def test_a_replaced_file_with_a_reused_identity_is_read_from_the_start(
     path.write_bytes(lines(1, 2))
     consumer = Consumer()
     async with tailing(tmp_path, consumer):
-        await wait_until(lambda: consumer.ids() == [1, 2])
+        await eventually(lambda: consumer.ids() == [1, 2])
     path.write_bytes(lines(8, 9, 10))  # same inode, other content (as after a delete + reuse)
     again = Consumer()
     async with tailing(tmp_path, again):
-        await wait_until(lambda: again.ids() == [8, 9, 10])
+        await eventually(lambda: again.ids() == [8, 9, 10])
 
 
 def test_config_requires_a_qualified_table() -> None:

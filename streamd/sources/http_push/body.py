@@ -215,3 +215,21 @@ def answer(parsed: Parsed, results: dict[int, int | None], sent: int) -> tuple[i
         only_size = all(e.rule == "row_too_large" for e in parsed.errors)
         return (413 if only_size else 400), body
     return 200, body
+
+
+def not_admitted(parsed: Parsed, reason: str) -> dict[str, Any]:
+    """The body of a 429: nothing accepted or dead-lettered, every row to be sent again.
+
+    Bad lines are not judged yet (the retried request reports them); `error` says why.
+    """
+    lines = [number for number, _ in parsed.rows]
+    return {
+        "accepted": 0,
+        "first_offset": None,
+        "last_offset": None,
+        "errors": [],
+        "refused": [],
+        "pending": [],
+        "not_sent": lines,
+        "error": reason,
+    }

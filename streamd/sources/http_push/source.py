@@ -16,7 +16,8 @@ Answers (every body after parsing has the same shape: `accepted`, `first_offset`
 - 401 missing or malformed bearer token, 403 unknown token, 404 unknown table, 415 media type or
   encoding, 413 body over `max_body_bytes` (compressed or decompressed) or over
   `max_rows_per_request` rows; nothing of such a request is accepted.
-- 429 + Retry-After: nothing accepted, nothing dead-lettered; retry the same request. Rule: a
+- 429 + Retry-After: nothing accepted, nothing dead-lettered (every row in `not_sent`, `errors`
+  empty, `error` says why); retry the same request. Rule: a
   request is admitted only if its rows fit the source's `max_inflight_rows` budget (rows handed
   to the pipeline and not yet durable) AND the source stream takes its first row within
   `admission_wait_ms` (default 100 ms).
@@ -64,6 +65,7 @@ from streamd.sources.http_push.body import (
     answer,
     body_format,
     decode_body,
+    not_admitted,
 )
 from streamd.sources.http_push.body import parse_body as _parse_body
 from streamd.sources.rejects import DeadLetter, raw_row
@@ -334,12 +336,11 @@ class HttpPushSource:
             return self._answer(parsed, job, 0, retry)  # 503: every row not sent
         if n:
             if self._inflight + n > self.config.max_inflight_rows:
-                return _json(
-                    429, {"error": "too many rows awaiting durability; retry later"}, retry
-                )
+                reason = "too many rows awaiting durability; retry later"
+                return _json(429, not_admitted(parsed, reason), retry)
             if self.refusing:
                 # The pipeline stays full: refuse now rather than hold the connection.
-                return _json(429, {"error": "pipeline is full; retry later"}, retry)
+                return _json(429, not_admitted(parsed, "pipeline is full; retry later"), retry)
             job.envelopes = [
                 Envelope(target, row, key, self._ack_hook(job, i))
                 for i, (_, row) in enumerate(parsed.rows)

@@ -16,11 +16,11 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlglot.errors import SqlglotError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from streamd import sqlsplit
 from streamd.standin.http.auth import Authenticator, Unauthorized
 from streamd.standin.http.responses import json_response
 from streamd.standin.sql.engine import (
@@ -28,7 +28,6 @@ from streamd.standin.sql.engine import (
     SqlEngine,
     SqlFailure,
     parse_request,
-    split_statements,
 )
 from streamd.standin.sql.values import column_type, format_value
 from streamd.standin.streaming.channels import StandinState
@@ -171,15 +170,11 @@ def _in_script(err: SqlFailure, text: str) -> SqlFailure:
     documented (tolerant choice).
     """
     index = err.statement_index or 0
-    line = 1
     try:
-        parts = split_statements(text)
-        start = 0
-        for part in parts[: index + 1]:
-            start = text.index(part, start)
-        line = text.count("\n", 0, start) + 1
-    except (ValueError, SqlglotError):
-        pass
+        statements = sqlsplit.split_statements(text)
+    except sqlsplit.SplitError:
+        statements = []
+    line = statements[index].line if index < len(statements) else 1
     return SqlFailure(
         "100132",
         "P0000",

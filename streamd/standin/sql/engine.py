@@ -50,12 +50,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from streamd import sqlsplit
 from streamd.standin.sql.text import short as _short
-from streamd.standin.sql.text import split_statements, split_top_level_as, strip_comments
+from streamd.standin.sql.text import split_top_level_as, strip_comments
 from streamd.standin.storage.duck import Cursor, quote
 
 __all__ = ["Handler", "Result", "Rewriter", "Session", "SqlEngine", "SqlFailure", "Statement"]
-__all__ += ["split_statements", "split_top_level_as", "strip_comments"]
+__all__ += ["split_top_level_as", "strip_comments"]
 
 # sqlglot logs a warning for every statement it can only keep as a Command (CREATE STREAM, SHOW
 # TASKS, …); those are exactly the ones our handlers claim, so the warning is noise here.
@@ -335,12 +336,13 @@ class SqlEngine:
 
 
 def parse_request(text: str) -> list[Statement]:
-    """Split a request into statements and parse each (a parse failure keeps `expr` None)."""
+    """Split a request into statements as Snowflake's clients do (`streamd/sqlsplit.py`) and
+    parse each (a parse failure keeps `expr` None)."""
     out: list[Statement] = []
     try:
-        parts = split_statements(text)
-    except SqlglotError as err:
-        raise compilation_error(f"cannot tokenize the request: {err}") from err
+        parts = [s.text for s in sqlsplit.split_statements(text)]
+    except sqlsplit.SplitError as err:
+        raise compilation_error(f"cannot split the request into statements: {err}") from err
     for part in parts:
         expr: exp.Expr | None
         try:

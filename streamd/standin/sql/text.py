@@ -1,9 +1,11 @@
-"""Statement text helpers: split a request into statements, find a header's `AS`, strip comments."""
+"""Statement text helpers: find a header's `AS`, strip leading comments, shorten for messages.
+
+Splitting a request into statements is `streamd/sqlsplit.py`, shared with the client.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import TokenType
@@ -29,40 +31,12 @@ def split_top_level_as(text: str) -> tuple[str, str] | None:
     return None
 
 
-def split_statements(text: str) -> list[str]:
-    """Split on top-level `;`, keeping `BEGIN … END` blocks and `CASE … END` whole.
-
-    Raises SqlglotError when the text cannot be tokenized (e.g. an unterminated string).
-    """
-    tokens = Tokenizer().tokenize(text)
-    parts: list[str] = []
-    depth, start = 0, 0
-    for i, tok in enumerate(tokens):
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        if (
-            tok.token_type == TokenType.BEGIN and not _transaction_begin(nxt)
-        ) or tok.token_type == TokenType.CASE:
-            depth += 1
-        elif tok.token_type == TokenType.END and depth > 0:
-            depth -= 1
-        elif tok.token_type == TokenType.SEMICOLON and depth == 0:
-            parts.append(text[start : tok.start])
-            start = tok.end + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts if strip_comments(p).strip()]
-
-
-def _transaction_begin(nxt: Any) -> bool:
-    if nxt is None or nxt.token_type == TokenType.SEMICOLON:
-        return True
-    return str(nxt.text).upper() in ("TRANSACTION", "WORK", "NAME")
-
-
 def strip_comments(text: str) -> str:
     """The statement text without leading whitespace and comments."""
     return _COMMENT_RE.sub("", text, count=1)
 
 
 def short(text: str, limit: int = 120) -> str:
+    """`text` on one line, cut to `limit` characters with an ellipsis."""
     one_line = " ".join(text.split())
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"

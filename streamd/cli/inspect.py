@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import orjson
+import typer
 
+from streamd.cli.common import ConfigOpt, load_config, one_line_errors
 from streamd.config.model import Config
 from streamd.errors import StreamdError
 
@@ -142,3 +146,25 @@ def _short(text: str, width: int) -> str:
 
 def _offset(token: str | None) -> str:
     return "-" if token is None else str(int(token))
+
+
+def command(
+    config: ConfigOpt = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the raw status JSON.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+) -> None:
+    """Show the running daemon's sources, lanes, spools, channels and reconciler findings."""
+    cfg = load_config(config)
+    while True:
+        with one_line_errors():
+            status = fetch_status(cfg)
+        if json:
+            typer.echo(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
+        else:
+            screen = render(status, width=shutil.get_terminal_size((80, 24)).columns)
+            # Home + clear, so the view refreshes in place instead of scrolling.
+            typer.echo(("\x1b[H\x1b[2J" if watch else "") + screen)
+        if not watch:
+            return
+        time.sleep(interval)

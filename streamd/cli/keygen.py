@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from streamd.atomic_write import write_atomically
+from streamd.cli.common import fail, one_line_errors
 from streamd.errors import ConfigError
 from streamd.snowflake.auth import MIN_KEY_BITS, public_key_fingerprint
 
@@ -130,3 +134,32 @@ def generate(
         alter_user_sql=alter_user_statement(user, public_pem),
         encrypted=passphrase is not None,
     )
+
+
+def command(
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for <name>.p8 and <name>.pub (created 0700).")
+    ] = Path("."),
+    user: Annotated[
+        str, typer.Option("--user", help="Snowflake user named in the ALTER USER statement.")
+    ] = "STREAMD",
+    passphrase_env: Annotated[
+        str | None,
+        typer.Option(
+            "--passphrase-env",
+            help="Encrypt the private key (AES-256-CBC) with the passphrase in this variable.",
+        ),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="File name stem.")] = "rsa_key",
+    force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
+) -> None:
+    """Write an RSA key pair (PKCS#8; 0600/0644) and print ALTER USER … SET RSA_PUBLIC_KEY."""
+    passphrase = None
+    if passphrase_env is not None:  # from the environment, never argv (ps, shell history)
+        value = os.environ.get(passphrase_env, "")
+        if not value:
+            fail(f"--passphrase-env: {passphrase_env} is not set or empty; export it first", 2)
+        passphrase = value.encode()
+    with one_line_errors():
+        files = generate(out, name, passphrase, user=user, force=force)
+    typer.echo(files.describe())

@@ -16,10 +16,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import anyio
 import httpx
+import typer
 
+from streamd.cli.common import ConfigOpt, load_config, one_line_errors
+from streamd.cli.standin import standin_settings
 from streamd.clock import SystemClock
 from streamd.config.model import Config, embedded_path, sql_dirs
 from streamd.errors import ConfigError, SqlError, StreamdError
@@ -163,23 +167,42 @@ async def local_target(config: Config) -> AsyncIterator[str]:
     from streamd.snowflake.keys import local_key_pair
 
     with needs_full_install("streamd setup on the local target"):
-        from streamd.standin.server import StandinSettings, serve
+        from streamd.standin.server import serve
 
     # sqlglot logs every statement it hands back as a Command (tasks, streams): noise here.
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     state_dir = Path(config.state_dir)
     _, public_pem = local_key_pair(state_dir / "local")
-    settings = StandinSettings(
-        data_dir=state_dir / "standin",
-        sql_dirs=sql_dirs(),
-        host=config.target.standin.host,
-        commit_delay_s=config.target.standin.commit_delay_ms / 1000,
-        public_key_pem=public_pem,
-        task_minute_s=config.target.standin.task_minute_s,
-    )
+    # Any free port: only this command talks to it, for the length of the block.
+    settings = standin_settings(config.target.standin, state_dir / "standin", public_pem, port=0)
     async with anyio.create_task_group() as tg:
         standin = await tg.start(serve, settings)
         try:
             yield standin.url
         finally:
             tg.cancel_scope.cancel()
+
+
+def command(
+    domain: Annotated[
+        list[str] | None,
+        typer.Option("--domain", help="sql/ folder to apply (repeatable); all when omitted."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would run.")] = False,
+    warehouse: Annotated[
+        str | None,
+        typer.Option(help="Warehouse for the statements; the user's default when omitted."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Apply the shipped sql/ pipelines to the target through the SQL API, in order."""
+    cfg = load_config(config)
+    with one_line_errors():
+        planned = plan(domain or ())
+        if dry_run:
+            for item in planned:
+                typer.echo(f"{item.where}  {preview(item.text)}")
+            typer.echo(f"{len(planned)} statements (dry run: nothing sent)")
+            return
+        count = anyio.run(apply, cfg, planned, typer.echo, warehouse)
+    typer.echo(f"{count} statements applied")

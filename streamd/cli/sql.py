@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import anyio
 import httpx
+import orjson
+import typer
 
+from streamd.cli.common import ConfigOpt, load_config, one_line_errors
 from streamd.cli.inspect import DaemonNotRunning, fetch_status
 from streamd.clock import SystemClock
 from streamd.config.model import Config
@@ -46,3 +50,22 @@ async def run_statement(config: Config, statement: str) -> tuple[list[str], list
         )
         result = await client.execute(statement, role=config.target.role)
     return result.columns, [list(r) for r in result.rows]
+
+
+def command(
+    statement: Annotated[str, typer.Argument(help="One SQL statement, Snowflake dialect.")],
+    config: ConfigOpt = None,
+    json: Annotated[bool, typer.Option("--json", help="Print rows as JSON objects.")] = False,
+) -> None:
+    """Run a statement against the configured target and print the rows."""
+    cfg = load_config(config)
+    with one_line_errors():
+        columns, rows = anyio.run(run_statement, cfg, statement)
+    if json:
+        typer.echo(
+            orjson.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str).decode()
+        )
+        return
+    typer.echo("\t".join(columns))
+    for row in rows:
+        typer.echo("\t".join("NULL" if v is None else str(v) for v in row))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import anyio
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from streamd.errors import SqlError
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.standin.server import Standin
 from tests.conftest import StandinFactory
+from tests.helpers import eventually
 from tests.integration.standin.sql_client import rows, script, sql_client
 
 SETUP = """
@@ -24,14 +27,26 @@ HISTORY = (
 )
 
 
-async def _until(c: SqlApiClient, statement: str, check: object, timeout_s: float = 30) -> list:
-    assert callable(check)
-    with anyio.fail_after(timeout_s):
-        while True:
-            found = await rows(c, statement)
-            if check(found):
-                return found
-            await anyio.sleep(0.2)
+async def _until(c: SqlApiClient, statement: str, check: Callable[[list[Any]], object]) -> list:
+    """The rows of `statement` once `check(rows)` holds (refreshes run on their own clock)."""
+    found: list[Any] = await eventually(
+        lambda: rows(c, statement), check, interval=0.2, what=statement
+    )
+    return found
+
+
+async def _periods_pass(c: SqlApiClient, n: int) -> None:
+    """Return once the refresh scheduler has refreshed a fresh '1 minute' dynamic table `n` times
+    on schedule: at least n - 1 target-lag periods went by, for every other table too."""
+    await c.execute(
+        "CREATE DYNAMIC TABLE D.S.WITNESS TARGET_LAG = '1 minute' WAREHOUSE = W "
+        "AS SELECT count(*) AS N FROM D.S.SALES"
+    )
+    scheduled = HISTORY.format(name="WITNESS").replace(
+        "ORDER BY", "WHERE REFRESH_TRIGGER = 'SCHEDULED' ORDER BY"
+    )
+    await _until(c, scheduled, lambda r: len(r) >= n)
+    await c.execute("DROP DYNAMIC TABLE D.S.WITNESS")
 
 
 @pytest.fixture
@@ -77,7 +92,7 @@ async def test_suspend_manual_refresh_and_failure(fast: Standin) -> None:
         )
         await c.execute("ALTER DYNAMIC TABLE D.S.T SUSPEND")
         await c.execute("INSERT INTO D.S.SALES VALUES ('z', 1)")
-        await anyio.sleep(1.5)
+        await _periods_pass(c, 2)  # T's lag passed while it was suspended
         assert await rows(c, "SELECT count(*) AS N FROM D.S.T") == [{"N": 3}]
         info = await rows(
             c,

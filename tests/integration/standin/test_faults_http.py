@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from streamd.standin.faults import FaultRule, parse_fault_spec
 from streamd.standin.server import Standin
 from tests.conftest import StandinFactory
+from tests.helpers import eventually
 
 from .conftest import connect
 
@@ -61,12 +61,12 @@ async def status(c: httpx.AsyncClient, name: str) -> dict[str, Any]:
 
 
 async def wait_offset(c: httpx.AsyncClient, name: str, offset: str) -> dict[str, Any]:
-    with anyio.fail_after(10):
-        while True:
-            st = await status(c, name)
-            if st["last_committed_offset_token"] == offset:
-                return st
-            await anyio.sleep(0.05)
+    return await eventually(
+        lambda: status(c, name),
+        lambda st: st["last_committed_offset_token"] == offset,
+        interval=0.05,
+        what=f"channel {name} committed up to {offset}",
+    )
 
 
 async def count_rows(c: httpx.AsyncClient) -> int:
@@ -121,12 +121,13 @@ async def test_reset_before_is_a_transport_error_and_applies_nothing(
     with pytest.raises(RESET_ERRORS):
         await append(client, "c", token, "a")
     assert standin.faults.injected("append", "reset_before") == 1
-    await anyio.sleep(0.5)  # longer than the 0.2 s commit delay
     assert await count_rows(client) == 0
     assert standin.state.uncommitted_batches() == 0
-    # The token was never consumed, so it still chains.
+    # The token was never consumed, so it still chains; once "b" has committed, a batch "a"
+    # applied before it would have committed too (a channel commits in append order).
     assert (await append(client, "c", token, "b")).status_code == 200
-    await wait_offset(client, "c", "b")
+    committed = await wait_offset(client, "c", "b")
+    assert committed["rows_inserted"] == 1
     assert await count_rows(client) == 1
 
 
@@ -147,14 +148,21 @@ async def test_reset_after_applies_the_rows_but_the_client_sees_a_transport_erro
 
 
 async def test_slow_delays_the_response(standin: Standin, client: httpx.AsyncClient) -> None:
+    """The slowed request answers after a request sent later (count=1: only the first is slow)."""
     await open_channel(client, "c")
-    standin.faults.add(FaultRule("*", "slow", delay_s=0.6, count=1))
-    started = time.monotonic()
-    await status(client, "c")
-    assert time.monotonic() - started >= 0.6
-    started = time.monotonic()
-    await status(client, "c")
-    assert time.monotonic() - started < 0.5
+    rule = standin.faults.add(FaultRule("*", "slow", delay_s=3, count=1))
+    answered: list[str] = []
+
+    async def ask(label: str) -> None:
+        await status(client, "c")
+        answered.append(label)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask, "slowed")
+        await eventually(lambda: rule.fired, lambda n: n == 1, what="the slow rule fired")
+        await ask("later")
+    assert answered == ["later", "slowed"]
+    assert standin.faults.injected("status", "slow") == 1
 
 
 async def test_invalidate_shows_in_status_fails_appends_until_reopen(
@@ -216,11 +224,9 @@ async def test_commit_jitter_keeps_channel_order(
         r = await append(client, "c", token, f"r{i}")
         assert r.status_code == 200
         token = r.json()["next_continuation_token"]
-    with anyio.fail_after(5):
-        while True:
-            if not standin.state.uncommitted_batches():
-                break
-            await anyio.sleep(0.05)
+    await eventually(
+        standin.state.uncommitted_batches, lambda n: n == 0, what="every batch committed"
+    )
     # Batches commit in append order, so the last committed offset is the last batch's.
     assert (await status(client, "c"))["last_committed_offset_token"] == "r7"
 

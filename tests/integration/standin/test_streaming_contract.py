@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import httpx
 import jwt
 import orjson
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from streamd.standin.http.auth import fingerprint
 from streamd.standin.server import Standin
 from tests.conftest import StandinFactory
+from tests.helpers import eventually
 
 from .conftest import connect
 
@@ -75,12 +75,13 @@ async def status(c: httpx.AsyncClient, *names: str) -> dict[str, Any]:
 
 
 async def wait_committed(c: httpx.AsyncClient, name: str, token: str) -> dict[str, Any]:
-    with anyio.fail_after(10):
-        while True:
-            st = (await status(c, name)).get(name)
-            if st and st["last_committed_offset_token"] == token:
-                return dict(st)
-            await anyio.sleep(0.05)
+    st = await eventually(
+        lambda: status(c, name),
+        lambda found: found.get(name, {}).get("last_committed_offset_token") == token,
+        interval=0.05,
+        what=f"channel {name} committed up to {token}",
+    )
+    return dict(st[name])
 
 
 async def sql(c: httpx.AsyncClient, statement: str) -> list[list[str | None]]:
@@ -138,11 +139,13 @@ async def test_reopen_discards_uncommitted_rows(
         assert r.status_code == 200
         again = await open_channel(c, "c1")
         assert again["channel_status"]["last_committed_offset_token"] is None
-        await anyio.sleep(1.5)  # past the commit delay: the batch must not land anyway
-        st = (await status(c, "c1"))["c1"]
-        assert st["last_committed_offset_token"] is None
-        assert st["rows_inserted"] == 0
-        assert await sql(c, COUNT_ROWS) == [["0"]]
+        # A channel commits in append order: once a later batch has committed, the discarded
+        # one would have landed before it if it were still pending.
+        r = await append(c, "c1", again["next_continuation_token"], ndjson(row("kept")), "8")
+        assert r.status_code == 200
+        st = await wait_committed(c, "c1", "8")
+        assert st["rows_inserted"] == 1
+        assert await sql(c, COUNT_ROWS) == [["1"]]
 
 
 async def test_fail_on_uncommitted_rows_409(make_standin: StandinFactory) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import anyio
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from streamd.errors import SqlError
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.standin.server import Standin
 from tests.conftest import StandinFactory
+from tests.helpers import eventually
 from tests.integration.standin.sql_client import rows, script, sql_client
 
 SETUP = """
@@ -26,15 +29,25 @@ HISTORY = (
 )
 
 
-async def _until(c: SqlApiClient, statement: str, check: object, timeout_s: float = 30) -> list:
-    """Poll `statement` until `check(rows)` holds (tasks run on their own clock)."""
-    assert callable(check)
-    with anyio.fail_after(timeout_s):
-        while True:
-            found = await rows(c, statement)
-            if check(found):
-                return found
-            await anyio.sleep(0.2)
+async def _until(c: SqlApiClient, statement: str, check: Callable[[list[Any]], object]) -> list:
+    """The rows of `statement` once `check(rows)` holds (tasks run on their own clock)."""
+    found: list[Any] = await eventually(
+        lambda: rows(c, statement), check, interval=0.2, what=statement
+    )
+    return found
+
+
+async def _periods_pass(c: SqlApiClient, n: int) -> None:
+    """Return once the task scheduler has run a fresh '1 minute' task `n` times: at least n - 1
+    schedule periods went by, in which any other started task would have run too."""
+    await script(
+        c,
+        "CREATE TABLE D.S.TICKS (N NUMBER); "
+        "CREATE TASK D.S.TICK SCHEDULE = '1 minute' AS INSERT INTO D.S.TICKS VALUES (1); "
+        "ALTER TASK D.S.TICK RESUME",
+    )
+    await _until(c, "SELECT count(*) AS N FROM D.S.TICKS", lambda r: r[0]["N"] >= n)
+    await script(c, "DROP TASK D.S.TICK; DROP TABLE D.S.TICKS")
 
 
 @pytest.fixture
@@ -83,7 +96,7 @@ async def test_scheduled_task_consumes_stream_and_skips_when_empty(fast: Standin
         assert shown[0]["last_suspended_reason"] == "USER_SUSPENDED"
         count = len(await rows(c, history))
         await c.execute("INSERT INTO D.S.RAW VALUES (3, 30)")
-        await anyio.sleep(1.5)  # three schedule periods while suspended
+        await _periods_pass(c, 4)  # three schedule periods while suspended
         assert len(await rows(c, history)) == count
         assert await rows(c, "SELECT count(*) AS N FROM D.S.OUT") == [{"N": 2}]
 
@@ -177,7 +190,7 @@ async def test_task_is_auto_suspended_after_consecutive_failures(fast: Standin) 
             "suspended",
             "SUSPENDED_DUE_TO_ERRORS",
         )
-        await anyio.sleep(1.5)  # three periods: no further runs while suspended
+        await _periods_pass(c, 4)  # three periods: no further runs while suspended
         assert len(await rows(c, history)) == 2
 
 

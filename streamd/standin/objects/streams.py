@@ -5,9 +5,9 @@ of the table's database: all of the table's columns for a standard stream (so de
 pre-image and updates pair up by row id), only the row ids for an append-only one. Reading the
 stream diffs the table against the snapshot; it sees every write, whether from Snowpipe Streaming
 commits or SQL, without hooks in the write paths (`stream_changes.py`). Cost is O(table) per
-read: about 0.1–0.2 s at 100k rows and 0.3–1.2 s at 1M rows on the dev VM, fine for demo- and
-test-sized tables. Consuming DML materialises the change rows once per transaction and moves the
-snapshot forward in that transaction's commit; a rollback leaves it.
+read, which suits the demo- and test-sized tables the stand-in serves. Consuming DML
+materialises the change rows once per transaction and moves the snapshot forward in that
+transaction's commit; a rollback leaves it.
 
 DuckDB reuses row ids once a table has been emptied (DELETE of every row, TRUNCATE) and
 checkpointed, so every deleting statement sets deleted ids apart in the snapshots, in its own

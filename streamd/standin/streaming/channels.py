@@ -1,9 +1,9 @@
 """Channels and pipes: sequencers, validity, rate limits, and handing batches to the scheduler.
 
 A 200 on append only means "received": batches wait their commit delay in memory and are then
-group-committed per database (§2.6, §2.18, `commit_scheduler.py`). Reopening a channel bumps its client
-sequencer, clears an invalidation and discards what it had not committed yet; the old opener's
-tokens go stale (§2.5, §2.11).
+group-committed per database (§2.6, §2.18, `commit_scheduler.py`). Reopening a channel bumps its
+client sequencer, clears an invalidation and discards what it had not committed yet; the old
+opener's tokens go stale (§2.5, §2.11).
 """
 
 from __future__ import annotations

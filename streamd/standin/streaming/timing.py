@@ -2,16 +2,16 @@
 
 `streamd standin serve --timing-log PATH` writes one JSON line per batch that was queued for
 commit, once its response went out and its commit (or discard) is done, and one per Bulk Channel
-Status call once its response went out (a client's commit lag includes how long that took). Times are
-`time.monotonic()`: CLOCK_MONOTONIC is system-wide on Linux, so a client on the same machine can
-set them against its own clock (`bench/latency.py` does). Nothing here changes what the protocol
-does; without a path, no record is made at all.
+Status call once its response went out (a client's commit lag includes how long that took). Times
+are `time.monotonic()`: CLOCK_MONOTONIC is system-wide on Linux, so a client on the same machine
+can set them against its own clock (`bench/latency.py` does). Nothing here changes what the
+protocol does; without a path, no record is made at all.
 
-Batch fields: `kind` ("append"), `channel` (DB.SCHEMA.PIPE.CHANNEL), `start_offset_token`, `end_offset_token`, `rows`,
-`received` (the append handler started), `queued` (parsed and queued for commit), `due` (when the
-commit delay lets it commit), `responded` (the 200 was handed to the server to send),
-`commit_started` (its group commit began), `settled` (that commit finished, or it was
-discarded), `outcome` (`committed` or `discarded`). A batch whose response never went out (the
+Batch fields: `kind` ("append"), `channel` (DB.SCHEMA.PIPE.CHANNEL), `start_offset_token`,
+`end_offset_token`, `rows`, `received` (the append handler started), `queued` (parsed and queued
+for commit), `due` (when the commit delay lets it commit), `responded` (the 200 was handed to the
+server to send), `commit_started` (its group commit began), `settled` (that commit finished, or it
+was discarded), `outcome` (`committed` or `discarded`). A batch whose response never went out (the
 client went away) is not written. Status fields: `kind` ("status"), `pipe` (DB.SCHEMA.PIPE),
 `received`, `responded`.
 """

@@ -24,11 +24,12 @@ import typer
 
 from streamd.cli.common import ConfigOpt, load_config, one_line_errors
 from streamd.cli.standin import standin_settings
+from streamd.cli.target import account_key, sql_api_client
 from streamd.clock import SystemClock
 from streamd.config.model import Config, embedded_path, sql_dirs
 from streamd.errors import ConfigError, SqlError, StreamdError
 from streamd.install import needs_full_install
-from streamd.snowflake.auth import KeyPairAuth, load_private_key
+from streamd.snowflake.auth import load_private_key
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.sqlsplit import SplitError, split_statements
 
@@ -132,24 +133,15 @@ async def sql_client(config: Config) -> AsyncIterator[SqlApiClient]:
     clock = SystemClock()
     async with httpx.AsyncClient(timeout=STATEMENT_TIMEOUT_S + 30) as http:
         if config.target.kind != "local":
-            if config.target.private_key is None:
-                raise ConfigError('target.private_key: required for kind = "snowflake"')
-            pw = config.target.private_key_passphrase
-            key = load_private_key(
-                config.target.private_key.get_secret_value().encode(),
-                pw.get_secret_value().encode() if pw else None,
-                source="target.private_key",
-            )
-            auth = KeyPairAuth(key, config.target.account, config.target.user, clock)
-            yield SqlApiClient(http, auth, config.target.control_url(), clock)
+            key = account_key(config)
+            yield sql_api_client(http, config, config.target.control_url(), key, clock)
             return
         async with local_target(config) as url:
             from streamd.snowflake.keys import local_key_pair
 
             private_pem, _ = local_key_pair(Path(config.state_dir) / "local")
             key = load_private_key(private_pem, None, source="local key")
-            auth = KeyPairAuth(key, config.target.account, config.target.user, clock)
-            yield SqlApiClient(http, auth, url, clock)
+            yield sql_api_client(http, config, url, key, clock)
 
 
 @asynccontextmanager

@@ -12,11 +12,11 @@ import typer
 
 from streamd.cli.common import ConfigOpt, load_config, one_line_errors
 from streamd.cli.inspect import DaemonNotRunning, fetch_status
+from streamd.cli.target import account_key, sql_api_client
 from streamd.clock import SystemClock
 from streamd.config.model import Config
 from streamd.install import needs_full_install
-from streamd.snowflake.auth import KeyPairAuth, load_private_key
-from streamd.snowflake.sql_api import SqlApiClient
+from streamd.snowflake.auth import load_private_key
 
 
 async def run_statement(config: Config, statement: str) -> tuple[list[str], list[list[Any]]]:
@@ -32,22 +32,12 @@ async def run_statement(config: Config, statement: str) -> tuple[list[str], list
             return columns, [list(r) for r in rows]
         url = status["target"]["url"]
         pem = (Path(config.state_dir) / "local" / "rsa_key.p8").read_bytes()
-        passphrase = None
+        key = load_private_key(pem, None, source="target.private_key")
     else:
         url = config.target.control_url()
-        if config.target.private_key is None:
-            from streamd.errors import ConfigError
-
-            raise ConfigError('target.private_key: required for kind = "snowflake"')
-        pem = config.target.private_key.get_secret_value().encode()
-        pw = config.target.private_key_passphrase
-        passphrase = pw.get_secret_value().encode() if pw else None
-    clock = SystemClock()
-    key = load_private_key(pem, passphrase, source="target.private_key")
+        key = account_key(config)
     async with httpx.AsyncClient(timeout=60) as http:
-        client = SqlApiClient(
-            http, KeyPairAuth(key, config.target.account, config.target.user, clock), url, clock
-        )
+        client = sql_api_client(http, config, url, key, SystemClock())
         result = await client.execute(statement, role=config.target.role)
     return result.columns, [list(r) for r in result.rows]
 

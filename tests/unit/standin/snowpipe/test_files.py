@@ -5,34 +5,12 @@ from __future__ import annotations
 import gzip
 
 from streamd.standin.snowpipe.files import read_file
-from streamd.standin.snowpipe.pipes import PipeSpec, parse_create_pipe
-from streamd.standin.storage.ddl import ColumnSpec, TableSpec
-
-TABLE = TableSpec(
-    "DB",
-    "S",
-    "T",
-    (
-        ColumnSpec("ID", "fixed", nullable=False, precision=38, scale=0),
-        ColumnSpec("NAME", "text"),
-    ),
-)
-
-
-def _pipe(options: str = "MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE") -> PipeSpec:
-    parsed = parse_create_pipe(
-        "CREATE OR REPLACE PIPE p AUTO_INGEST = FALSE AS COPY INTO t FROM @st/sub "
-        f"FILE_FORMAT = (TYPE = JSON STRIP_OUTER_ARRAY = TRUE) {options}",
-        "db",
-        "s",
-    )
-    assert parsed is not None
-    return parsed.spec
+from tests.unit.standin.tables import PIPE_TABLE, json_pipe
 
 
 def test_ndjson_gzip_rows_map_by_column_name_and_ignore_unknown_keys() -> None:
     data = gzip.compress(b'{"id": 1, "name": "a", "extra": 5}\n\n{"ID": 2}\n')
-    load = read_file(_pipe(), TABLE, "f.ndjson.gz", data)
+    load = read_file(json_pipe(), PIPE_TABLE, "f.ndjson.gz", data)
     assert (load.status, load.rows_parsed, load.rows_inserted, load.errors_seen) == (
         "LOADED",
         2,
@@ -44,12 +22,12 @@ def test_ndjson_gzip_rows_map_by_column_name_and_ignore_unknown_keys() -> None:
 
 
 def test_outer_array_is_stripped() -> None:
-    load = read_file(_pipe(), TABLE, "f.json", b'[{"id": 1}, {"id": 2}, {"id": 3}]')
+    load = read_file(json_pipe(), PIPE_TABLE, "f.json", b'[{"id": 1}, {"id": 2}, {"id": 3}]')
     assert (load.status, load.rows_inserted) == ("LOADED", 3)
 
 
 def test_invalid_json_line_fails_the_whole_file_under_skip_file_with_its_line() -> None:
-    load = read_file(_pipe(), TABLE, "f.ndjson", b'{"id": 1}\n{"id": \n{"id": 3}\n')
+    load = read_file(json_pipe(), PIPE_TABLE, "f.ndjson", b'{"id": 1}\n{"id": \n{"id": 3}\n')
     assert (load.status, load.rows_inserted, load.rows_parsed, load.errors_seen) == (
         "LOAD_FAILED",
         0,
@@ -62,8 +40,8 @@ def test_invalid_json_line_fails_the_whole_file_under_skip_file_with_its_line() 
 
 
 def test_continue_loads_the_good_rows_and_reports_partial_load() -> None:
-    spec = _pipe("MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE ON_ERROR = CONTINUE")
-    load = read_file(spec, TABLE, "f.ndjson", b'{"id": 1}\nnot json\n{"name": "no id"}\n')
+    spec = json_pipe("MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE ON_ERROR = CONTINUE")
+    load = read_file(spec, PIPE_TABLE, "f.ndjson", b'{"id": 1}\nnot json\n{"name": "no id"}\n')
     assert (load.status, load.rows_inserted, load.errors_seen) == ("PARTIALLY_LOADED", 1, 2)
     assert load.first_error is not None
     assert load.first_error.line == 2
@@ -71,7 +49,7 @@ def test_continue_loads_the_good_rows_and_reports_partial_load() -> None:
 
 def test_corrupt_gzip_fails_the_file_with_a_decompression_error() -> None:
     data = gzip.compress(b'{"id": 1}\n' * 100)
-    load = read_file(_pipe(), TABLE, "f.ndjson.gz", data[: len(data) // 2])
+    load = read_file(json_pipe(), PIPE_TABLE, "f.ndjson.gz", data[: len(data) // 2])
     assert load.status == "LOAD_FAILED"
     assert load.first_error is not None
     assert "decompression" in load.first_error.message

@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from streamd.standin.snowpipe.pipes import PipeError, PipeSpec, parse_create_pipe
-from streamd.standin.storage.ddl import ColumnSpec, TableSpec
-
-TABLE = TableSpec(
-    "DB",
-    "S",
-    "T",
-    (
-        ColumnSpec("ID", "fixed", nullable=False, precision=38, scale=0),
-        ColumnSpec("NAME", "text"),
-    ),
-)
-
-
-def _pipe(options: str = "MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE") -> PipeSpec:
-    parsed = parse_create_pipe(
-        "CREATE OR REPLACE PIPE p AUTO_INGEST = FALSE AS COPY INTO t FROM @st/sub "
-        f"FILE_FORMAT = (TYPE = JSON STRIP_OUTER_ARRAY = TRUE) {options}",
-        "db",
-        "s",
-    )
-    assert parsed is not None
-    return parsed.spec
+from streamd.standin.snowpipe.pipes import PipeError, parse_create_pipe
+from tests.unit.standin.tables import json_pipe
 
 
 def test_create_pipe_is_parsed_with_names_qualified_and_options() -> None:
-    spec = _pipe("MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE ON_ERROR = CONTINUE")
+    spec = json_pipe("MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE ON_ERROR = CONTINUE")
     assert spec.qualified == "DB.S.P"
     assert spec.table == ("DB", "S", "T")
     assert spec.stage == ("DB", "S", "ST")
@@ -41,7 +20,7 @@ def test_create_pipe_is_parsed_with_names_qualified_and_options() -> None:
 
 
 def test_snowpipe_default_on_error_is_skip_file_and_other_statements_are_not_pipes() -> None:
-    assert _pipe().on_error == "SKIP_FILE"
+    assert json_pipe().on_error == "SKIP_FILE"
     assert parse_create_pipe("CREATE TABLE x (a int)", "DB", "S") is None
 
 

@@ -1,7 +1,12 @@
-"""Durable hi/lo sequence blocks per producer, so event ids never repeat across restarts.
+"""Durable hi/lo sequence blocks per producer, so event ids never repeat, even without the file.
 
 A block's high mark is written (and fsynced) before any id from it is used; after a crash the next
 run starts above every id that may already have been delivered. Gaps are fine, repeats are not.
+
+The file alone cannot protect ids from its own loss (a new disk, a container without its volume,
+a restore from an old backup), so every start also numbers from at least the wall clock's
+microseconds since the epoch at that start: an earlier life's ids stay below it unless a producer
+used more than a million ids a second, or the clock went back across the restart.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from pathlib import Path
 import anyio
 import orjson
 
+from streamd.clock import Clock, SystemClock
+
 
 class FileSequences:
     """Sequence allocator backed by one small JSON file of high marks."""
 
-    def __init__(self, path: Path, block: int = 10_000) -> None:
+    def __init__(self, path: Path, block: int = 10_000, clock: Clock | None = None) -> None:
         self.path = path
         self.block = block
+        self._clock = clock or SystemClock()
+        self._floor = 0  # this start's lowest id, set when the marks are read
         self._lock = anyio.Lock()
         self._marks: dict[str, int] | None = None
         self._claimed = 0
@@ -37,8 +46,9 @@ class FileSequences:
         if self._marks is None:
             async with self._lock:
                 if self._marks is None:
+                    self._floor = int(self._clock.wall() * 1_000_000)
                     self._marks = await anyio.to_thread.run_sync(self._read)
-        first = self._marks.get(producer, 0)
+        first = max(self._marks.get(producer, 0), self._floor)
         self._marks[producer] = first + self.block
         self._claimed += 1
         mine = self._claimed

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from streamd import atomic_write
 from streamd.atomic_write import write_atomically
 
 
@@ -57,7 +56,7 @@ def test_secret_is_0600_before_any_byte_is_written(
         seen.append(("open", stat.S_IMODE(st.st_mode), st.st_size))
         return real_fdopen(fd, *args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(atomic_write.os, "fdopen", spy)
+    monkeypatch.setattr(os, "fdopen", spy)
     write_atomically(tmp_path / "k.p8", b"secret", mode=0o600)
     assert seen == [("open", 0o600, 0)]
 
@@ -68,7 +67,7 @@ def test_failure_leaves_no_file_and_no_temporary(
     def broken(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(atomic_write.os, "fsync", broken)
+    monkeypatch.setattr(os, "fsync", broken)
     with pytest.raises(OSError, match="No space"):
         write_atomically(tmp_path / "k.p8", b"secret", mode=0o600)
     assert list(tmp_path.iterdir()) == []
@@ -81,7 +80,7 @@ def test_failure_keeps_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.Mo
     def broken(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(atomic_write.os, "fsync", broken)
+    monkeypatch.setattr(os, "fsync", broken)
     with pytest.raises(OSError, match="Input/output"):
         write_atomically(path, b"new", mode=0o600)
     assert path.read_bytes() == b"old"

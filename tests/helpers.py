@@ -69,3 +69,18 @@ def standin_process(data_dir: Path, *args: str) -> Iterator[str]:
         proc.wait(timeout=30)
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+def spb(seq: int | None, metrics: list[dict[str, Any]], timestamp: int = 1000) -> bytes:
+    """A Sparkplug B payload: `metrics` are Metric fields by name; no `seq` for an NDEATH."""
+    from streamd.sources.mqtt.sparkplug_b_pb2 import Payload  # protobuf: only who needs it
+
+    p: Any = Payload(timestamp=timestamp)
+    if seq is not None:
+        p.seq = seq
+    for m in metrics:
+        metric = p.metrics.add()
+        for k, v in m.items():
+            setattr(metric, k, v)
+    out: bytes = p.SerializeToString()
+    return out

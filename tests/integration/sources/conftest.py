@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiomqtt
 import anyio
 import anyio.abc
 import pytest
@@ -48,6 +49,12 @@ class Broker:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("mosquitto did not start listening")
+
+    async def publish(self, *messages: tuple[str, bytes]) -> None:
+        """Publish `(topic, payload)` pairs at QoS 1 from a client of its own, in order."""
+        async with aiomqtt.Client("127.0.0.1", self.port) as client:
+            for topic, payload in messages:
+                await client.publish(topic, payload, qos=1)
 
     def stop(self) -> None:
         if self._proc is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiomqtt
 import anyio
 import anyio.abc
@@ -14,9 +12,8 @@ from streamd.clock import SystemClock
 from streamd.rows import Envelope, Row
 from streamd.sources.base import SourceContext
 from streamd.sources.mqtt.source import MqttSource, MqttSourceConfig
-from streamd.sources.mqtt.sparkplug_b_pb2 import Payload
 from streamd.testing import MemorySequences, drain
-from tests.helpers import eventually
+from tests.helpers import eventually, spb
 
 from .conftest import Broker, Relay
 
@@ -54,29 +51,11 @@ class DeadLetters:
         self.rows.append((table, row, rule))
 
 
-async def publish(broker: Broker, *messages: tuple[str, bytes]) -> None:
-    async with aiomqtt.Client("127.0.0.1", broker.port) as client:
-        for topic, payload in messages:
-            await client.publish(topic, payload, qos=1)
-
-
 async def take(receive: MemoryObjectReceiveStream[Envelope], n: int) -> list[Envelope]:
     out = []
     with anyio.fail_after(15):
         for _ in range(n):
             out.append(await receive.receive())
-    return out
-
-
-def spb(seq: int | None, metrics: list[dict[str, Any]]) -> bytes:
-    p: Any = Payload(timestamp=1)
-    if seq is not None:
-        p.seq = seq
-    for m in metrics:
-        metric = p.metrics.add()
-        for k, v in m.items():
-            setattr(metric, k, v)
-    out: bytes = p.SerializeToString()
     return out
 
 
@@ -100,8 +79,7 @@ async def test_json_and_sparkplug_rows(broker: Broker) -> None:
     async with send, receive, anyio.create_task_group() as tg:
         await tg.start(observe_ncmd, broker, observer)
         await tg.start(source.run, ctx)
-        await publish(
-            broker,
+        await broker.publish(
             ("plants/p1/l2/telemetry", b'{"temp": 20.5}'),
             ("plants/p1/l3/telemetry", b"{not json"),
             ("plants/p2/l1/telemetry", b'[{"temp": 1}, {"temp": 2}]'),
@@ -156,12 +134,12 @@ async def run_until(
 
 async def test_unacked_messages_are_redelivered_after_reconnect(broker: Broker) -> None:
     await run_until(broker, 0, ack=False)  # creates the persistent session and subscriptions
-    await publish(broker, ("plants/p1/l1/telemetry", b'{"n": 1}'))
+    await broker.publish(("plants/p1/l1/telemetry", b'{"n": 1}'))
     first = await run_until(broker, 1, ack=False)
     assert [e.row["n"] for e in first] == [1]
     again = await run_until(broker, 1, ack=True)  # not acked before: the broker sends it again
     assert [e.row["n"] for e in again] == [1]
-    await publish(broker, ("plants/p1/l1/telemetry", b'{"n": 2}'))
+    await broker.publish(("plants/p1/l1/telemetry", b'{"n": 2}'))
     after = await run_until(broker, 1, ack=True)  # acked now: only the new message comes
     assert [e.row["n"] for e in after] == [2]
 
@@ -177,7 +155,7 @@ async def test_reconnects_and_resubscribes_after_broker_restart(broker: Broker) 
         broker.start()
         await eventually(lambda: source.connects >= 2, within=10)
         await anyio.sleep(0.2)
-        await publish(broker, ("plants/p9/l9/telemetry", b'{"n": 9}'))
+        await broker.publish(("plants/p9/l9/telemetry", b'{"n": 9}'))
         (e,) = await take(receive, 1)
         assert e.row == {"n": 9, "PLANT": "p9", "LINE": "l9"}
         tg.cancel_scope.cancel()
@@ -196,7 +174,7 @@ async def test_redeliveries_after_a_dropped_connection_make_no_duplicate_rows(
         ctx = SourceContext(send, SystemClock(), MemorySequences())
         async with send, receive, anyio.create_task_group() as run:
             await run.start(source.run, ctx)
-            await publish(broker, *messages)
+            await broker.publish(*messages)
             held = await take(receive, 3)  # handed to the pipeline, not durable yet
             relay.cut()
             # The broker resends all three on the new connection (DUP set).
@@ -211,7 +189,7 @@ async def test_redeliveries_after_a_dropped_connection_make_no_duplicate_rows(
         tg.cancel_scope.cancel()
     assert [e.row["n"] for e in held] == [0, 1, 2]
     # The broker got its acks: a new process on the same session is sent nothing old.
-    await publish(broker, ("plants/p1/l1/telemetry", b'{"n": 3}'))
+    await broker.publish(("plants/p1/l1/telemetry", b'{"n": 3}'))
     after = await run_until(broker, 1, ack=True, client_id="dedupe")
     assert [e.row["n"] for e in after] == [3]
 
@@ -219,7 +197,7 @@ async def test_redeliveries_after_a_dropped_connection_make_no_duplicate_rows(
 async def test_stopping_stays_connected_until_handed_over_rows_are_acked(broker: Broker) -> None:
     """Rows the pipeline still spools after the stop get their PUBACKs: no resend on restart."""
     await run_until(broker, 0, ack=False, client_id="drain")  # creates the persistent session
-    await publish(broker, *[("plants/p1/l1/telemetry", f'{{"n": {i}}}'.encode()) for i in range(5)])
+    await broker.publish(*[("plants/p1/l1/telemetry", f'{{"n": {i}}}'.encode()) for i in range(5)])
     source = MqttSource(config(broker, "drain"))
     send, receive = anyio.create_memory_object_stream[Envelope](100)
     ctx = SourceContext(send, SystemClock(), MemorySequences())
@@ -242,6 +220,6 @@ async def test_stopping_stays_connected_until_handed_over_rows_are_acked(broker:
             e.ack(1)  # the pipeline spools them after the stop began
         with anyio.fail_after(10):
             await stopped.wait()
-    await publish(broker, ("plants/p1/l1/telemetry", b'{"n": 5}'))
+    await broker.publish(("plants/p1/l1/telemetry", b'{"n": 5}'))
     after = await run_until(broker, 1, ack=True, client_id="drain")
     assert [e.row["n"] for e in after] == [5]  # none of the five came again

@@ -4,9 +4,7 @@ in stand-in tables; bad payloads go to the dead-letter files and lose nothing va
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import aiomqtt
 import anyio
 import orjson
 import pytest
@@ -16,11 +14,10 @@ from streamd.daemon.run import Daemon
 from streamd.snowflake.keys import generate_key_pair
 from streamd.sources.mqtt.source import MqttSource
 from streamd.sources.mqtt.sparkplug import DATATYPE_CODES
-from streamd.sources.mqtt.sparkplug_b_pb2 import Payload
 from streamd.standin.server import Standin
 from streamd.testing import standin_query
 from tests.conftest import MANUFACTURING_SQL, StandinFactory
-from tests.helpers import eventually
+from tests.helpers import eventually, spb
 
 from .conftest import Broker
 
@@ -40,21 +37,6 @@ CREATE TABLE IF NOT EXISTS {SPARKPLUG} (
     DATATYPE VARCHAR(32), TIMESTAMP NUMBER(20, 0), SEQ NUMBER(5, 0), STATUS VARCHAR(16)
 );
 """
-
-
-def spb(
-    seq: int | None, metrics: list[dict[str, Any]], timestamp: int = 1_763_900_000_000
-) -> bytes:
-    """A Sparkplug B payload."""
-    p: Any = Payload(timestamp=timestamp)
-    if seq is not None:
-        p.seq = seq
-    for m in metrics:
-        metric = p.metrics.add()
-        for k, v in m.items():
-            setattr(metric, k, v)
-    out: bytes = p.SerializeToString()
-    return out
 
 
 DOUBLE, INT32, INT64 = (DATATYPE_CODES[t] for t in ("Double", "Int32", "Int64"))
@@ -129,10 +111,8 @@ async def test_json_and_sparkplug_messages_land_in_tables_and_bad_ones_in_dead_l
         with anyio.fail_after(30):
             await daemon.ready.wait()
             await eventually(lambda: source.connects >= 1)  # counted, not signalled
-        async with aiomqtt.Client("127.0.0.1", broker.port) as publisher:
-            # Bad messages in between good ones: they block nothing and lose nothing.
-            for topic, payload in GOOD[:3] + [b[:2] for b in BAD] + GOOD[3:]:
-                await publisher.publish(topic, payload, qos=1)
+        # Bad messages in between good ones: they block nothing and lose nothing.
+        await broker.publish(*GOOD[:3], *[b[:2] for b in BAD], *GOOD[3:])
         await eventually(
             lambda: (
                 daemon.summary().tables[TELEMETRY].committed >= 3

@@ -2,10 +2,10 @@
 
 A `Harness` wraps one source kind: it builds a fresh source for each run (sharing whatever
 durable state a restart would find: sequences, read positions, a broker session), feeds it input,
-and names its rows. The checks below take a harness; `test_contract.py` runs them over
-manufacturing, retail, http_push and ndjson, and `tests/integration/sources/test_contract_mqtt.py`
-over mqtt against a real broker. Every check drives the source through a small bounded stream
-(`CAPACITY`) the way the daemon does.
+and names its rows. The checks below take a harness; `ContractSuite` holds the tests that run
+them. `test_contract.py` subclasses it over manufacturing, retail, http_push and ndjson, and
+`tests/integration/sources/test_contract_mqtt.py` over mqtt against a real broker. Every check
+drives the source through a small bounded stream (`CAPACITY`) the way the daemon does.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Protocol
 
 import anyio
 import anyio.abc
+import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from streamd.rows import Envelope, Row
@@ -212,6 +213,30 @@ async def check_resumes(h: Harness) -> None:
         old, new = seqs(acked), seqs(again)
         for producer, numbers in new.items():
             assert min(numbers) > max(old.get(producer, [-1])), (producer, old, new)
+
+
+class ContractSuite:
+    """The contract's tests, once: a test module subclasses this as `Test...` and provides a
+    `harness` fixture (a `HarnessFactory`, parametrised over kinds or not)."""
+
+    async def test_pushes_into_the_bounded_stream_and_waits_when_full(
+        self, harness: HarnessFactory, tmp_path: Path
+    ) -> None:
+        async with harness(tmp_path) as h:
+            await check_backpressure(h)
+
+    @pytest.mark.parametrize("blocked", [False, True], ids=["idle", "blocked"])
+    async def test_stops_promptly_on_cancellation(
+        self, harness: HarnessFactory, tmp_path: Path, blocked: bool
+    ) -> None:
+        async with harness(tmp_path) as h:
+            await check_stops_on_cancellation(h, blocked=blocked)
+
+    async def test_resumes_without_repeating_acknowledged_rows(
+        self, harness: HarnessFactory, tmp_path: Path
+    ) -> None:
+        async with harness(tmp_path) as h:
+            await check_resumes(h)
 
 
 def imported_modules(module: str) -> set[str]:

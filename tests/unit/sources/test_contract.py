@@ -31,13 +31,7 @@ from streamd.sources.synthetic.manufacturing import ManufacturingSource, Manufac
 from streamd.sources.synthetic.retail import RetailSource, RetailSourceConfig
 from streamd.testing import ManualClock, MemorySequences, settle
 
-from .contract import (
-    HarnessFactory,
-    check_backpressure,
-    check_imports_no_delivery_code,
-    check_resumes,
-    check_stops_on_cancellation,
-)
+from .contract import ContractSuite, HarnessFactory, check_imports_no_delivery_code
 
 TABLE = "DB.RAW.EVENTS"
 TOKEN = "contract-token"
@@ -298,26 +292,8 @@ def harness(request: pytest.FixtureRequest) -> HarnessFactory:
     return factory
 
 
-async def test_pushes_into_the_bounded_stream_and_waits_when_full(
-    harness: HarnessFactory, tmp_path: Path
-) -> None:
-    async with harness(tmp_path) as h:
-        await check_backpressure(h)
-
-
-@pytest.mark.parametrize("blocked", [False, True], ids=["idle", "blocked"])
-async def test_stops_promptly_on_cancellation(
-    harness: HarnessFactory, tmp_path: Path, blocked: bool
-) -> None:
-    async with harness(tmp_path) as h:
-        await check_stops_on_cancellation(h, blocked=blocked)
-
-
-async def test_resumes_without_repeating_acknowledged_rows(
-    harness: HarnessFactory, tmp_path: Path
-) -> None:
-    async with harness(tmp_path) as h:
-        await check_resumes(h)
+class TestSourceContract(ContractSuite):
+    """The contract over every kind in `HARNESSES`."""
 
 
 @pytest.mark.parametrize("kind", KINDS)

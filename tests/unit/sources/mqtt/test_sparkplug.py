@@ -13,18 +13,7 @@ from streamd.sources.mqtt.sparkplug import (
     SparkplugError,
 )
 from streamd.sources.mqtt.sparkplug_b_pb2 import Payload
-
-
-def spb(seq: int | None, metrics: list[dict[str, Any]], timestamp: int = 1000) -> bytes:
-    p: Any = Payload(timestamp=timestamp)
-    if seq is not None:
-        p.seq = seq
-    for m in metrics:
-        metric = p.metrics.add()
-        for k, v in m.items():
-            setattr(metric, k, v)
-    out: bytes = p.SerializeToString()
-    return out
+from tests.helpers import spb
 
 
 def test_sparkplug_birth_data_death() -> None:

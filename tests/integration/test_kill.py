@@ -22,7 +22,8 @@ import pytest
 from streamd.clock import SystemClock
 from streamd.snowflake.keys import generate_key_pair, write_private
 from streamd.spool import LaneSpool, SpoolConfig
-from streamd.testing import standin_query, start_standin_process
+from streamd.testing import standin_query
+from tests import helpers
 
 TABLES = ("SENSOR_DATA_RAW", "PRODUCTION_DATA_RAW", "QUALITY_DATA_RAW")
 KILLS = 20
@@ -31,14 +32,8 @@ KILLS = 20
 @pytest.fixture
 def standin_process(tmp_path: Path) -> Iterator[str]:
     """`streamd standin serve` in its own process; yields its URL."""
-    proc, url = start_standin_process(tmp_path / "sf", "--commit-delay-ms", "300")
-    try:
+    with helpers.standin_process(tmp_path / "sf", "--commit-delay-ms", "300") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        assert proc.stderr is not None
-        proc.stderr.close()
 
 
 def _count(url: str, table: str) -> tuple[int, int]:

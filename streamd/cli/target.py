@@ -28,5 +28,5 @@ def sql_api_client(
     http: httpx.AsyncClient, config: Config, url: str, key: RSAPrivateKey, clock: Clock
 ) -> SqlApiClient:
     """A SQL API client at `url`, signing as the configured account and user with `key`."""
-    auth = KeyPairAuth(key, config.target.account, config.target.user, clock)
+    auth = KeyPairAuth(key, config.target.account, config.target.user, clock, config.target.role)
     return SqlApiClient(http, auth, url, clock)

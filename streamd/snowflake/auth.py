@@ -122,9 +122,19 @@ def normalise_account(account: str) -> str:
 
 
 def mint_jwt(
-    key: RSAPrivateKey, account: str, user: str, *, now: float, lifetime_s: int = JWT_LIFETIME_S
+    key: RSAPrivateKey,
+    account: str,
+    user: str,
+    *,
+    now: float,
+    lifetime_s: int = JWT_LIFETIME_S,
+    role: str | None = None,
 ) -> str:
-    """A key-pair JWT (RS256): iss `ACCOUNT.USER.SHA256:<fp>`, sub `ACCOUNT.USER`, iat/exp in s."""
+    """A key-pair JWT (RS256): iss `ACCOUNT.USER.SHA256:<fp>`, sub `ACCOUNT.USER`, iat/exp in s.
+
+    With a role, `scp` is `session:role:<ROLE>`, as Snowflake's own streaming SDK sends it: the
+    scoped token, and so every channel call, then runs under that role, not the user's default.
+    """
     subject = f"{normalise_account(account)}.{user.strip().upper()}"
     issued = int(now)
     claims = {
@@ -133,16 +143,27 @@ def mint_jwt(
         "iat": issued,
         "exp": issued + lifetime_s,
     }
+    if role:
+        claims["scp"] = f"session:role:{role_name(role)}"
     return jwt.encode(claims, key, algorithm="RS256")
+
+
+def role_name(role: str) -> str:
+    """A role as Snowflake resolves it: upper-cased unless written as a quoted identifier."""
+    role = role.strip()
+    return role[1:-1] if len(role) > 1 and role[0] == role[-1] == '"' else role.upper()
 
 
 class KeyPairAuth:
     """Mints key-pair JWTs for one account and user, re-signing after 54 minutes on the clock."""
 
-    def __init__(self, key: RSAPrivateKey, account: str, user: str, clock: Clock) -> None:
+    def __init__(
+        self, key: RSAPrivateKey, account: str, user: str, clock: Clock, role: str | None = None
+    ) -> None:
         self._key = key
         self.account = normalise_account(account)
         self.user = user.strip().upper()
+        self.role = role
         self.fingerprint = public_key_fingerprint(key)
         self.clock = clock
         self._token: str | None = None
@@ -152,13 +173,16 @@ class KeyPairAuth:
         """The current JWT; cheap to call per request."""
         now = self.clock.monotonic()
         if self._token is None or now - self._minted_at >= JWT_REMINT_AFTER_S:
-            self._token = mint_jwt(self._key, self.account, self.user, now=self.clock.wall())
+            self._token = mint_jwt(
+                self._key, self.account, self.user, now=self.clock.wall(), role=self.role
+            )
             self._minted_at = now
         return self._token
 
     def __repr__(self) -> str:
         return (
-            f"KeyPairAuth(account={self.account!r}, user={self.user!r}, key={self.fingerprint!r})"
+            f"KeyPairAuth(account={self.account!r}, user={self.user!r}, role={self.role!r}, "
+            f"key={self.fingerprint!r})"
         )
 
 

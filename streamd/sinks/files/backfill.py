@@ -141,7 +141,7 @@ async def run_backfill(
     if files.create_objects:
         async with httpx.AsyncClient(timeout=60) as http:
             sql = SqlApiClient(
-                http, KeyPairAuth(key, target.account, target.user, clock), url, clock
+                http, KeyPairAuth(key, target.account, target.user, clock, target.role), url, clock
             )
             await create_objects(sql, files, [table], clock)
     client = PipeIngestClient(

@@ -171,3 +171,16 @@ def test_key_pair_auth_repr_hides_key(rsa_key: RSAPrivateKey) -> None:
     assert EXPECTED_FP in text
     assert token not in text
     assert "PRIVATE" not in text
+
+
+def test_the_role_travels_in_scp_as_the_official_sdk_sends_it(rsa_key: RSAPrivateKey) -> None:
+    """`target.role` becomes `scp: session:role:<ROLE>`; no role, no claim (the user's default)."""
+    with_role = KeyPairAuth(rsa_key, "a", "u", ManualClock(), role="streamd_ingest")
+    claims = jwt.decode(with_role.jwt(), options={"verify_signature": False})
+    assert claims["scp"] == "session:role:STREAMD_INGEST"
+    quoted = KeyPairAuth(rsa_key, "a", "u", ManualClock(), role='"Mixed Case"')
+    assert jwt.decode(quoted.jwt(), options={"verify_signature": False})["scp"] == (
+        "session:role:Mixed Case"
+    )
+    default = KeyPairAuth(rsa_key, "a", "u", ManualClock())
+    assert "scp" not in jwt.decode(default.jwt(), options={"verify_signature": False})

@@ -2,7 +2,8 @@
 
 Each row is encoded to NDJSON exactly once, here, and its spool sequence number is its offset
 token. Batches are cut by row count, bytes and age (linger); the policy is pure (`BatchPolicy`),
-the async step (`Batcher`) drives it with the injected clock.
+the async step (`Batcher`) drives it with the injected clock. The batcher is the sinks'
+`BatchSource`: a sink takes, rereads and releases rows through it and never sees the spool.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 import orjson
@@ -72,15 +73,15 @@ TAIL_CACHE_BATCHES = 2
 bytes, so a writer keeping up cuts batches without reading back what was just written. Replays
 after a reopen or restart, and a writer fallen further behind, read the spool."""
 APPEND_MAX_ROWS = 1024
-"""Rows `fill` spools in one append at most. Until then each is its own `orjson.dumps` result,
-which orjson 3.12+ keeps in a buffer of at least 4 KiB whatever the row's size: a lane backlog
-taken in one append of a whole batch (6,500 sensor rows) held ~27 MB for a moment, which glibc
-then kept resident."""
+"""Rows `fill` spools in one append at most. Until the append each row is its own `orjson.dumps`
+result, which orjson keeps in a buffer of at least 4 KiB whatever the row's size, so taking a
+whole backlog in one append would hold megabytes at once (and glibc keeps them resident)."""
 MAX_APPEND_TIMES = 4096
 """Spool appends whose time linger keeps; past this, every other one is let go (its rows take the
 earlier neighbour's time: a batch may be cut sooner, never later), so a writer stalled for hours
-holds a bounded list whose resolution coarsens with the backlog (300-500 appends/s at 10k rows/s
-grew it without bound: ~140 B each, +12-20 MB over a 5-minute commit freeze)."""
+holds a bounded list whose resolution coarsens with the backlog."""
+REREAD_MAX_BYTES = 1 << 40
+"""No byte limit on a reread: a range is read back exactly as it was cut."""
 
 
 class OversizeHook(Protocol):
@@ -97,7 +98,7 @@ class Batcher:
     The writer pulls (`next_batch`), so a batch is cut when the writer can send it: while an
     append is in flight, unsent rows keep accumulating in the spool up to the policy's limits.
     When the spool is full (when_full = "block"), `fill` stops reading the lane and backpressure
-    reaches the sources. After a restart, `start_at(committed + 1)` replays what the spool holds.
+    reaches the sources. After a restart, `replay_from(committed + 1)` replays what the spool holds.
     """
 
     def __init__(
@@ -110,7 +111,7 @@ class Batcher:
         on_oversize: OversizeHook,
     ) -> None:
         self.table = table
-        self.spool = spool
+        self._spool = spool
         self.policy = policy
         self._clock = clock
         self._on_oversize = on_oversize
@@ -134,14 +135,47 @@ class Batcher:
     @property
     def unsent_rows(self) -> int:
         """Rows in the spool not yet handed to the writer."""
-        return max(0, self.spool.next_seq - self._cursor)
+        return max(0, self._spool.next_seq - self._cursor)
 
-    def start_at(self, seq: int) -> None:
+    @property
+    def committed(self) -> int:
+        """The highest offset released as committed (0: none)."""
+        return self._spool.committed
+
+    @property
+    def may_drop_unreleased(self) -> bool:
+        """Whether the spool may drop rows not yet released (when_full = "drop_oldest")."""
+        return self._spool.config.when_full == "drop_oldest"
+
+    def stats(self) -> dict[str, Any]:
+        """The spool's state, for `streamd inspect`."""
+        return self._spool.stats()
+
+    async def release(self, upto: int) -> None:
+        """Rows up to `upto` are committed: the spool records it and frees their segments."""
+        await self._spool.commit(upto)
+
+    async def reread(self, first: int, last: int) -> list[Batch]:
+        """Rows `first`–`last` read back from the spool, one batch per contiguous run."""
+        runs: list[Batch] = []
+        seq = first
+        while seq <= last:
+            run = await self._spool.read_run(seq, last - seq + 1, REREAD_MAX_BYTES)
+            if not run.rows or run.first > last:
+                break
+            if run.first > seq:
+                seq = run.first  # rows before it are gone: read from where the spool resumes
+                continue
+            runs.append(Batch(self.table, run.body(), run.rows, run.first, run.last))
+            seq = run.last + 1
+        return runs
+
+    def replay_from(self, seq: int) -> None:
         """Hand out rows from `seq` on (everything before is committed); replays are due at once."""
-        self._cursor = max(seq, self.spool.first_seq)
+        self._cursor = max(seq, self._spool.first_seq)
         self._chunks.clear()
         self._unsent_bytes = 0
-        if self.spool.next_seq > self._cursor:
+        if self._spool.next_seq > self._cursor:
             self._chunks.append((self._cursor, -math.inf))
             self._unsent_bytes = self.policy.max_bytes  # unknown size: treat as a full batch
         self._notify()
@@ -151,9 +185,6 @@ class Batcher:
 
         Each row's `ack` is called only after the spool append reached its durability.
         """
-        lines: list[bytes] = []
-        acks: list[AckHook | None] = []
-        nbytes = 0
         small_appends = 0
         try:
             while True:
@@ -161,11 +192,6 @@ class Batcher:
                     envelope = await envelopes.receive()
                 except anyio.EndOfStream:
                     break
-                size = self._encode(envelope, lines, acks)
-                if size < 0:
-                    await self._oversize(envelope)
-                else:
-                    nbytes += size
                 if self._taker_waiting or small_appends < COALESCE_AFTER_SMALL_APPENDS:
                     # One scheduler turn lets the router move what it has queued into the lane.
                     await anyio.lowlevel.checkpoint()
@@ -174,39 +200,58 @@ class Batcher:
                     # window turns hundreds of one-row spool appends into one (a row's ack waits
                     # at most this long).
                     await self._clock.sleep(COALESCE_S)
-                # Take whatever else is queued without an await per row, up to one append.
-                while len(lines) < self._append_rows and nbytes < self.policy.max_bytes:
-                    try:
-                        envelope = envelopes.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                    size = self._encode(envelope, lines, acks)
-                    if size < 0:
-                        await self._oversize(envelope)
-                    else:
-                        nbytes += size
+                lines: list[bytes] = []
+                acks: list[AckHook | None] = []
+                nbytes = await self._gather(envelope, envelopes, lines, acks)
                 if lines:
                     small_appends = small_appends + 1 if len(lines) < SMALL_APPEND_ROWS else 0
-                    was_empty = self.spool.next_seq <= self._cursor
-                    stored = await self.spool.append(lines)
-                    if len(stored):
-                        self._remember(stored.start, lines[: len(stored)])
-                        self._note_append(stored.start)
-                        self._unsent_bytes += nbytes
-                        # Wake the writer only when its decision can change: rows appeared, or
-                        # a batch became full. Linger it times itself.
-                        if was_empty or self.policy.is_full(self.unsent_rows, self._unsent_bytes):
-                            self._notify()
-                    if acks.count(None) != len(acks):  # push sources: ack what is durable
-                        for i, ack in enumerate(acks):
-                            if ack is not None:
-                                # drop_newest stores a prefix; the rest were refused, never durable.
-                                ack(stored[i] if i < len(stored) else None)
-                    lines, acks, nbytes = [], [], 0
+                    await self._spool_lines(lines, acks, nbytes)
         finally:
             await envelopes.aclose()
         self._ended = True
         self._notify()
+
+    async def _gather(
+        self,
+        envelope: Envelope,
+        envelopes: LaneReader,
+        lines: list[bytes],
+        acks: list[AckHook | None],
+    ) -> int:
+        """Encode `envelope` and whatever else is queued, up to one append; returns its bytes."""
+        nbytes = 0
+        while True:
+            size = self._encode(envelope, lines, acks)
+            if size < 0:
+                await self._oversize(envelope)
+            else:
+                nbytes += size
+            if len(lines) >= self._append_rows or nbytes >= self.policy.max_bytes:
+                return nbytes
+            try:
+                envelope = envelopes.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                return nbytes
+
+    async def _spool_lines(
+        self, lines: list[bytes], acks: list[AckHook | None], nbytes: int
+    ) -> None:
+        """Append `lines` to the spool, wake the taker if its decision can change, ack what is durable."""
+        was_empty = self._spool.next_seq <= self._cursor
+        stored = await self._spool.append(lines)
+        if len(stored):
+            self._remember(stored.start, lines[: len(stored)])
+            self._note_append(stored.start)
+            self._unsent_bytes += nbytes
+            # Wake the writer only when its decision can change: rows appeared, or a batch
+            # became full. Linger it times itself.
+            if was_empty or self.policy.is_full(self.unsent_rows, self._unsent_bytes):
+                self._notify()
+        if acks.count(None) != len(acks):  # push sources: ack what is durable
+            for i, ack in enumerate(acks):
+                if ack is not None:
+                    # drop_newest stores a prefix; the rest were refused, never durable.
+                    ack(stored[i] if i < len(stored) else None)
 
     def _encode(self, envelope: Envelope, lines: list[bytes], acks: list[AckHook | None]) -> int:
         """Encode one row into `lines` and return its bytes, or -1 (nothing added) if too big.
@@ -231,7 +276,7 @@ class Batcher:
         """The next batch once it is full or due (linger), or None when the lane has ended."""
         while True:
             changed = self._changed
-            unsent = self.spool.next_seq - self._cursor
+            unsent = self._spool.next_seq - self._cursor
             if unsent > 0:
                 now = self._clock.monotonic()
                 oldest = self._chunks[0][1] if self._chunks else -math.inf
@@ -294,7 +339,7 @@ class Batcher:
     async def _read(self) -> Batch:
         run = self._read_tail(self._cursor)
         if run is None:
-            run = await self.spool.read_run(
+            run = await self._spool.read_run(
                 self._cursor, self.policy.max_rows, self.policy.max_bytes
             )
         if not run.rows:
@@ -303,7 +348,7 @@ class Batcher:
         oldest = self._chunks[0][1] if self._chunks else self._clock.monotonic()
         while len(self._chunks) > 1 and self._chunks[1][0] <= self._cursor:
             self._chunks.popleft()
-        if self._cursor >= self.spool.next_seq:
+        if self._cursor >= self._spool.next_seq:
             self._chunks.clear()
             self._unsent_bytes = 0
         else:

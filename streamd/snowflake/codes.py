@@ -17,6 +17,7 @@ import orjson
 
 from streamd.errors import (
     AuthError,
+    ChannelFenced,
     DeliveryError,
     FatalError,
     ObjectNotFound,
@@ -27,9 +28,8 @@ from streamd.errors import (
 
 REOPEN_CODES: frozenset[str] = frozenset(
     {
-        # A stale sequencer is the normal answer to an append that raced *our own* reopen, so it
-        # is ReopenChannel, not ChannelFenced: only the sink knows whether someone else opened
-        # the channel (§2.10, §2.11).
+        # A stale sequencer is also the answer to an append that raced the caller's own reopen,
+        # so on the wire it is ReopenChannel; `reopen_class` says when it means fenced.
         "STALE_CONTINUATION_TOKEN_SEQUENCER",
         "ERR_CHANNEL_HAS_INVALID_CLIENT_SEQUENCER",
         "ERR_CHANNEL_HAS_INVALID_ROW_SEQUENCER",
@@ -42,6 +42,11 @@ REOPEN_CODES: frozenset[str] = frozenset(
     }
 )
 """Codes that make the channel unusable: reopen it and replay from the committed offset."""
+
+FENCING_CODES: frozenset[str] = frozenset(
+    {"STALE_CONTINUATION_TOKEN_SEQUENCER", "ERR_CHANNEL_HAS_INVALID_CLIENT_SEQUENCER"}
+)
+"""Reopen codes saying the channel's sequencer moved: someone opened the channel after us."""
 
 NOT_FOUND_CODES: frozenset[str] = frozenset(
     {
@@ -98,6 +103,18 @@ def classify(status: int, code: str | None) -> type[DeliveryError]:
     if status == 413:
         return PayloadTooLarge
     return FatalError
+
+
+def reopen_class(exc: ReopenChannel) -> type[ReopenChannel]:
+    """What a ReopenChannel means to a writer that never appends while it reopens its channel.
+
+    Such a writer (the channel writer serialises both) cannot race its own reopen, so a moved
+    sequencer means another opener with the same identity took the channel: ChannelFenced
+    (§2.5, §2.11). Anything else stays ReopenChannel: reopen and replay.
+    """
+    if isinstance(exc, ChannelFenced) or exc.code in FENCING_CODES:
+        return ChannelFenced
+    return ReopenChannel
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

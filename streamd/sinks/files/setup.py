@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,9 @@ from streamd.config.model import Config
 from streamd.errors import ConfigError, RetryableError, SqlError
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
-from streamd.pipeline.batcher import Batcher
 from streamd.pipeline.dead_letters import DeadLetters
 from streamd.pipeline.lanes import Lane
+from streamd.sinks.base import BatchSource
 from streamd.sinks.files.config import FilesConfig, pipe_ddl, pipe_name, stage_name
 from streamd.sinks.files.confirm import ConfirmPolicy, FileConfirmer
 from streamd.sinks.files.manifest import Manifest
@@ -99,7 +100,7 @@ async def create_objects(
 async def open_files_mode(
     config: Config,
     lanes: dict[str, Lane],
-    batchers: dict[str, Batcher],
+    batchers: Mapping[str, BatchSource],
     sql: SqlApiClient,
     *,
     url: str,
@@ -137,7 +138,7 @@ async def open_files_mode(
 async def open_file_writers(
     files: FilesConfig,
     lanes: list[Lane],
-    batchers: dict[str, Batcher],
+    batchers: Mapping[str, BatchSource],
     *,
     state_dir: Path,
     url: str,
@@ -162,7 +163,7 @@ async def open_file_writers(
         writer = FileWriter(
             table=table,
             shard=lane.shard,
-            batcher=batchers[lane.name],
+            batches=batchers[lane.name],
             manifest=manifest,
             uploader=make_uploader(files, table, account=account, user=user, key=key, role=role),
             confirmer=confirmer,

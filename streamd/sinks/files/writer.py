@@ -2,19 +2,18 @@
 
 Per lane: the batcher cuts files (rows, bytes, age); each file is recorded in the lane's manifest
 (durable, with its spool range), uploaded to the stage, announced with insertFiles, and confirmed
-through insertReport / loadHistoryScan (`file_confirm.py`). The spool's committed mark moves past
-a file only once its load event is final and handled, in spool order: LOADED rows are committed;
-rows of a LOAD_FAILED or PARTIALLY_LOADED file are written to the dead-letter file with Snowpipe's
-first error, counted and logged (`file_load_failed`), never dropped silently.
+through insertReport / loadHistoryScan (`confirm.py`). A file's rows are released (the spool's
+committed mark moves past them) only once its load event is final and handled, in order: LOADED
+rows are committed; rows of a LOAD_FAILED or PARTIALLY_LOADED file are written to the dead-letter
+file with Snowpipe's first error, counted and logged (`file_load_failed`), never dropped silently.
 
-After a crash the manifest's files are rebuilt from the spool under the same names and submitted
+After a crash the manifest's files are rebuilt from their rows under the same names and submitted
 again, before any new file is cut: Snowpipe skips those it had loaded, and the load history tells.
 """
 
 from __future__ import annotations
 
 import gzip
-from collections import deque
 from typing import Any
 
 import anyio
@@ -24,15 +23,15 @@ from streamd.clock import Clock
 from streamd.errors import RetryableError
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
-from streamd.pipeline.batcher import Batcher
 from streamd.pipeline.dead_letters import DeadLetters
 from streamd.rows import Batch
+from streamd.sinks.base import BatchSource
 from streamd.sinks.files.confirm import FileConfirmer
 from streamd.sinks.files.manifest import FileEntry, Manifest, file_path
 from streamd.sinks.retry import retrying
+from streamd.sinks.window import InflightWindow
 from streamd.snowflake.pipe_ingest import FileReport
 from streamd.snowflake.stage_upload import StageUploader
-from streamd.spool.chunk import RowRun
 
 
 def gzip_file(body: bytes) -> bytes:
@@ -41,14 +40,14 @@ def gzip_file(body: bytes) -> bytes:
 
 
 class FileWriter:
-    """Delivers one lane's rows as files through one pipe."""
+    """Delivers one lane's rows as files through one pipe (a `Sink`)."""
 
     def __init__(
         self,
         *,
         table: str,
         shard: int,
-        batcher: Batcher,
+        batches: BatchSource,
         manifest: Manifest,
         uploader: StageUploader,
         confirmer: FileConfirmer,
@@ -59,17 +58,14 @@ class FileWriter:
     ) -> None:
         self.table = table
         self.shard = shard
-        self._batcher = batcher
-        self._spool = batcher.spool
+        self._batches = batches
         self._manifest = manifest
         self._uploader = uploader
         self.confirmer = confirmer
         self._clock = clock
         self._metrics = metrics
         self._dead_letters = dead_letters
-        self._window = max_inflight_files
-        self._inflight: deque[FileEntry] = deque()
-        self._progress = anyio.Event()
+        self._inflight: InflightWindow[FileEntry] = InflightWindow(max_inflight_files)
         self._log = get_logger(table=table, pipe=confirmer.client.pipe)
         self.files_loaded = 0
         self.files_failed = 0
@@ -77,10 +73,26 @@ class FileWriter:
         self.rows_failed = 0
         self.last_failure: dict[str, Any] | None = None
         self.is_open = False
+        self.last_error: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The pipe the files go through, for operators."""
+        return f"pipe {self.confirmer.client.pipe} (files)"
+
+    @property
+    def committed_offset(self) -> int:
+        """The last row of the last file loaded and handled, in order (0: none)."""
+        return self._batches.committed
+
+    def commit_lag_s(self) -> float:
+        """Age of the oldest file submitted and not yet confirmed; 0 when none is."""
+        if not self._inflight:
+            return 0.0
+        return max(0.0, self._clock.wall() - self._inflight[0].created_wall)
 
     def snapshot(self) -> dict[str, Any]:
         """This lane's file delivery for `inspect` (the channel row's keys, plus file counts)."""
-        oldest = self._inflight[0].created_wall if self._inflight else None
         failure = self.last_failure
         return {
             "table": self.table,
@@ -89,11 +101,11 @@ class FileWriter:
             "pipe": self.confirmer.client.pipe,
             "mode": "files",
             "open": self.is_open,
-            "committed_offset_token": str(self._spool.committed),
-            "spool": self._spool.stats(),
+            "committed_offset_token": str(self._batches.committed),
+            "spool": self._batches.stats(),
             "inflight_files": len(self._inflight),
             "inflight_rows": sum(e.rows for e in self._inflight),
-            "commit_lag_s": 0.0 if oldest is None else round(self._clock.wall() - oldest, 3),
+            "commit_lag_s": round(self.commit_lag_s(), 3),
             "rows_inserted": self.rows_loaded,
             "rows_error_count": self.rows_failed,
             "files_loaded": self.files_loaded,
@@ -105,9 +117,9 @@ class FileWriter:
         }
 
     async def open(self) -> None:
-        """Drop manifest entries the spool already committed; resume cutting after the rest."""
-        await self._manifest.remove_upto(self._spool.committed)
-        self._batcher.start_at(max(self._spool.committed, self._manifest.last) + 1)
+        """Drop manifest entries already committed; resume cutting after the rest."""
+        await self._manifest.remove_upto(self._batches.committed)
+        self._batches.replay_from(max(self._batches.committed, self._manifest.last) + 1)
         self.is_open = True
 
     async def run(self) -> None:
@@ -118,19 +130,18 @@ class FileWriter:
             if recovered:
                 self._log.info("files_recovering", files=len(recovered))
             for entry in recovered:
-                await self._wait_window()
+                await self._inflight.wait_room()
                 await self._ship(entry, await self._rebuild(entry), maybe_loaded=True)
             while True:
-                await self._wait_window()
-                batch = await self._batcher.next_batch()
+                await self._inflight.wait_room()
+                batch = await self._batches.next_batch()
                 if batch is None:
                     break
                 entry = self._entry(batch)
                 await self._manifest.add(entry)
                 data = await anyio.to_thread.run_sync(gzip_file, batch.body)
                 await self._ship(entry, data, maybe_loaded=False)
-            while self._inflight:
-                await self._wait_progress()
+            await self._inflight.wait_empty()
             tg.cancel_scope.cancel()
 
     def _entry(self, batch: Batch) -> FileEntry:
@@ -139,25 +150,19 @@ class FileWriter:
         return FileEntry(path, first, last, self._clock.wall())
 
     async def _rebuild(self, entry: FileEntry) -> bytes:
-        """The file's bytes again, from the spool range the manifest recorded."""
-        return await anyio.to_thread.run_sync(gzip_file, await self._body(entry))
-
-    async def _body(self, entry: FileEntry) -> bytes:
-        return b"".join(run.body() for run in await self._runs(entry))
+        """The file's bytes again, from the row range the manifest recorded (rows the spool
+        dropped by when_full are gone: nothing more to send)."""
+        runs = await self._batches.reread(entry.first, entry.last)
+        return await anyio.to_thread.run_sync(gzip_file, b"".join(run.body for run in runs))
 
     async def _rows(self, entry: FileEntry) -> list[tuple[int, bytes]]:
-        return [row for run in await self._runs(entry) for row in run.lines()]
-
-    async def _runs(self, entry: FileEntry) -> list[RowRun]:
-        runs: list[RowRun] = []
-        seq = entry.first
-        while seq <= entry.last:
-            run = await self._spool.read_run(seq, entry.last - seq + 1, 1 << 40)
-            if not run.rows:
-                break  # the spool lost these rows (dropped by when_full): nothing more to send
-            runs.append(run)
-            seq = run.last + 1
-        return runs
+        """(offset, NDJSON line) of each of the file's rows still stored."""
+        runs = await self._batches.reread(entry.first, entry.last)
+        return [
+            (offset, line)
+            for run in runs
+            for offset, line in enumerate(run.body.split(b"\n")[:-1], run.first_offset)
+        ]
 
     async def _ship(self, entry: FileEntry, data: bytes, *, maybe_loaded: bool) -> None:
         await retrying(lambda: self._uploader.upload(entry.path, data), self._clock, self._on_retry)
@@ -165,20 +170,17 @@ class FileWriter:
             [(entry.path, len(data), entry.created_wall)], maybe_loaded=maybe_loaded
         )
         self._inflight.append(entry)
-        self._signal_progress()
         self._log.debug("file_submitted", file=entry.path, rows=entry.rows, bytes=len(data))
 
     async def _confirm_in_order(self) -> None:
         while True:
-            while not self._inflight:
-                await self._wait_progress()
+            await self._inflight.wait_any()
             entry = self._inflight[0]
             report = await self.confirmer.wait(entry.path)
             await self._settle(entry, report)
-            self._inflight.popleft()
-            await self._spool.commit(entry.last)
+            await self._batches.release(entry.last)
             await self._manifest.remove_upto(entry.last)
-            self._signal_progress()
+            self._inflight.popleft()
 
     async def _settle(self, entry: FileEntry, report: FileReport) -> None:
         self.rows_loaded += report.rows_inserted
@@ -221,19 +223,8 @@ class FileWriter:
                 self.table, row, rule=rule, detail=detail, position=f"{entry.path}:{seq}"
             )
 
-    async def _wait_window(self) -> None:
-        while len(self._inflight) >= self._window:
-            await self._wait_progress()
-
-    async def _wait_progress(self) -> None:
-        progress = self._progress
-        await progress.wait()
-
-    def _signal_progress(self) -> None:
-        self._progress.set()
-        self._progress = anyio.Event()
-
     def _on_retry(self, exc: RetryableError, attempt: int) -> None:
         reason = exc.code or str(exc.status)
+        self.last_error = str(exc)
         self._metrics.retries.labels(self.table, reason).inc()
         self._log.warning("request_retried", reason=reason, status=exc.status, attempt=attempt)

@@ -8,7 +8,6 @@ end offset committed, and after any reopen it replays everything past the commit
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -19,41 +18,44 @@ from streamd.errors import ChannelFenced, FatalError, ReopenChannel, RetryableEr
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
 from streamd.rows import Batch, ChannelKey, format_offset, parse_offset
+from streamd.sinks.base import BatchSource
 from streamd.sinks.retry import retrying
 from streamd.sinks.streaming.commit_tracker import CommitTracker
 from streamd.sinks.streaming.pacing import ChannelPacer
-from streamd.snowflake.streaming import ChannelStatus, StreamingClient
-from streamd.spool import LaneSpool
+from streamd.sinks.window import InflightWindow
+from streamd.snowflake.codes import reopen_class
+from streamd.snowflake.streaming import ChannelStatus, OpenResult
 
-# A stale sequencer means someone else reopened our channel: we never reuse a token across our own
-# reopens, so the only other opener is another daemon with the same identity (reference §2.5, §2.11).
-MAX_REPLAY_BYTES = 1 << 40
-"""No byte limit on a replay's read-back: the batch is re-cut by its row count, exactly as sent."""
-_FENCING_CODES = frozenset(
-    {"STALE_CONTINUATION_TOKEN_SEQUENCER", "ERR_CHANNEL_HAS_INVALID_CLIENT_SEQUENCER"}
-)
+REOPEN_REFUSED_WAIT_S = 0.5
+"""How long an open the server refused with a reopen answer (e.g. 409) waits before trying again."""
 
 
-class BatchSource(Protocol):
-    """Where a writer pulls its batches from: the lane's spool, through its batcher."""
+class ChannelClient(Protocol):
+    """The calls a writer makes on its channel (`StreamingClient` in the daemon)."""
 
-    spool: LaneSpool
-
-    def start_at(self, seq: int) -> None:
-        """Hand out rows from spool sequence `seq` on (everything before is committed)."""
+    async def open_channel(self, key: ChannelKey) -> OpenResult:
+        """Open (or reopen) the channel: a fresh continuation token and its status."""
         ...
 
-    async def next_batch(self) -> Batch | None:
-        """The next batch to append (offsets = spool sequences), or None when the input ended."""
+    async def append_rows(
+        self,
+        key: ChannelKey,
+        continuation_token: str,
+        body: bytes,
+        *,
+        start_offset_token: str,
+        end_offset_token: str,
+    ) -> str:
+        """Append one NDJSON batch; returns the next continuation token."""
         ...
 
 
 class ChannelWriter:
-    """Appends one lane's batches to one channel and tracks their commit."""
+    """Appends one lane's batches to one channel and tracks their commit (a `Sink`)."""
 
     def __init__(
         self,
-        client: StreamingClient,
+        client: ChannelClient,
         key: ChannelKey,
         table: str,
         batches: BatchSource,
@@ -68,21 +70,18 @@ class ChannelWriter:
         self.key = key
         self.table = table
         self._batches = batches
-        self._spool = batches.spool
-        self._spool_target = 0
-        self._spool_progress = anyio.Event()
+        self._release_target = 0
+        self._release_due = anyio.Event()
         self._clock = clock
         self._metrics = metrics
-        self._window = max_inflight_batches
         self._tracker = tracker
         self._pacer = pacer
         self._reopen_requested: str | None = None
         self._reopen_event = anyio.Event()
         self._log = get_logger(table=table, channel=key.channel)
-        self._inflight: deque[Batch] = deque()
+        self._inflight: InflightWindow[Batch] = InflightWindow(max_inflight_batches)
         self._token: str | None = None
         self._lock = anyio.Lock()
-        self._progress = anyio.Event()
         self.committed: int | None = None
         self.status: ChannelStatus | None = None
         self.is_open = False
@@ -95,14 +94,14 @@ class ChannelWriter:
         )
 
     @property
-    def channel_name(self) -> str:
-        """The channel's name as sent to Snowflake."""
-        return self.key.channel
+    def name(self) -> str:
+        """The channel, for operators."""
+        return f"channel {self.key}"
 
     @property
-    def has_inflight(self) -> bool:
-        """Whether some appended rows are not yet known committed."""
-        return bool(self._inflight)
+    def committed_offset(self) -> int:
+        """The highest offset known committed, by Snowflake or by the batch source (0: none)."""
+        return max(self.committed or 0, self._batches.committed)
 
     @property
     def inflight_rows(self) -> int:
@@ -126,7 +125,7 @@ class ChannelWriter:
             "committed_offset_token": None
             if self.committed is None
             else format_offset(self.committed),
-            "spool": self._spool.stats(),
+            "spool": self._batches.stats(),
             "inflight_batches": len(self._inflight),
             "inflight_rows": self.inflight_rows,
             "inflight_bytes": sum(len(b.body) for b in self._inflight),
@@ -138,18 +137,18 @@ class ChannelWriter:
         }
 
     async def open(self) -> None:
-        """Open the channel and replay the spool from what Snowflake (or the spool) last committed.
+        """Open the channel and replay from what Snowflake (or the batch source) last committed.
 
-        The spool's own committed mark covers a channel that lost its offset (expired after 30
+        The source's own committed mark covers a channel that lost its offset (expired after 30
         idle days, or dropped): rows it already saw committed are not sent again.
         """
         async with self._lock:
             while True:
                 try:
                     await self._open()
-                    committed = max(self.committed or 0, self._spool.committed)
-                    await self._spool.commit(committed)
-                    self._batches.start_at(committed + 1)
+                    committed = self.committed_offset
+                    await self._batches.release(committed)
+                    self._batches.replay_from(committed + 1)
                     return
                 except ChannelFenced:
                     raise
@@ -158,19 +157,18 @@ class ChannelWriter:
                     self.last_error = str(exc)
                     self._metrics.reopens.labels(self.table, exc.code or str(exc.status)).inc()
                     self._log.warning("channel_open_refused", reason=exc.code, status=exc.status)
-                    await self._clock.sleep(0.5)
+                    await self._clock.sleep(REOPEN_REFUSED_WAIT_S)
 
     async def run(self) -> None:
         """Append every batch, then wait until all of them are committed."""
         if not self.is_open:
             await self.open()
-        self._tracker.register(self)
+        self._tracker.follow(self.key.channel, self.table, self.on_status)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_reopen_requests)
-            tg.start_soon(self._release_spool)
+            tg.start_soon(self._release_committed)
             while True:
-                while len(self._inflight) >= self._window:
-                    await self._wait_progress()
+                await self._inflight.wait_room()
                 batch = await self._batches.next_batch()
                 if batch is None:
                     break
@@ -182,25 +180,16 @@ class ChannelWriter:
                     self._forget_body(batch)
                 # Not held until the next batch comes: that wait lasts as long as a commit stall.
                 del batch
-            while self._inflight:
-                await self._wait_progress()
-            await self._spool.commit(self._spool_target)
+            await self._inflight.wait_empty()
+            await self._batches.release(self._release_target)
             tg.cancel_scope.cancel()
 
-    async def _release_spool(self) -> None:
-        """Tell the spool what is committed, so it can free whole segments (off the status path)."""
+    async def _release_committed(self) -> None:
+        """Release what is committed, so its storage can be freed (off the status path)."""
         while True:
-            progress = self._spool_progress
-            await progress.wait()
-            await self._spool.commit(self._spool_target)
-
-    async def _wait_progress(self) -> None:
-        progress = self._progress
-        await progress.wait()
-
-    def _signal_progress(self) -> None:
-        self._progress.set()
-        self._progress = anyio.Event()
+            await self._release_due.wait()
+            self._release_due = anyio.Event()
+            await self._batches.release(self._release_target)
 
     async def _open(self) -> None:
         result = await retrying(
@@ -241,7 +230,7 @@ class ChannelWriter:
         self._token = await retrying(append, self._clock, self._on_retry)
         if self._pacer is not None:
             self._pacer.appended(len(batch.body))
-        self._tracker.appended(self, batch.last_offset)
+        self._tracker.appended(self.key.channel, batch.last_offset)
         self._metrics.rows_appended.labels(self.table).inc(batch.rows)
         self._metrics.bytes_appended.labels(self.table).inc(len(batch.body))
         self._log.debug(
@@ -251,7 +240,7 @@ class ChannelWriter:
     async def _recover(self, cause: ReopenChannel) -> None:
         """Reopen and replay everything past the committed offset, until it sticks."""
         while True:
-            if isinstance(cause, ChannelFenced) or cause.code in _FENCING_CODES:
+            if issubclass(reopen_class(cause), ChannelFenced):
                 self.is_open = False
                 self._metrics.fenced.labels(self.table).inc()
                 self._log.error(
@@ -277,13 +266,13 @@ class ChannelWriter:
                 cause = again
 
     def _forget_body(self, batch: Batch) -> None:
-        """Once appended, keep only the batch's offsets: a replay reads its rows from the spool.
+        """Once appended, keep only the batch's offsets: a replay rereads its rows.
 
-        Holding the bodies of `max_inflight_batches` uncommitted batches was the one part of RSS
-        that grew when Snowflake stopped committing (bench/stall.py). Not with `drop_oldest`:
-        that spool may delete rows still in flight, which must then be replayed from memory.
+        Otherwise the bodies of `max_inflight_batches` uncommitted batches would grow memory
+        while Snowflake stops committing. Kept when the source may drop unreleased rows: a
+        replay then has only this copy.
         """
-        if self._spool.config.when_full == "drop_oldest":
+        if self._batches.may_drop_unreleased:
             return
         for i in range(len(self._inflight) - 1, -1, -1):
             if self._inflight[i] is batch:
@@ -291,16 +280,17 @@ class ChannelWriter:
                 return
 
     async def _with_body(self, batch: Batch) -> Batch:
-        """`batch` with its NDJSON body, read back from the spool if it was let go."""
+        """`batch` with its NDJSON body, reread from the source if it was let go."""
         if batch.body:
             return batch
-        run = await self._spool.read_run(batch.first_offset, batch.rows, MAX_REPLAY_BYTES)
-        if run.rows != batch.rows or run.first != batch.first_offset:
+        runs = await self._batches.reread(batch.first_offset, batch.last_offset)
+        rows = sum(r.rows for r in runs)
+        if not runs or rows != batch.rows or runs[0].first_offset != batch.first_offset:
             raise FatalError(
                 f"{self.table}: the spool no longer holds rows {batch.start_token}–"
                 f"{batch.end_token} to replay; check spool.when_full and the disk"
             )
-        return replace(batch, body=run.body())
+        return replace(batch, body=b"".join(r.body for r in runs))
 
     def _on_retry(self, exc: RetryableError, attempt: int) -> None:
         reason = exc.code or str(exc.status)
@@ -308,14 +298,16 @@ class ChannelWriter:
         self._metrics.retries.labels(self.table, reason).inc()
         self._log.warning("request_retried", reason=reason, status=exc.status, attempt=attempt)
 
-    def on_status(self, status: ChannelStatus | None) -> bool:
-        """Apply a Bulk Channel Status read; a missing or invalid channel gets reopened."""
+    def on_status(self, status: ChannelStatus | None) -> int | None:
+        """Apply a Bulk Channel Status read (a missing or invalid channel gets reopened); returns
+        the highest offset known committed, as the commit tracker's report wants."""
         if status is None or not status.healthy:
             if self.is_open and self._reopen_requested is None:
                 self._reopen_requested = "channel_missing" if status is None else status.status_code
                 self._reopen_event.set()
-            return False
-        return self._apply_status(status)
+        else:
+            self._apply_status(status)
+        return self.committed
 
     async def _watch_reopen_requests(self) -> None:
         while True:
@@ -326,7 +318,7 @@ class ChannelWriter:
             async with self._lock:
                 await self._recover(ReopenChannel(f"channel {self.key} unusable", code=reason))
 
-    def _apply_status(self, status: ChannelStatus) -> bool:
+    def _apply_status(self, status: ChannelStatus) -> None:
         self.status = status
         committed = parse_offset(status.last_committed_offset_token)
         if committed is not None and (self.committed is None or committed > self.committed):
@@ -352,9 +344,6 @@ class ChannelWriter:
             self._log.info("batch_committed", rows=batch.rows, offset_token=batch.end_token)
         if done:
             self._metrics.rows_committed.labels(self.table).inc(done)
-            self._signal_progress()
             assert self.committed is not None
-            self._spool_target = self.committed
-            self._spool_progress.set()
-            self._spool_progress = anyio.Event()
-        return done > 0
+            self._release_target = self.committed
+            self._release_due.set()

@@ -1,37 +1,34 @@
-"""Commit progress for every channel of one pipe from one Bulk Channel Status call (§2.8).
+"""Commit progress for every channel of one pipe, from one Bulk Channel Status call (§2.8).
 
-When to poll. A fixed period adds up to a whole period to every commit seen (250 ms at the old
-default), so polls follow the appends instead. Snowflake reports its average processing latency
-per channel (`snowflake_avg_processing_latency_ms`); a batch is looked for from three quarters of
-it after its append was acknowledged, so commits that come sooner than average are not waited
-for. The lowest of the channel's reports of the last ten seconds is used: a few slow commits pull
-the average up for many polls, and the usual latency is what to aim at. Commits within a channel come in order,
-so only each channel's oldest uncommitted batch (its head) is waited for.
+Polls follow the appends: a fixed period would add up to a whole period to every commit seen.
+Commits within a channel come in order, so only each channel's oldest uncommitted batch (its
+head) is waited for:
 
-A head still uncommitted is looked at again after the *resolution* (`status_poll_ms`, or a tenth
-of the latency when longer, so the wait added stays near a tenth of Snowflake's own) while it is up
-to eight usual latencies late: commit times spread (the stand-in's run 1-2 s late under load at
-10k rows/s), and a poll that comes late adds its whole delay to every row of the batch. Beyond that
-Snowflake is stalled, and the wait grows to a fifth of the delay past those eight latencies, up to
-`status_poll_max_ms`: a commit seconds later still is seen at most ~1/5 of that after it, and a
-stalled Snowflake is not hammered (a 60 s stall costs ~90 calls in its first 12 s at a 200 ms
-latency, then one per `status_poll_max_ms`; at a 1 s latency ~80 calls at 10/s). A head not yet due
-is looked at least every `status_poll_max_ms`, so a stale figure cannot hold the next poll back
-for long.
+- first look: `EARLY` of the channel's usual processing latency after the append was
+  acknowledged, so commits sooner than average are not waited for. Snowflake reports an average
+  per channel (`snowflake_avg_processing_latency_ms`); the usual one is the lowest report of the
+  last `LATENCY_WINDOW_S`, because a few slow commits pull the average up for many polls;
+- then every *resolution* (`status_poll_ms`, or `RESOLUTION_SHARE` of the latency when longer)
+  while the head is up to `GRACE` usual latencies late: commit times spread, and a late poll
+  adds its whole delay to every row of the batch;
+- beyond that Snowflake is stalled: the wait grows to `LATE_SHARE` of the delay past the grace,
+  up to `status_poll_max_ms`, so a late commit is still seen soon after it and a stalled
+  Snowflake is not hammered. A head not yet due is looked at least every `status_poll_max_ms`,
+  so a stale latency cannot hold the next poll back for long.
 
-Request rate: one call covers every channel of the pipe and two calls are never closer than the
-resolution, so a pipe is polled at most 1/resolution times a second (40/s at 25 ms against the
-stand-in's ~250 ms, 10/s against a Snowflake taking ~1 s); in steady state it is a few calls per
-acknowledged append (at most 10 appends/s per channel with pacing), shared by the pipe's channels:
-12-19 calls/s at 10k rows/s into the stand-in, against at most 4/s at the old fixed 250 ms.
-Idle channels are still checked every `idle_interval_s`, so a channel Snowflake expired or
-dropped is noticed and reopened before rows need it.
+One call covers every channel of the pipe and two calls are never closer than the resolution, so
+a pipe is polled at most 1/resolution times a second. Idle channels are still checked every
+`idle_interval_s`, so a channel Snowflake expired or dropped is reopened before rows need it.
+
+The tracker holds no writers: each channel is followed by name with a callback that gets the
+channel's status and answers what the channel now knows committed.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,7 +39,7 @@ from streamd.errors import RetryableError
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
 from streamd.sinks.retry import retrying
-from streamd.snowflake.streaming import ChannelStatus, StreamingClient
+from streamd.snowflake.streaming import ChannelStatus
 
 EARLY = 0.75
 """A batch is first looked for this share of Snowflake's latency after its acknowledgement."""
@@ -54,30 +51,32 @@ RESOLUTION_SHARE = 0.1
 """A retry waits at least this share of Snowflake's reported processing latency."""
 LATENCY_WINDOW_S = 10.0
 """How long reports of the latency are kept per channel; the lowest is aimed at. In seconds, not
-polls: after a stall the reported average decays over many commits, while polls come ~16 a second
-(eight polls kept the stall's figure, and first looks came ~80 ms after commits, at 10k rows/s)."""
+polls: after a stall the reported average decays over many commits, and polls come many times a
+second, so a count of polls would keep the stall's figure."""
 
 
-class TrackedChannel(Protocol):
-    """What the tracker needs from a channel writer."""
+class StatusClient(Protocol):
+    """The one call the tracker makes (`StreamingClient` in the daemon)."""
+
+    async def bulk_channel_status(
+        self, database: str, schema: str, pipe: str, channel_names: Sequence[str]
+    ) -> dict[str, ChannelStatus]:
+        """Status of several channels of one pipe, keyed by name; unknown channels are absent."""
+        ...
+
+
+StatusReport = Callable[[ChannelStatus | None], int | None]
+"""Applies one status read of a channel (None: the channel is gone) and returns the highest offset
+the channel now knows committed (None before any)."""
+
+
+@dataclass(slots=True)
+class _Followed:
+    """A channel the tracker polls: its table (for metrics), its report, what it last answered."""
 
     table: str
-    committed: int | None
-    """The highest offset known committed (None before any)."""
-
-    @property
-    def channel_name(self) -> str:
-        """The channel's name as sent to Snowflake."""
-        ...
-
-    @property
-    def has_inflight(self) -> bool:
-        """Whether rows are appended but not yet known committed."""
-        ...
-
-    def on_status(self, status: ChannelStatus | None) -> bool:
-        """Apply a status read (None: the channel is gone); True when commits advanced."""
-        ...
+    report: StatusReport
+    committed: int | None = None
 
 
 @dataclass(slots=True)
@@ -106,11 +105,11 @@ class _Latency:
 
 
 class CommitTracker:
-    """One poller per pipe; writers register and report each acknowledged append."""
+    """One poller per pipe; channels are followed by name and report each acknowledged append."""
 
     def __init__(
         self,
-        client: StreamingClient,
+        client: StatusClient,
         database: str,
         schema: str,
         pipe: str,
@@ -128,7 +127,7 @@ class CommitTracker:
         self.min_interval_s = min_interval_s
         self.max_interval_s = max(max_interval_s, min_interval_s)
         self.idle_interval_s = idle_interval_s
-        self._channels: list[TrackedChannel] = []
+        self._channels: dict[str, _Followed] = {}
         self._expected: dict[str, deque[_Expected]] = {}
         self._latency: dict[str, _Latency] = {}
         """Snowflake's reported processing latency per channel, from its recent statuses."""
@@ -155,15 +154,15 @@ class CommitTracker:
         latency = self._latency.get(channel)
         return EARLY * (latency.usual_s if latency is not None else 0.0)
 
-    def register(self, channel: TrackedChannel) -> None:
-        """Track `channel` from the next poll on."""
-        self._channels.append(channel)
+    def follow(self, channel: str, table: str, report: StatusReport) -> None:
+        """Poll `channel` from the next poll on, handing each of its statuses to `report`."""
+        self._channels[channel] = _Followed(table, report)
 
-    def appended(self, channel: TrackedChannel, last_offset: int) -> None:
+    def appended(self, channel: str, last_offset: int) -> None:
         """A batch ending at `last_offset` was acknowledged: look for its commit when it is due."""
         now = self._clock.monotonic()
-        check_at = now + min(self._first_look_s(channel.channel_name), self.max_interval_s)
-        queue = self._expected.setdefault(channel.channel_name, deque())
+        check_at = now + min(self._first_look_s(channel), self.max_interval_s)
+        queue = self._expected.setdefault(channel, deque())
         for entry in queue:
             if entry.last_offset == last_offset:
                 # Replayed after a reopen: Snowflake's clock for it starts again.
@@ -199,8 +198,8 @@ class CommitTracker:
             await self.poll_once()
 
     async def poll_once(self) -> bool:
-        """One Bulk Channel Status call for every registered channel; True if any commit advanced."""
-        names = [c.channel_name for c in self._channels]
+        """One Bulk Channel Status call for every followed channel; True if any commit advanced."""
+        names = list(self._channels)
         if not names:
             return False
         started = self._clock.monotonic()
@@ -212,45 +211,45 @@ class CommitTracker:
         self._last_poll = started
         self.polls += 1
         progressed = False
-        for channel in self._channels:
-            status = statuses.get(channel.channel_name)
-            progressed = channel.on_status(status) or progressed
+        for name in names:  # a channel followed while the call was out waits for the next poll
+            followed = self._channels[name]
+            status = statuses.get(name)
+            committed = followed.report(status)
+            if committed is not None and (
+                followed.committed is None or committed > followed.committed
+            ):
+                followed.committed = committed
+                progressed = True
             if status is not None and status.avg_processing_latency_ms:
-                latency = self._latency.setdefault(channel.channel_name, _Latency())
+                latency = self._latency.setdefault(name, _Latency())
                 latency.add(started, status.avg_processing_latency_ms / 1000)
-        for channel in self._channels:
-            self._reschedule(channel, started)
+        for name, followed in self._channels.items():
+            self._reschedule(name, followed.committed, started)
         # For bench/latency.py: when the poll that saw a commit went out.
         self._log.debug("status_polled", started=started, progressed=progressed)
         return progressed
 
-    def _reschedule(self, channel: TrackedChannel, polled_at: float) -> None:
-        """Drop what the poll showed committed; set when to look at the channel's head again."""
-        queue = self._expected.get(channel.channel_name)
-        if not queue:
-            return
-        if not channel.has_inflight:
-            queue.clear()
-            return
-        committed = channel.committed
+    def _reschedule(self, channel: str, committed: int | None, polled_at: float) -> None:
+        """Drop what is known committed; set when to look at the channel's head again."""
+        queue = self._expected.get(channel)
         while queue and committed is not None and queue[0].last_offset <= committed:
             queue.popleft()
         if not queue or queue[0].check_at > polled_at:
             return
         head = queue[0]
-        first_look = head.acked_at + self._first_look_s(channel.channel_name)
+        first_look = head.acked_at + self._first_look_s(channel)
         if first_look > polled_at:
             # Became the head before it is due (or the latency grew): look when it is.
             head.check_at = min(first_look, polled_at + self.max_interval_s)
             return
-        latency = self._latency.get(channel.channel_name)
+        latency = self._latency.get(channel)
         grace = GRACE * (latency.usual_s if latency is not None else 0.0)
         wait = max(self.resolution_s, LATE_SHARE * (polled_at - first_look - grace))
         head.check_at = polled_at + min(wait, self.max_interval_s)
 
     def _on_retry(self, exc: RetryableError, attempt: int) -> None:
         reason = exc.code or str(exc.status)
-        for table in {c.table for c in self._channels}:
+        for table in {c.table for c in self._channels.values()}:
             self._metrics.retries.labels(table, reason).inc()
         self._log.warning(
             "request_retried", call="bulk_channel_status", reason=reason, attempt=attempt

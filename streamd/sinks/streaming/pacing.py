@@ -1,12 +1,11 @@
 """Client-side pacing so one channel stays under Snowflake's per-channel soft limits (§2.13).
 
-10 requests/s and 20 MB/s (uncompressed) per channel; going over earns 429s whose Retry-After (a
-whole second at the stand-in) costs far more than waiting. "Per second" is read as any one-second
-window, which is how the stand-in enforces it, counted when appends are acknowledged: the server
-can only have accepted an append before the client sees its answer, and a channel's appends are
-serial, so nothing is in flight that the window does not know about. A token bucket with a
-second's burst, the earlier pacer, let up to twice the limit into one window and drew a 429 with a
-1 s stall at 50k rows/s (bench/latency.py).
+10 requests/s and 20 MB/s (uncompressed) per channel; going over earns 429s whose Retry-After
+costs far more than waiting. "Per second" is read as any one-second window, which is how the
+stand-in enforces it, counted when appends are acknowledged: the server can only have accepted an
+append before the client sees its answer, and a channel's appends are serial, so nothing is in
+flight that the window does not know about. A sliding window rather than a token bucket: a bucket
+with a second's burst lets up to twice the limit into one window.
 """
 
 from __future__ import annotations

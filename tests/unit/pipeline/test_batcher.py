@@ -45,7 +45,7 @@ async def _drain(
     rejected = _Rejected()
     spool = await LaneSpool.open(tmp_path / "lane", SPOOL, ManualClock())
     batcher = Batcher("T", spool, policy, ManualClock(), on_oversize=rejected)
-    batcher.start_at(spool.committed + 1)
+    batcher.replay_from(spool.committed + 1)
     send, receive = anyio.create_memory_object_stream[Envelope](1000)
     batches: list[Batch] = []
     async with anyio.create_task_group() as tg:
@@ -93,7 +93,7 @@ async def test_replays_from_the_committed_offset_after_restart(tmp_path: Path) -
     batcher = Batcher(
         "T", reopened, BatchPolicy(100, 10_000, 3600), ManualClock(), on_oversize=_Rejected()
     )
-    batcher.start_at(3)
+    batcher.replay_from(3)
     batch = await batcher.next_batch()
     assert batch is not None
     assert (batch.first_offset, batch.last_offset) == (3, 5)
@@ -174,7 +174,7 @@ async def _spooled_batcher(
 ) -> tuple[LaneSpool, Batcher]:
     spool = await LaneSpool.open(tmp_path / "lane", SPOOL, clock)
     batcher = Batcher("T", spool, policy, clock, on_oversize=_Rejected())
-    batcher.start_at(1)
+    batcher.replay_from(1)
     return spool, batcher
 
 

@@ -1,4 +1,4 @@
-"""Per-channel pacing and the per-pipe commit tracker, on a manual clock."""
+"""The per-pipe commit tracker on a manual clock: one status call per pipe, polls that follow the appends."""
 
 from __future__ import annotations
 
@@ -12,64 +12,15 @@ import pytest
 from streamd.metrics import Metrics
 from streamd.rows import format_offset, parse_offset
 from streamd.sinks.streaming.commit_tracker import CommitTracker
-from streamd.sinks.streaming.pacing import ChannelPacer
 from streamd.snowflake.streaming import ChannelStatus, StreamingClient
 from streamd.testing import ManualClock
-
-
-async def test_window_lets_ten_requests_into_any_second() -> None:
-    """Ten acknowledged appends fill the second; the eleventh waits until the first leaves it."""
-    clock = ManualClock()
-    pacer = ChannelPacer(clock)
-    for _ in range(10):
-        assert await pacer.before_append(100) == 0.0
-        pacer.appended(100)
-        clock.advance(0.05)
-    waited: list[float] = []
-    async with anyio.create_task_group() as tg:
-
-        async def append() -> None:
-            waited.append(await pacer.before_append(100))
-
-        tg.start_soon(append)
-        await anyio.wait_all_tasks_blocked()
-        assert waited == []
-        clock.advance(0.5)
-    assert waited == [pytest.approx(0.5)]
-
-
-async def test_window_limits_bytes_and_lets_one_oversize_body_through() -> None:
-    """12 + 12 MB would pass 20 MB in one second: the second waits until the first leaves it; a
-    single 30 MB body into an empty window goes at once."""
-    clock = ManualClock()
-    pacer = ChannelPacer(clock)
-    assert await pacer.before_append(30_000_000) == 0.0
-    pacer.appended(30_000_000)
-    clock.advance(1.0)
-    assert await pacer.before_append(12_000_000) == 0.0
-    pacer.appended(12_000_000)
-    clock.advance(0.3)
-    result: list[float] = []
-    async with anyio.create_task_group() as tg:
-
-        async def append() -> None:
-            result.append(await pacer.before_append(12_000_000))
-
-        tg.start_soon(append)
-        await anyio.wait_all_tasks_blocked()
-        clock.advance(0.7)
-    assert result == [pytest.approx(0.7)]
-    pacer.appended(12_000_000)
-    assert pacer.bytes.wait_s(8_000_000) == 0.0  # exactly 20 MB fits
-    assert pacer.bytes.wait_s(8_000_001) == pytest.approx(1.0)
 
 
 class _Channel:
     """A writer as the tracker sees it: offsets in flight, the committed mark from statuses."""
 
     def __init__(self, name: str) -> None:
-        self.table = "DB.S.T"
-        self.channel_name = name
+        self.name = name
         self.committed: int | None = None
         self.inflight: list[int] = []
         self.seen: list[ChannelStatus | None] = []
@@ -78,14 +29,17 @@ class _Channel:
     def has_inflight(self) -> bool:
         return bool(self.inflight)
 
-    def on_status(self, status: ChannelStatus | None) -> bool:
+    def on_status(self, status: ChannelStatus | None) -> int | None:
         self.seen.append(status)
         mark = None if status is None else parse_offset(status.last_committed_offset_token)
-        if mark is None or (self.committed is not None and mark <= self.committed):
-            return False
-        self.committed = mark
-        self.inflight = [o for o in self.inflight if o > mark]
-        return True
+        if mark is not None and (self.committed is None or mark > self.committed):
+            self.committed = mark
+            self.inflight = [o for o in self.inflight if o > mark]
+        return self.committed
+
+    def follow(self, tracker: CommitTracker) -> None:
+        """Subscribe to `tracker`'s reports, as a channel writer does when it runs."""
+        tracker.follow(self.name, "DB.S.T", self.on_status)
 
 
 class _Auth:
@@ -164,7 +118,7 @@ async def test_one_status_call_covers_every_channel_of_the_pipe() -> None:
     tracker = _tracker(server, ManualClock())
     channels = [_Channel("a"), _Channel("b"), _Channel("gone")]
     for channel in channels:
-        tracker.register(channel)
+        channel.follow(tracker)
     assert await tracker.poll_once() is True
     assert server.requests == [{"channel_names": ["a", "b", "gone"]}]
     assert channels[0].seen[0] is not None
@@ -180,11 +134,11 @@ async def test_first_look_early_then_every_resolution_then_a_fifth_of_the_delay(
     server = _Server(committed=None, latency_ms=250)
     tracker = _tracker(server, clock, min_interval_s=0.01, max_interval_s=0.125)
     channel = _Channel("a")
-    tracker.register(channel)
+    channel.follow(tracker)
     await tracker.poll_once()  # learns the latency
     clock.advance(1.0)
     channel.inflight.append(10)
-    tracker.appended(channel, 10)
+    tracker.appended(channel.name, 10)
     assert tracker.next_poll_at() == pytest.approx(1.125)  # capped by max_interval_s
     clock.advance(0.125)
     await tracker.poll_once()
@@ -211,18 +165,18 @@ async def test_the_lowest_recent_latency_is_aimed_at() -> None:
     server = _Server(committed=None, latency_ms=200)
     tracker = _tracker(server, clock)
     channel = _Channel("a")
-    tracker.register(channel)
+    channel.follow(tracker)
     await tracker.poll_once()
     server.latency_ms = 2000
     for _ in range(50):
         clock.advance(0.1)
         await tracker.poll_once()  # 50 polls in 5 s: still within the window
     channel.inflight.append(3)
-    tracker.appended(channel, 3)
+    tracker.appended(channel.name, 3)
     assert tracker.next_poll_at() == pytest.approx(5.0 + 0.15)
     clock.advance(5.1)
     await tracker.poll_once()  # the 200 ms report is now 10.1 s old
-    tracker.appended(channel, 3)
+    tracker.appended(channel.name, 3)
     assert tracker.next_poll_at() == pytest.approx(10.1 + 1.5)
 
 
@@ -232,12 +186,12 @@ async def test_polls_never_closer_than_the_resolution() -> None:
     server = _Server(committed=None)
     tracker = _tracker(server, clock)
     a, b = _Channel("a"), _Channel("b")
-    tracker.register(a)
-    tracker.register(b)
+    a.follow(tracker)
+    b.follow(tracker)
     await tracker.poll_once()
     for channel, offset in ((a, 1), (b, 2)):
         channel.inflight.append(offset)
-        tracker.appended(channel, offset)  # no latency reported: expected at once
+        tracker.appended(channel.name, offset)  # no latency reported: expected at once
         clock.advance(0.005)
     assert tracker.next_poll_at() == pytest.approx(0.025)
 
@@ -248,12 +202,12 @@ async def test_a_replayed_batch_is_expected_anew() -> None:
     server = _Server(committed=None, latency_ms=200)
     tracker = _tracker(server, clock)
     channel = _Channel("a")
-    tracker.register(channel)
+    channel.follow(tracker)
     await tracker.poll_once()
     channel.inflight.append(5)
-    tracker.appended(channel, 5)
+    tracker.appended(channel.name, 5)
     clock.advance(1.0)
-    tracker.appended(channel, 5)
+    tracker.appended(channel.name, 5)
     assert tracker.next_poll_at() == pytest.approx(1.15)
     assert "waiting=1" in repr(tracker)
 
@@ -265,13 +219,13 @@ async def test_run_polls_at_the_expected_commit_and_sleeps_when_idle() -> None:
     server = _Server(committed=None, latency_ms=200)
     tracker = _tracker(server, clock)
     channel = _Channel("a")
-    tracker.register(channel)
+    channel.follow(tracker)
     await tracker.poll_once()
     async with anyio.create_task_group() as tg:
         tg.start_soon(tracker.run)
         await anyio.wait_all_tasks_blocked()
         channel.inflight.append(7)
-        tracker.appended(channel, 7)
+        tracker.appended(channel.name, 7)
         server.committed = 7
         await anyio.wait_all_tasks_blocked()
         clock.advance(0.1)

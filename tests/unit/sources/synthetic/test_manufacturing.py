@@ -21,6 +21,8 @@ from streamd.sources.synthetic.manufacturing import ManufacturingSource, Manufac
 from streamd.sources.synthetic.manufacturing_models import shift_for_hour
 from streamd.testing import ManualClock, MemorySequences, drain, running_source, settle
 
+from .generated import generated, producer_of
+
 DDL = Path(__file__).parents[4] / "sql" / "manufacturing" / "02_raw_tables.sql"
 SENSOR = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
 PRODUCTION = "MANUFACTURING_DEMO.RAW_DATA.PRODUCTION_DATA_RAW"
@@ -40,22 +42,9 @@ async def produce(
     clock: ManualClock | None = None,
     sequences: MemorySequences | None = None,
 ) -> list[Envelope]:
-    """Everything the source emits while a manual clock advances `seconds` in `steps` steps."""
-    clock = clock or ManualClock()
-    source = ManufacturingSource(cfg)
-    n = len(source.producers())
-    out: list[Envelope] = []
-    async with running_source(source, clock, sequences) as receive:
-        await settle(clock, n)
-        for _ in range(steps):
-            clock.advance(seconds / steps)
-            await settle(clock, n)
-            out += drain(receive)
-    return out
-
-
-def producer_of(envelope: Envelope) -> str:
-    return str(envelope.row["EVENT_ID"]).rsplit(":", 1)[0]
+    return await generated(
+        ManufacturingSource(cfg), seconds, steps=steps, clock=clock, sequences=sequences
+    )
 
 
 def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:

@@ -22,6 +22,8 @@ from streamd.sources.synthetic.retail_models import FUNNEL
 from streamd.testing import ManualClock, MemorySequences, drain, running_source, settle
 from tests.conftest import MANUFACTURING_SQL, StandinFactory
 
+from .generated import generated, producer_of
+
 RETAIL_SQL = Path(__file__).parents[4] / "sql" / "retail"
 DDL = RETAIL_SQL / "02_raw_tables.sql"
 POS = "RETAIL_DEMO.RAW_DATA.POS_TRANSACTIONS_RAW"
@@ -48,21 +50,7 @@ async def produce(
     steps: int = 1,
     sequences: MemorySequences | None = None,
 ) -> list[Envelope]:
-    clock = ManualClock()
-    source = RetailSource(cfg)
-    n = len(source.producers())
-    out: list[Envelope] = []
-    async with running_source(source, clock, sequences) as receive:
-        await settle(clock, n)
-        for _ in range(steps):
-            clock.advance(seconds / steps)
-            await settle(clock, n)
-            out += drain(receive)
-    return out
-
-
-def producer_of(envelope: Envelope) -> str:
-    return str(envelope.row["EVENT_ID"]).rsplit(":", 1)[0]
+    return await generated(RetailSource(cfg), seconds, steps=steps, sequences=sequences)
 
 
 def ddl_columns() -> dict[str, dict[str, tuple[str, int, bool]]]:

@@ -57,7 +57,7 @@ from _timing import PARTS, breakdown, server_log
 from streamd.config.model import Config
 from streamd.daemon import eventloop
 from streamd.daemon.run import Daemon
-from streamd.daemon.topology import RunSummary
+from streamd.daemon.status import RunSummary
 from streamd.metrics import Metrics
 from streamd.rows import Envelope, Row, parse_offset
 from streamd.snowflake.keys import generate_key_pair

@@ -24,7 +24,7 @@ import orjson
 from streamd.config.model import Config
 from streamd.daemon import eventloop
 from streamd.daemon.run import Daemon
-from streamd.daemon.topology import RunSummary
+from streamd.daemon.status import RunSummary
 from streamd.rows import Row
 from streamd.snowflake.keys import generate_key_pair
 from streamd.testing import ListSource, sensor_rows, standin_query, start_standin_process

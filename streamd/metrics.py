@@ -1,80 +1,118 @@
 """Every metric streamd exports, declared once, in a registry per daemon.
 
-Counters are incremented per batch, never per row, so metrics cost nothing on the hot path; the one
-count kept per row (rows produced) is a plain dict exported through a collector (`TableCounts`).
+Counters are incremented per batch, never per row. The counts the pipeline itself reads (rows
+produced, committed and rejected; retries; reopens) live in `PipelineStats`, where the components
+count them; this registry only exports them (`StatsCollector`), and nothing reads Prometheus back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from streamd.pipeline.stats import PipelineStats
 
-class TableCounts(Collector):
-    """A per-table counter kept as plain ints (`counts[table] += n`), exported as a Prometheus counter.
 
-    A prometheus-client `Counter.inc` takes a lock and checks its arguments: ~0.6 µs, a tenth of
-    a row's whole delivery budget when paid per row. Only the event loop touches `counts`.
-    """
+class StatsCollector(Collector):
+    """Exports a `PipelineStats` as Prometheus counters, read at each scrape."""
 
-    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
-        self._name = name
-        self._documentation = documentation
-        self.counts: dict[str, int] = {}
-        registry.register(self)
+    def __init__(self, stats: PipelineStats) -> None:
+        self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
-        """One counter family with a sample per table."""
-        family = CounterMetricFamily(self._name, self._documentation, labels=["table"])
-        for table, n in self.counts.items():
-            family.add_metric([table], n)
-        yield family
+        """One counter family per count, a sample per label set."""
+        s = self._stats
+        yield _family(
+            "streamd_rows_produced",
+            "Rows sources handed to the pipeline",
+            ["table"],
+            (((table,), n) for table, n in s.produced.items()),
+        )
+        yield _family(
+            "streamd_rows_committed",
+            "Rows Snowflake reports committed",
+            ["table"],
+            (((table,), n) for table, n in s.committed.items()),
+        )
+        yield _family(
+            "streamd_rows_rejected",
+            "Rows dead-lettered instead of delivered",
+            ["table", "rule"],
+            s.rejected.items(),
+        )
+        yield _family(
+            "streamd_retries",
+            "Requests retried after a transient error",
+            ["table", "reason"],
+            s.retries.items(),
+        )
+        yield _family(
+            "streamd_channel_reopens",
+            "Channels reopened and replayed",
+            ["table", "reason"],
+            s.reopens.items(),
+        )
+
+
+def _family(
+    name: str, documentation: str, labels: list[str], counts: Iterable[tuple[tuple[str, ...], int]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for values, n in counts:
+        family.add_metric(list(values), n)
+    return family
+
+
+class StatsCount:
+    """`labels(...).inc(n)`, the shape of a prometheus-client counter, counting into `PipelineStats`."""
+
+    def __init__(self, add: Callable[..., None]) -> None:
+        self._add = add
+
+    def labels(self, *values: str) -> _Labelled:
+        """The count of one label set."""
+        return _Labelled(self._add, values)
+
+
+class _Labelled:
+    __slots__ = ("_add", "_values")
+
+    def __init__(self, add: Callable[..., None], values: tuple[str, ...]) -> None:
+        self._add = add
+        self._values = values
+
+    def inc(self, amount: float = 1) -> None:
+        self._add(*self._values, int(amount))
 
 
 class Metrics:
-    """The daemon's metrics; `value()` reads them back for summaries and `inspect`."""
+    """The daemon's metrics, over the pipeline's own counts (`stats`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stats: PipelineStats | None = None) -> None:
+        self.stats = stats if stats is not None else PipelineStats()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.rows_produced = TableCounts(
-            "streamd_rows_produced", "Rows sources handed to the pipeline", registry=r
-        )
+        r.register(StatsCollector(self.stats))
         self.rows_appended = Counter(
             "streamd_rows_appended",
             "Rows acknowledged by an append (not yet committed)",
             ["table"],
             registry=r,
         )
-        self.rows_committed = Counter(
-            "streamd_rows_committed", "Rows Snowflake reports committed", ["table"], registry=r
-        )
-        self.rows_rejected = Counter(
-            "streamd_rows_rejected",
-            "Rows dead-lettered instead of delivered",
-            ["table", "rule"],
-            registry=r,
-        )
+        self.rows_committed = StatsCount(self.stats.commit)
+        """Counts into `stats.committed` (the sinks report commits here)."""
+        self.retries = StatsCount(self.stats.retry)
+        """Counts into `stats.retries`."""
+        self.reopens = StatsCount(self.stats.reopen)
+        """Counts into `stats.reopens`."""
         self.rows_errored = Counter(
             "streamd_rows_errored", "Rows Snowflake counted as erroneous", ["table"], registry=r
         )
         self.bytes_appended = Counter(
             "streamd_bytes_appended", "Uncompressed NDJSON bytes appended", ["table"], registry=r
-        )
-        self.retries = Counter(
-            "streamd_retries",
-            "Requests retried after a transient error",
-            ["table", "reason"],
-            registry=r,
-        )
-        self.reopens = Counter(
-            "streamd_channel_reopens",
-            "Channels reopened and replayed",
-            ["table", "reason"],
-            registry=r,
         )
         self.fenced = Counter(
             "streamd_channels_fenced",
@@ -158,30 +196,14 @@ class Metrics:
         )
 
     def value(self, name: str, **labels: str) -> float:
-        """Current value of a counter (use the name without `_total`) or gauge; 0 when never set."""
+        """One sample's current value (a counter's name without `_total`, or a gauge's); 0 when unset.
+
+        For tests and debugging: the pipeline reads its counts from `stats`, never from here.
+        """
         sample = self.registry.get_sample_value(f"{name}_total", labels)
         if sample is None:
             sample = self.registry.get_sample_value(name, labels)
         return sample or 0.0
-
-    def total(self, name: str, **labels: str) -> float:
-        """Sum of a labelled counter over every label set matching `labels` (use the name without `_total`)."""
-        return sum(
-            sample.value
-            for metric in self.registry.collect()
-            for sample in metric.samples
-            if sample.name == f"{name}_total"
-            and all(sample.labels.get(k) == v for k, v in labels.items())
-        )
-
-    def by_labels(self, name: str) -> dict[tuple[str, ...], float]:
-        """Every label set of a counter (name without `_total`) with its value."""
-        return {
-            tuple(sample.labels.values()): sample.value
-            for metric in self.registry.collect()
-            for sample in metric.samples
-            if sample.name == f"{name}_total"
-        }
 
     def render(self) -> bytes:
         """Prometheus text exposition."""

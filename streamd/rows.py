@@ -80,3 +80,11 @@ class Batch:
     @property
     def end_token(self) -> str:
         return format_offset(self.last_offset)
+
+
+def split_table(name: str) -> tuple[str, str, str]:
+    """`DB.SCHEMA.TABLE` into its parts."""
+    parts = name.split(".")
+    if len(parts) != 3:
+        raise ValueError(f"table {name!r} must be fully qualified as DATABASE.SCHEMA.TABLE")
+    return parts[0], parts[1], parts[2]

@@ -1,31 +1,21 @@
-"""The daemon's memory policy: heap trimmed back to the OS, and the cyclic collector's pace.
+"""The daemon's memory policy, decided here for the whole process: heap trim and the cyclic collector.
 
-Heap trim: hand memory freed after a burst back to the OS, so RSS follows what is in use.
+Heap trim: glibc's malloc keeps freed memory inside its heap and returns only the heap's top on its
+own, so a burst (a lane spooled in one append, 4 MB batches read back while draining) would stay
+resident for as long as one live object sits above it. `malloc_trim(0)` releases every whole free
+page of every arena; the daemon calls it every TRIM_INTERVAL_S in a worker thread (ctypes releases
+the GIL). Where the C library has no `malloc_trim` (musl, macOS) the loop returns at once.
 
-glibc's malloc keeps what is freed inside its heap for reuse and returns only the top of the heap
-on its own. A burst (a lane that filled while the event loop was held up, then was spooled in
-one append of thousands of rows; 4 MB batches read back while draining a backlog) leaves tens of
-MB free but resident, for as long as one live object sits above it. orjson makes such bursts
-bigger than their NDJSON: each `orjson.dumps` result keeps a buffer of at least 4 KiB (3.12 and
-later), whatever the row's size. In bench/stall.py the daemon sat at 148 MB through a commit
-freeze and dropped to 108 MB after one `malloc_trim(0)` (7 ms), which releases every whole free
-page of every arena (madvise), not just the top.
-
-So the daemon trims every TRIM_INTERVAL_S in a worker thread (ctypes releases the GIL). Where the
-C library has no `malloc_trim` (musl without it, macOS) the loop returns at once.
-
-Collector pace: the cyclic collector's youngest generation runs every 700 net allocations of
-tracked objects by default. Rows are dicts, freed by reference counting as soon as they are
-spooled; they only count against that budget while they wait. When a lane is full, every row
-waits (10,000 producers each hold one, with its send's coroutines and events), survives into the
-older generations and is traversed there again and again: at 10,000 sensor tasks the collector
-took ~35 % of the event loop's thread, and the daemon fell to ~7,300 of the 10,000 rows/s offered,
-so the lane stayed full (bench/scale.py). Collecting the youngest generation every
-YOUNG_GENERATION_THRESHOLD allocations instead kept up at ~76 % of a core. Cyclic garbage is rare
-here (~1,000 objects/s, mostly from the HTTP stack), so it waits a little longer, not unbounded.
-What cycles do hold lives longer, so none may hold anything large: httpx's responses did (each
-append's ~100 KB body, 10–25 MB of RSS in bench/stall.py), and the streaming client now cuts
-them loose (`streamd.snowflake.streaming._cut_loose`).
+Collector: rows are freed by reference counting as soon as they are spooled, but rows waiting in
+a full lane (one per blocked producer, with its coroutines and events) survive into the older
+generations and are traversed again and again. So the youngest generation is collected every
+YOUNG_GENERATION_THRESHOLD net allocations rather than CPython's 700; cyclic garbage here is rare
+(mostly the HTTP stack's), so it waits a little longer, never unboundedly, and no cycle may hold
+anything large (the streaming client cuts each response loose for that reason). Once sources
+report their long-lived objects built (`SourceContext.started`: e.g. 10,000 producer tasks of
+~40 tracked objects each), those are frozen out of the collector's traversals (`gc.freeze`);
+reference counting still frees them. Everything is restored when the run ends.
+bench/README.md ("Memory policy") has the figures behind these choices.
 """
 
 from __future__ import annotations
@@ -41,22 +31,42 @@ import anyio.to_thread
 from streamd.clock import Clock
 
 TRIM_INTERVAL_S = 5.0
-"""How often: a trim takes ~1–8 ms (more free pages, longer); bench/stall.py samples every 5 s."""
+"""How often to trim; one trim takes a few ms (longer with more free pages)."""
 
 
 YOUNG_GENERATION_THRESHOLD = 10_000
 """Net tracked allocations between two youngest-generation collections (CPython's default: 700)."""
 
 
-@contextmanager
-def collector_paced() -> Iterator[None]:
-    """Collect the youngest generation every YOUNG_GENERATION_THRESHOLD allocations, then restore."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], YOUNG_GENERATION_THRESHOLD), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
+class CollectorPolicy:
+    """How the cyclic collector runs while the daemon runs; undone when the run ends."""
+
+    def __init__(self) -> None:
+        self._applied = False
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Pace the youngest generation for the block; afterwards, thresholds and freeze as before.
+
+        The threshold is never lowered. What `freeze` froze is unfrozen at the end, unless objects
+        were frozen before the run (by whoever embeds the daemon): they stay frozen, with ours.
+        """
+        thresholds = gc.get_threshold()
+        frozen_before = gc.get_freeze_count()
+        gc.set_threshold(max(thresholds[0], YOUNG_GENERATION_THRESHOLD), *thresholds[1:])
+        self._applied = True
+        try:
+            yield
+        finally:
+            self._applied = False
+            if frozen_before == 0:
+                gc.unfreeze()
+            gc.set_threshold(*thresholds)
+
+    def freeze(self) -> None:
+        """Exempt every object alive now from cyclic collection until the run ends (else nothing)."""
+        if self._applied:
+            gc.freeze()
 
 
 def heap_trimmer() -> Callable[[], int] | None:

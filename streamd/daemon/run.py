@@ -6,7 +6,6 @@ writers wait (up to `delivery.drain_timeout_s`) until Snowflake reports every ap
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import threading
@@ -16,17 +15,18 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 import httpx
-from anyio.abc import ObjectSendStream
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from streamd import __version__
 from streamd.clock import Clock, SystemClock
 from streamd.config.model import Config, sql_dirs
+from streamd.daemon import status as run_status
 from streamd.daemon.admin import bind as bind_admin
 from streamd.daemon.admin import build_app
-from streamd.daemon.memory import collector_paced, trim_heap_loop
+from streamd.daemon.memory import CollectorPolicy, trim_heap_loop
 from streamd.daemon.notify import Notifier, ProgressGate, watchdog_loop
-from streamd.daemon.topology import RunSummary, TableSummary, build_sources
+from streamd.daemon.sources import build_sources
+from streamd.daemon.status import RunSummary
 from streamd.daemon.wiring import open_channels, open_spools
 from streamd.errors import ConfigError, FatalError
 from streamd.http_server import serve_asgi
@@ -36,9 +36,9 @@ from streamd.metrics import Metrics
 from streamd.pipeline.batcher import Batcher
 from streamd.pipeline.dead_letters import DeadLetters
 from streamd.pipeline.lanes import Lane, open_lanes
-from streamd.pipeline.router import Router, RouterSend
+from streamd.pipeline.router import Router
+from streamd.pipeline.stats import PipelineStats
 from streamd.reconciler.loop import Reconciler, for_daemon
-from streamd.rows import Envelope
 from streamd.sinks.streaming.channel_writer import ChannelWriter
 from streamd.sinks.streaming.commit_tracker import CommitTracker
 from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
@@ -80,8 +80,9 @@ class Daemon:
         self.config = config
         self.clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
-        self.metrics = Metrics()
-        self._dead_letters = DeadLetters(config.state_dir / "dead_letters", self.metrics)
+        self.stats = PipelineStats()
+        self.metrics = Metrics(self.stats)
+        self._dead_letters = DeadLetters(config.state_dir / "dead_letters", self.stats)
         self.sources = (
             sources if sources is not None else build_sources(config, self._dead_letters.put)
         )
@@ -106,6 +107,7 @@ class Daemon:
         self._stop = anyio.Event()
         self._abort = anyio.CancelScope()
         self._pipeline_running = False
+        self._collector = CollectorPolicy()
         self.ready = anyio.Event()
         """Set once channels are open and the pipeline runs (what READY=1 will mean to systemd)."""
 
@@ -115,105 +117,27 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         """Live state for /status and `streamd inspect`."""
-        return {
-            "version": __version__,
-            "pid": os.getpid(),
-            "uptime_s": round(self.clock.wall() - self.started_at, 1),
-            "stopping": self.stopping,
-            "target": {"kind": self.config.target.kind, "url": self.target_url},
-            "sources": [
-                {"name": s.name, "kind": getattr(s, "kind", type(s).__name__)} for s in self.sources
-            ],
-            "lanes": [
-                {
-                    "table": lane.table,
-                    "lane": name,
-                    "depth": lane.depth,
-                    "capacity": lane.capacity,
-                    "producers_waiting": lane.producers_waiting,
-                    "spool": self.spools[name].stats() if name in self.spools else None,
-                }
-                for name, lane in self.lanes.items()
-            ],
-            "channels": [w.snapshot() for w in self.writers.values()]
-            + [w.snapshot() for w in self.file_writers.values()],
-            "tables": {t: vars(s) for t, s in self.summary().tables.items()},
-            "rejected": [
-                {"table": table, "rule": rule, "rows": int(n)}
-                for (table, rule), n in self.metrics.by_labels("streamd_rows_rejected").items()
-            ],
-            "reconciler": self.reconciler.status() if self.reconciler else {"enabled": False},
-        }
+        return run_status.status(self)
 
     def health_reasons(self) -> list[str]:
         """Why /healthz says degraded: the reconciler's critical findings (empty when healthy)."""
-        return self.reconciler.health_reasons() if self.reconciler else []
+        return run_status.health_reasons(self)
 
     def summary(self) -> RunSummary:
-        """Produced / committed / rejected per table, from the metrics."""
-        m = self.metrics
-        summary = RunSummary(
-            retries=int(m.total("streamd_retries")), reopens=int(m.total("streamd_channel_reopens"))
-        )
-        for table in self.tables:
-            summary.tables[table] = TableSummary(
-                produced=int(m.value("streamd_rows_produced", table=table)),
-                committed=int(m.value("streamd_rows_committed", table=table)),
-                rejected=int(m.total("streamd_rows_rejected", table=table)),
-                uncommitted=sum(
-                    self._waiting(name) for name, lane in self.lanes.items() if lane.table == table
-                ),
-            )
-        return summary
+        """Produced / committed / rejected per table, and what still waits."""
+        return run_status.summary(self)
 
     def readiness(self) -> list[str]:
         """Why the daemon is not ready: empty once channels are open and no spool is full."""
-        reasons = [f"channel {w.key} is not open" for w in self.writers.values() if not w.is_open]
-        if not self.ready.is_set():
-            reasons.insert(0, "starting: channels not open yet")
-        reasons += [
-            f"spool of {name} is full (spool.max_bytes); sources are waiting"
-            for name, spool in self.spools.items()
-            if spool.writer_blocked
-        ]
-        if self.stopping:
-            reasons.append("stopping: draining")
-        return reasons
+        return run_status.readiness(self)
 
     def refresh_gauges(self) -> None:
         """Set the gauges from live state (called before each /metrics scrape)."""
-        m = self.metrics
-        for name, lane in self.lanes.items():
-            m.lane_depth.labels(name).set(lane.depth)
-            spool = self.spools.get(name)
-            if spool is not None:
-                stats = spool.stats()
-                m.spool_bytes.labels(name).set(stats["bytes"])
-                m.spool_waiting.labels(name).set(stats["rows_waiting"])
-                m.rows_dropped.labels(name).set(stats["rows_dropped"])
-            writer = self.writers.get(name)
-            if writer is not None:
-                m.commit_lag.labels(name).set(writer.commit_lag_s())
-
-    def _progress(self) -> tuple[int, int]:
-        """(rows finished: committed + dead-lettered, rows waiting) for the systemd watchdog."""
-        summary = self.summary()
-        done = sum(t.committed + t.rejected for t in summary.tables.values())
-        return done, summary.uncommitted
-
-    def _waiting(self, lane: str) -> int:
-        """Rows of one lane not known committed: still in the lane, or spooled but uncommitted."""
-        waiting = self.lanes[lane].depth
-        spool = self.spools.get(lane)
-        if spool is not None:
-            writer = self.writers.get(lane)
-            committed = max(spool.committed, (writer.committed or 0) if writer else 0)
-            waiting += max(0, spool.next_seq - 1 - committed)
-        return waiting
+        run_status.refresh_gauges(self)
 
     async def run(self, *, duration: float | None = None) -> RunSummary:
         """Run until stopped (signal, `stop()` or `duration`), drain, and return the summary."""
-        with self._abort, collector_paced():
+        with self._abort, self._collector.applied():
             await self._run(duration)
         if self._abort.cancelled_caught:
             self._log.warning(
@@ -294,14 +218,25 @@ class Daemon:
         cfg = self.config
         timeout = httpx.Timeout(cfg.delivery.request_timeout_s, connect=10)
         async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
-            key_auth = KeyPairAuth(key, cfg.target.account, cfg.target.user, self.clock)
+            key_auth = KeyPairAuth(
+                key, cfg.target.account, cfg.target.user, self.clock, cfg.target.role
+            )
             auth = StreamingAuth(http, key_auth, self.target_url, self.clock)
             client = StreamingClient(
                 http, auth, compression=cfg.delivery.compression, user_agent=USER_AGENT
             )
             sql = SqlApiClient(http, key_auth, self.target_url, self.clock, user_agent=USER_AGENT)
             if cfg.reconciler.enabled:
-                self.reconciler = for_daemon(cfg, sql, self.clock, self.metrics, self.tables, self)
+                self.reconciler = for_daemon(
+                    cfg.reconciler,
+                    sql,
+                    role=cfg.target.role,
+                    clock=self.clock,
+                    metrics=self.metrics,
+                    tables=self.tables,
+                    daemon=self,
+                    produced=self.stats.produced,
+                )
             with anyio.move_on_after(cfg.delivery.startup_timeout_s) as opening:
                 await open_channels(
                     cfg,
@@ -351,7 +286,8 @@ class Daemon:
                 tables=self.tables,
                 sources=len(self.sources),
             )
-            root.start_soon(watchdog_loop, self.notifier, ProgressGate(self._progress), self.clock)
+            gate = ProgressGate(lambda: run_status.progress(self))
+            root.start_soon(watchdog_loop, self.notifier, gate, self.clock)
             root.start_soon(trim_heap_loop, self.clock)
             await self._run_pipeline(duration)
 
@@ -378,9 +314,9 @@ class Daemon:
                         else:
                             tg.start_soon(self.writers[name].run)
                     router = Router(
-                        self.lanes, self.metrics, self.config.tables, self._dead_letters.put
+                        self.lanes, self.stats, self.config.tables, self._dead_letters.put
                     )
-                    tg.start_soon(self._run_sources, router.sender(), sources_scope)
+                    tg.start_soon(self._run_sources, router, sources_scope)
                 outer.cancel_scope.cancel()
         if drain_scope.cancelled_caught:
             self._log.error(
@@ -401,22 +337,25 @@ class Daemon:
         sources.cancel()
         drain.deadline = anyio.current_time() + drain_timeout
 
-    async def _run_sources(self, send: RouterSend, scope: anyio.CancelScope) -> None:
+    async def _run_sources(self, router: Router, scope: anyio.CancelScope) -> None:
+        """Run every source with its own sender; the lanes end once all of them have returned."""
         sequences = FileSequences(self.config.state_dir / "sequences.json")
-        async with send:
+        try:
             with scope:
                 async with anyio.create_task_group() as tg:
                     for source in self.sources:
-                        tg.start_soon(self._run_source, source, send.clone(), sequences)
+                        ctx = SourceContext(
+                            send=router.sender(),
+                            clock=self.clock,
+                            sequences=sequences,
+                            started=self._collector.freeze,
+                        )
+                        tg.start_soon(source.run, ctx)
                 # Every source reached the end of its input: drain and stop like on SIGTERM.
                 self._log.info("sources_finished")
                 self.stop()
-
-    async def _run_source(
-        self, source: Source, send: ObjectSendStream[Envelope], sequences: FileSequences
-    ) -> None:
-        async with send:
-            await source.run(SourceContext(send=send, clock=self.clock, sequences=sequences))
+        finally:
+            router.close_lanes()
 
     async def _watch_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():

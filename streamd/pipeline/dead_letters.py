@@ -9,16 +9,16 @@ import anyio
 import orjson
 
 from streamd.logs import get_logger
-from streamd.metrics import Metrics
+from streamd.pipeline.stats import PipelineStats
 from streamd.rows import Row
 
 
 class DeadLetters:
     """Append-only dead-letter files under `<state_dir>/dead_letters/<table>.ndjson`."""
 
-    def __init__(self, directory: Path, metrics: Metrics) -> None:
+    def __init__(self, directory: Path, stats: PipelineStats) -> None:
         self.directory = directory
-        self._metrics = metrics
+        self._stats = stats
         self._lock = anyio.Lock()
         self._log = get_logger()
 
@@ -37,7 +37,7 @@ class DeadLetters:
         path = self.directory / f"{table}.ndjson"
         async with self._lock:
             await anyio.to_thread.run_sync(_append, path, line)
-        self._metrics.rows_rejected.labels(table, rule).inc()
+        self._stats.reject(table, rule)
         self._log.error(
             "row_rejected",
             table=table,

@@ -1,9 +1,9 @@
 """Route each envelope from the sources to its table's lane, after the table's row rules.
 
-Routing runs inline in the source's own task (`Router.sender()`), not in a task of its own: a hop
-through one more memory stream cost a scheduler turn per row, which was the largest single cost of
-the delivery path (bench/throughput.py). The lanes close when the last sender closes, exactly as a
-memory stream's receiver sees the end when its last sender clone closes.
+Routing runs inline in the source's own task (`Router.sender()`, the sources' `Send`), not in a
+task of its own: a hop through one more stream would cost a scheduler turn per row, the largest
+single cost the delivery path could have (bench/throughput.py). Whoever runs the sources closes
+the lanes (`close_lanes`) once every source has returned.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Awaitable, Callable
 
-from anyio import BrokenResourceError, ClosedResourceError
-from anyio.abc import ObjectSendStream
+from anyio import BrokenResourceError
 from anyio.lowlevel import checkpoint
 
 from streamd.errors import SourceError
-from streamd.metrics import Metrics
 from streamd.pipeline.lanes import Lane
+from streamd.pipeline.stats import PipelineStats
 from streamd.pipeline.validation import TableRules, violation
 from streamd.rows import Envelope, Row
 
@@ -35,7 +34,7 @@ class Router:
     def __init__(
         self,
         lanes: dict[str, Lane],
-        metrics: Metrics,
+        stats: PipelineStats,
         rules: dict[str, TableRules] | None = None,
         reject: Reject | None = None,
     ) -> None:
@@ -43,16 +42,16 @@ class Router:
         self._by_table: dict[str, list[Lane]] = {}
         for lane in lanes.values():
             self._by_table.setdefault(lane.table, []).append(lane)
-        self._produced = metrics.rows_produced.counts
+        self._produced = stats.produced
         for table in self._by_table:
             self._produced.setdefault(table, 0)
         self._rules = {t: r for t, r in (rules or {}).items() if r.columns}
         self._reject = reject
-        self._senders = 0
-        self._closed = False
+        self.closed = False
+        """True once `close_lanes` ran: no row is taken any more."""
 
     def sender(self) -> RouterSend:
-        """A send stream that routes in the caller's task; clone it per source, close each clone."""
+        """One source's `Send`: routes in the caller's task; one per source."""
         return RouterSend(self)
 
     async def deliver(self, envelope: Envelope) -> None:
@@ -76,20 +75,12 @@ class Router:
         if not lane.offer(envelope):
             await lane.put(envelope)
 
-    async def close_lanes(self) -> None:
-        """Tell every lane no more rows come (idempotent)."""
-        if not self._closed:
-            self._closed = True
+    def close_lanes(self) -> None:
+        """Tell every lane no more rows come; senders then raise BrokenResourceError (idempotent)."""
+        if not self.closed:
+            self.closed = True
             for lane in self._lanes.values():
                 lane.close_writers()
-
-    def _opened(self) -> None:
-        self._senders += 1
-
-    async def _released(self) -> None:
-        self._senders -= 1
-        if self._senders == 0:
-            await self.close_lanes()
 
     async def _rejected(self, envelope: Envelope, row: Row, rules: TableRules) -> bool:
         broken = violation(row, rules)
@@ -105,35 +96,22 @@ class Router:
         return True
 
 
-class RouterSend(ObjectSendStream[Envelope]):
-    """A source's end of the router: `send` routes the envelope into its lane right away."""
+class RouterSend:
+    """A source's end of the router (`streamd.sources.base.Send`): each row goes to its lane at once."""
+
+    __slots__ = ("_router", "_since_yield")
 
     def __init__(self, router: Router) -> None:
         self._router = router
-        self._closed = False
         self._since_yield = 0
-        router._opened()
 
     async def send(self, item: Envelope) -> None:
         """Route `item`; waits while its lane is full, and yields every `YIELD_EVERY` rows."""
-        if self._closed:
-            raise ClosedResourceError
-        if self._router._closed:
+        router = self._router
+        if router.closed:
             raise BrokenResourceError
         self._since_yield += 1
         if self._since_yield >= YIELD_EVERY:
             self._since_yield = 0
             await checkpoint()
-        await self._router.deliver(item)
-
-    def clone(self) -> RouterSend:
-        """Another sender on the same router; the lanes end when every clone is closed."""
-        if self._closed:
-            raise ClosedResourceError
-        return RouterSend(self._router)
-
-    async def aclose(self) -> None:
-        """Close this sender; the last one to close ends the lanes."""
-        if not self._closed:
-            self._closed = True
-            await self._router._released()
+        await router.deliver(item)

@@ -16,7 +16,6 @@ import anyio
 import anyio.abc
 
 from streamd.clock import Clock
-from streamd.config.model import Config
 from streamd.errors import StreamdError
 from streamd.logs import get_logger
 from streamd.metrics import Metrics
@@ -79,12 +78,15 @@ class Reconciler:
         databases: list[str],
         channels: Callable[[], list[dict[str, Any]]] = list,
         checks: dict[str, Check] | None = None,
+        produced: Mapping[str, int] | None = None,
     ) -> None:
+        """`produced`: rows produced so far per landing table (the pipeline's live counts)."""
         self.config = config
         self._sql = sql
         self._clock = clock
         self._metrics = metrics
         self._checks = dict(CHECKS if checks is None else checks)
+        self._produced_counts: Mapping[str, int] = {} if produced is None else produced
         self._produced: dict[str, tuple[float, float, float]] = {}
         """Landing table → (produced count, wall time it first grew, wall time it last grew)."""
         self.context = CheckContext(
@@ -197,7 +199,7 @@ class Reconciler:
     def _sample_produced(self, now: float) -> None:
         """Note when each freshness target's landing table last produced (to one cycle's precision)."""
         for target in self.config.freshness:
-            count = self._metrics.value("streamd_rows_produced", table=target.table)
+            count = self._produced_counts.get(target.table, 0)
             before = self._produced.get(target.table)
             if before is None:
                 if count > 0:
@@ -300,20 +302,23 @@ class ChannelSource(Protocol):
 
 
 def for_daemon(
-    config: Config,
+    config: ReconcilerConfig,
     client: SqlApiClient,
+    *,
+    role: str | None,
     clock: Clock,
     metrics: Metrics,
     tables: list[str],
     daemon: ChannelSource,
+    produced: Mapping[str, int],
 ) -> Reconciler:
-    """The daemon's reconciler: queries with the target's role, channels from its writers."""
-    rc = config.reconciler
+    """The daemon's reconciler: queries with the target's `role`, channels from its writers."""
     return Reconciler(
-        rc,
-        BoundSql(client, role=config.target.role, warehouse=rc.warehouse),
+        config,
+        BoundSql(client, role=role, warehouse=config.warehouse),
         clock,
         metrics,
-        databases=watched_databases(rc, tables),
+        databases=watched_databases(config, tables),
         channels=lambda: [w.snapshot() for w in daemon.writers.values()],
+        produced=produced,
     )

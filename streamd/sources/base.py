@@ -1,14 +1,28 @@
-"""The Source seam: a producer pushes envelopes into a bounded stream until its input ends."""
+"""The Source seam: a producer pushes envelopes into a bounded `Send` until its input ends."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from anyio.abc import ObjectSendStream
-
 from streamd.clock import Clock
 from streamd.rows import Envelope
+
+
+class Send(Protocol):
+    """Where a source puts its envelopes (the daemon's router; in tests, a memory stream)."""
+
+    async def send(self, item: Envelope, /) -> None:
+        """Hand over one envelope; waits while delivery is behind (backpressure).
+
+        Raises `anyio.BrokenResourceError` once nothing will take rows any more: a clean stop.
+        """
+        ...
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,11 +32,14 @@ class SourceContext:
     `send` is bounded: when delivery is slow, `await send.send(...)` waits, and that wait *is* the
     backpressure. `sequences` hands out blocks of sequence numbers per producer, made durable
     before they are handed out, so event ids never repeat across restarts (even after SIGKILL).
+    `started` is called by a source once the objects it runs on exist (its producer tasks): they
+    live as long as the run, so the daemon may exempt them from cyclic garbage collection.
     """
 
-    send: ObjectSendStream[Envelope]
+    send: Send
     clock: Clock
     sequences: SequenceAllocator
+    started: Callable[[], None] = _nothing
 
 
 class SequenceAllocator(Protocol):

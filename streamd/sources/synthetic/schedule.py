@@ -6,7 +6,6 @@ Shared by every synthetic source (manufacturing, retail): a source describes its
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
@@ -108,25 +107,16 @@ class SyntheticSource(ABC, Generic[C]):
 async def run_plan(ctx: SourceContext, plan: list[Producer], jitter: float, source: str) -> None:
     """Run every producer until cancelled (or until the receiving end of `ctx.send` is closed).
 
-    Freezes the cyclic garbage collector's view of the process once the producers exist (see
-    `gc.freeze`) and unfreezes it when the plan ends.
+    Calls `ctx.started()` once every producer's task exists: they live as long as the source.
     """
     async with anyio.create_task_group() as tg:
         for producer in plan:
             tg.start_soon(
                 _produce, ctx, tg.cancel_scope, producer, jitter, name=f"{source}/{producer.name}"
             )
-        # Each producer's task, frames and model are ~40 GC-tracked objects that live as long as
-        # the source, and every oldest-generation collection traversed them all: at 10,000
-        # producers that kept the daemon at 99 % of a core, behind the offered rate. Frozen, they
-        # are skipped (they are still freed by reference counting). Unfrozen at the end, so no
-        # cycle stays exempt from collection after the source stops.
-        gc.freeze()
-        try:
-            # The host task just waits: producers never return, so this only ends by cancellation.
-            await anyio.sleep_forever()
-        finally:
-            gc.unfreeze()
+        ctx.started()
+        # The host task just waits: producers never return, so this only ends by cancellation.
+        await anyio.sleep_forever()
 
 
 async def _produce(

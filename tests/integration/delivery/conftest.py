@@ -11,7 +11,7 @@ import pytest
 
 from streamd.config.model import Config
 from streamd.daemon.run import Daemon
-from streamd.daemon.topology import RunSummary
+from streamd.daemon.status import RunSummary
 from streamd.snowflake.keys import generate_key_pair
 from streamd.standin.server import Standin
 from streamd.testing import standin_query

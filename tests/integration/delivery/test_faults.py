@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from streamd.daemon.run import Daemon
-from streamd.daemon.topology import RunSummary
+from streamd.daemon.status import RunSummary
 from streamd.standin.faults import parse_fault_spec
 from streamd.testing import standin_query
 

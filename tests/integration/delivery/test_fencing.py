@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from streamd.config.model import Config
 from streamd.daemon.run import Daemon
-from streamd.daemon.topology import RunSummary
+from streamd.daemon.status import RunSummary
 from streamd.errors import ChannelFenced
 from streamd.snowflake.keys import generate_key_pair
 from streamd.standin.server import Standin

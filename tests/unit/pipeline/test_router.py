@@ -6,20 +6,22 @@ import anyio
 import pytest
 
 from streamd.errors import SourceError
-from streamd.metrics import Metrics
 from streamd.pipeline.lanes import Lane, open_lanes
 from streamd.pipeline.router import YIELD_EVERY, Router
+from streamd.pipeline.stats import PipelineStats
 from streamd.rows import Envelope
 
 
 async def test_same_key_same_shard_and_counts() -> None:
     """Every row of one producer lands in one shard; produced counts are per table."""
     lanes = open_lanes(["DB.S.A", "DB.S.B"], capacity=100, shards=3)
-    metrics = Metrics()
-    async with Router(lanes, metrics).sender() as send:
-        for i in range(30):
-            await send.send(Envelope("DB.S.A", {"i": i}, key=f"p{i % 5}"))
-        await send.send(Envelope("DB.S.B", {"i": -1}, key="x"))
+    stats = PipelineStats()
+    router = Router(lanes, stats)
+    send = router.sender()
+    for i in range(30):
+        await send.send(Envelope("DB.S.A", {"i": i}, key=f"p{i % 5}"))
+    await send.send(Envelope("DB.S.B", {"i": -1}, key="x"))
+    router.close_lanes()
     placement: dict[int, str] = {}
     for name, lane in lanes.items():
         async with lane.receive:
@@ -27,8 +29,7 @@ async def test_same_key_same_shard_and_counts() -> None:
                 if name.startswith("DB.S.A"):
                     assert placement.setdefault(envelope.row["i"] % 5, name) == name
     assert len(set(placement.values())) > 1
-    assert metrics.value("streamd_rows_produced", table="DB.S.A") == 30
-    assert metrics.value("streamd_rows_produced", table="DB.S.B") == 1
+    assert stats.produced == {"DB.S.A": 30, "DB.S.B": 1}
 
 
 async def close_readers(lanes: dict[str, Lane]) -> None:
@@ -40,28 +41,30 @@ async def close_readers(lanes: dict[str, Lane]) -> None:
 async def test_unknown_table_is_an_error() -> None:
     """A row for an undeclared table stops the pipeline with a clear error rather than vanishing."""
     lanes = open_lanes(["DB.S.A"], capacity=10)
-    async with Router(lanes, Metrics()).sender() as send:
-        with pytest.raises(SourceError, match=r"DB\.S\.NOPE"):
-            await send.send(Envelope("DB.S.NOPE", {}))
+    send = Router(lanes, PipelineStats()).sender()
+    with pytest.raises(SourceError, match=r"DB\.S\.NOPE"):
+        await send.send(Envelope("DB.S.NOPE", {}))
     await close_readers(lanes)
 
 
-async def test_lanes_end_when_the_last_clone_closes() -> None:
-    """Like a memory stream: the lanes see the end only once every sender clone is closed."""
+async def test_lanes_end_when_the_router_closes_them() -> None:
+    """Senders share the lanes; the lanes see the end only once the router closes them."""
     lanes = open_lanes(["DB.S.A"], capacity=10)
-    root = Router(lanes, Metrics()).sender()
-    clone = root.clone()
-    await root.aclose()
-    await clone.send(Envelope("DB.S.A", {"i": 1}))
+    router = Router(lanes, PipelineStats())
+    first, second = router.sender(), router.sender()
+    await first.send(Envelope("DB.S.A", {"i": 1}))
+    await second.send(Envelope("DB.S.A", {"i": 2}))
     lane = lanes["DB.S.A"]
     assert lane.receive.receive_nowait().row == {"i": 1}
+    assert lane.receive.receive_nowait().row == {"i": 2}
     with pytest.raises(anyio.WouldBlock):
-        lane.receive.receive_nowait()  # still open: one clone remains
-    await clone.aclose()
+        lane.receive.receive_nowait()  # still open
+    router.close_lanes()
+    router.close_lanes()  # idempotent
     with pytest.raises(anyio.EndOfStream):
         lane.receive.receive_nowait()
-    with pytest.raises(anyio.ClosedResourceError):
-        await clone.send(Envelope("DB.S.A", {}))
+    with pytest.raises(anyio.BrokenResourceError):
+        await second.send(Envelope("DB.S.A", {}))
     await close_readers(lanes)
 
 
@@ -70,21 +73,21 @@ async def test_full_lane_blocks_the_sender() -> None:
     lanes = open_lanes(["DB.S.A"], capacity=2)
     lane = lanes["DB.S.A"]
     sent = 0
-    async with Router(lanes, Metrics()).sender() as send:
+    send = Router(lanes, PipelineStats()).sender()
 
-        async def produce() -> None:
-            nonlocal sent
-            for i in range(5):
-                await send.send(Envelope("DB.S.A", {"i": i}))
-                sent += 1
+    async def produce() -> None:
+        nonlocal sent
+        for i in range(5):
+            await send.send(Envelope("DB.S.A", {"i": i}))
+            sent += 1
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            await anyio.wait_all_tasks_blocked()
-            assert sent == 2
-            assert lane.producers_waiting == 1
-            for expected in range(5):
-                assert (await lane.receive.receive()).row == {"i": expected}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        await anyio.wait_all_tasks_blocked()
+        assert sent == 2
+        assert lane.producers_waiting == 1
+        for expected in range(5):
+            assert (await lane.receive.receive()).row == {"i": expected}
     await close_readers(lanes)
 
 
@@ -99,7 +102,8 @@ async def test_a_tight_sender_yields_to_others() -> None:
             turns += 1
             await anyio.lowlevel.checkpoint()
 
-    async with anyio.create_task_group() as tg, Router(lanes, Metrics()).sender() as send:
+    send = Router(lanes, PipelineStats()).sender()
+    async with anyio.create_task_group() as tg:
         tg.start_soon(other)
         await anyio.lowlevel.checkpoint()
         before = turns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import math
 import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -323,17 +324,26 @@ async def test_run_does_not_return_on_its_own() -> None:
     assert scope.cancelled_caught
 
 
-async def test_producers_are_exempt_from_cyclic_gc_only_while_the_plan_runs() -> None:
+async def test_the_plan_reports_started_once_and_leaves_the_collector_alone() -> None:
+    """Freezing long-lived objects is the daemon's call: the source only says when they exist."""
     source = ManufacturingSource(config(equipment_count=3, line_count=0, product_count=0))
     clock = ManualClock()
-    assert gc.get_freeze_count() == 0
-    async with running_source(source, clock) as receive:
-        await settle(clock, 3)
-        assert gc.get_freeze_count() > 0
-        clock.advance(1.5)
-        await settle(clock, 3)
-        assert drain(receive)
-    assert gc.get_freeze_count() == 0
+    started: list[int] = []
+    frozen = gc.get_freeze_count()
+    send, receive = anyio.create_memory_object_stream[Envelope](math.inf)
+    ctx = SourceContext(send, clock, MemorySequences(), started=lambda: started.append(1))
+    with send, receive:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(source.run, ctx)
+            await settle(clock, 3)
+            assert started == [1]
+            clock.advance(1.5)
+            await settle(clock, 3)
+            assert drain(receive)
+            assert gc.get_freeze_count() == frozen
+            tg.cancel_scope.cancel()
+    assert started == [1]
+    assert gc.get_freeze_count() == frozen
 
 
 async def test_closed_receiver_stops_the_source_cleanly() -> None:

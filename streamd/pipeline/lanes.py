@@ -1,19 +1,14 @@
 """Bounded lanes: the buffer between sources and a channel's batcher; one per table and shard.
 
 A lane is a bounded FIFO with one reader (the batcher) and many writers (every producer routed
-to it). It was an anyio memory object stream; it is written here because of what a full lane
-costs. With 10,000 sensor producers and the lane full, every row goes through the blocking path,
-and anyio's `send` pays for it twice: a scheduler turn (`checkpoint`) before it even tries, a
-`WouldBlock` raised and caught, a set and a dict of waiters, and a `finally` per row. That made
-a full lane ~30 µs per row dearer than an empty one, so a daemon that fell behind for a moment
-(a slow second on a busy machine) could not catch up (bench/scale.py). Here a writer that finds
-the lane full parks one `anyio.Event` with its row in an ordered dict, and the reader moves the
-oldest parked row into the lane as it takes one: no exception, no extra turn.
+to it), with a memory object stream's semantics: FIFO across writers (a new row never overtakes a
+parked one), `put` waits while full, the reader sees `EndOfStream` once the writers closed and the
+lane is empty, and writers get `BrokenResourceError` once the reader is gone.
 
-The semantics are the memory stream's, which the router and batcher were built on: FIFO across
-writers (a new row never overtakes a parked one), `put` waits while full, the reader sees
-`EndOfStream` once the writers closed and the lane is empty, and writers get
-`BrokenResourceError` once the reader is gone.
+It is its own class rather than an anyio stream because a full lane is the normal state of a
+daemon catching up, with thousands of producers blocked on it: a writer that finds the lane full
+parks one `anyio.Event` with its row, and the reader moves the oldest parked row in as it takes
+one, so a blocked row costs no extra scheduler turn and no exception (bench/README.md, "Lanes").
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from streamd.rows import Row
 from streamd.testing import start_standin_process
 
 T = TypeVar("T")
@@ -55,6 +56,20 @@ def _describe(probe: Callable[..., Any]) -> str:
         return inspect.getsource(probe).strip()
     except (OSError, TypeError):
         return getattr(probe, "__qualname__", repr(probe))
+
+
+class DeadLetterRecorder:
+    """A source's dead-letter sink that keeps what it is given, one dict per record."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    async def __call__(
+        self, table: str, row: Row, *, rule: str, detail: str, position: str | None = None
+    ) -> None:
+        self.records.append(
+            {"table": table, "row": row, "rule": rule, "detail": detail, "position": position}
+        )
 
 
 @contextmanager

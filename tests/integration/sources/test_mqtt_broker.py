@@ -9,11 +9,11 @@ import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from streamd.clock import SystemClock
-from streamd.rows import Envelope, Row
+from streamd.rows import Envelope
 from streamd.sources.base import SourceContext
 from streamd.sources.mqtt.source import MqttSource, MqttSourceConfig
 from streamd.testing import MemorySequences, drain
-from tests.helpers import eventually, spb
+from tests.helpers import DeadLetterRecorder, eventually, spb
 
 from .conftest import Broker, Relay
 
@@ -41,16 +41,6 @@ def config(
     )
 
 
-class DeadLetters:
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, Row, str]] = []
-
-    async def __call__(
-        self, table: str, row: Row, *, rule: str, detail: str, position: str | None = None
-    ) -> None:
-        self.rows.append((table, row, rule))
-
-
 async def take(receive: MemoryObjectReceiveStream[Envelope], n: int) -> list[Envelope]:
     out = []
     with anyio.fail_after(15):
@@ -72,7 +62,7 @@ async def observe_ncmd(
 
 async def test_json_and_sparkplug_rows(broker: Broker) -> None:
     observer: list[str] = []
-    dead = DeadLetters()
+    dead = DeadLetterRecorder()
     source = MqttSource(config(broker), dead)
     send, receive = anyio.create_memory_object_stream[Envelope](100)
     ctx = SourceContext(send, SystemClock(), MemorySequences())
@@ -106,7 +96,7 @@ async def test_json_and_sparkplug_rows(broker: Broker) -> None:
         ("NDATA", "T", 3.5),
         ("NDATA", "T", 4.5),
     ]
-    assert [(t, rule) for t, _, rule in dead.rows] == [("DB.RAW.TELEMETRY", "invalid_json")]
+    assert [(d["table"], d["rule"]) for d in dead.records] == [("DB.RAW.TELEMETRY", "invalid_json")]
     assert observer == ["spBv1.0/G/NCMD/E"]
 
 

@@ -17,12 +17,12 @@ import zstandard
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from streamd.clock import SystemClock
-from streamd.rows import Envelope, Row, format_offset
+from streamd.rows import Envelope, format_offset
 from streamd.sources.base import SourceContext
 from streamd.sources.http_push.body import BodyError, decode_body
 from streamd.sources.http_push.source import HttpPushSource, HttpPushSourceConfig
 from streamd.sources.synthetic.sequences import FileSequences
-from tests.helpers import eventually
+from tests.helpers import DeadLetterRecorder, eventually
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -53,16 +53,6 @@ class Pipeline:
                     self.seq += 1
                     envelope.ack(self.seq)
                 self.acked_at = time.monotonic()
-
-
-class DeadLetterRecorder:
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    async def __call__(
-        self, table: str, row: Row, *, rule: str, detail: str, position: str | None = None
-    ) -> None:
-        self.records.append({"table": table, "row": row, "rule": rule, "position": position})
 
 
 @asynccontextmanager

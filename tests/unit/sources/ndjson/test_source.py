@@ -20,7 +20,7 @@ from streamd.sources.ndjson.config import NdjsonSourceConfig
 from streamd.sources.ndjson.position import AckTracker, PositionStore
 from streamd.sources.ndjson.source import NdjsonSource
 from streamd.sources.synthetic.sequences import FileSequences
-from tests.helpers import eventually
+from tests.helpers import DeadLetterRecorder, eventually
 
 TABLE = "DB.RAW.EVENTS"
 
@@ -47,16 +47,6 @@ class Consumer:
 
     def ids(self) -> list[Any]:
         return [r["id"] for r in self.rows]
-
-
-class DeadLetterRecorder:
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    async def __call__(
-        self, table: str, row: Row, *, rule: str, detail: str, position: str | None = None
-    ) -> None:
-        self.records.append({"table": table, "row": row, "rule": rule, "position": position})
 
 
 def lines(*ids: int) -> bytes:
@@ -88,6 +78,21 @@ async def tailing(
         tg.start_soon(source.run, ctx)
         yield source
         tg.cancel_scope.cancel()
+
+
+async def restart_reads(
+    tmp_path: Path, path: Path, marker: int, dead: DeadLetterRecorder | None = None
+) -> list[Any]:
+    """Restart the source and append line `marker` to `path`: the ids read once it has arrived.
+
+    A file is read in order, so anything read again would arrive before the marker: no sleeping
+    and hoping that nothing comes.
+    """
+    again = Consumer()
+    async with tailing(tmp_path, again, dead):
+        append(path, lines(marker))
+        await eventually(lambda: marker in again.ids())
+    return again.ids()
 
 
 @pytest.fixture
@@ -123,13 +128,9 @@ async def test_bad_lines_go_to_dead_letters_and_position_moves_past_them(
     assert dead.records[0]["row"] == {"_raw": "not json"}
     assert dead.records[0]["position"] == f"{logs / 'a.ndjson'}:9"
     assert {d["table"] for d in dead.records} == {TABLE}
-    # Restart: nothing is read again, neither rows nor bad lines. A line appended after the restart
-    # is read after anything re-read, so once it arrives the restart has had its chance.
-    again, dead2 = Consumer(), DeadLetterRecorder()
-    async with tailing(tmp_path, again, dead2):
-        append(logs / "a.ndjson", lines(3))
-        await eventually(lambda: again.rows)
-    assert again.ids() == [3]
+    # Restart: nothing is read again, neither rows nor bad lines.
+    dead2 = DeadLetterRecorder()
+    assert await restart_reads(tmp_path, logs / "a.ndjson", 3, dead2) == [3]
     assert dead2.records == []
 
 
@@ -182,12 +183,8 @@ async def test_a_file_rotated_while_stopped_is_finished_before_the_new_one(
         append(current, lines(6))  # read after anything repeated: nothing came twice
         await eventually(lambda: 6 in second.ids())
     assert second.ids() == [3, 4, 5, 6]
-    # Finished and forgotten: a third run reads nothing again (only what is appended after it).
-    third = Consumer()
-    async with tailing(tmp_path, third):
-        append(current, lines(7))
-        await eventually(lambda: third.rows)
-    assert third.ids() == [7]
+    # Finished and forgotten: a third run reads nothing again, only what is appended after it.
+    assert await restart_reads(tmp_path, current, 7) == [7]
 
 
 async def test_truncation_restarts_the_file_at_zero(tmp_path: Path, logs: Path) -> None:
@@ -258,11 +255,7 @@ async def test_shutdown_waits_for_outstanding_acks(tmp_path: Path, logs: Path) -
         await eventually(lambda: consumer.ids() == [1, 2])
         tg.start_soon(release_later)
     # The acks made it into the position: a restart reads only what is appended after it.
-    again = Consumer()
-    async with tailing(tmp_path, again):
-        append(path, lines(3))
-        await eventually(lambda: again.rows)
-    assert again.ids() == [3]
+    assert await restart_reads(tmp_path, path, 3) == [3]
 
 
 async def test_start_at_end_reads_only_what_is_appended(tmp_path: Path, logs: Path) -> None:

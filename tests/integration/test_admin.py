@@ -9,6 +9,7 @@ import httpx
 
 from streamd.config.model import parse
 from streamd.daemon.run import Daemon
+from tests.helpers import eventually
 
 
 async def test_readyz_and_metrics_while_running(tmp_path: Path) -> None:
@@ -25,7 +26,8 @@ async def test_readyz_and_metrics_while_running(tmp_path: Path) -> None:
         tg.start_soon(daemon.run)
         with anyio.fail_after(30):
             await daemon.ready.wait()
-        await anyio.sleep(1)
+        sensor = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
+        await eventually(lambda: daemon.summary().tables[sensor].committed > 0)  # appends made
         async with httpx.AsyncClient(base_url=str(daemon.admin_url), timeout=10) as http:
             ready = await http.get("/readyz")
             health = await http.get("/healthz")
@@ -34,7 +36,6 @@ async def test_readyz_and_metrics_while_running(tmp_path: Path) -> None:
     assert ready.status_code == 200
     assert ready.json() == {"ready": True, "reasons": []}
     assert health.status_code == 200
-    sensor = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
     for series in (
         f'streamd_rows_produced_total{{table="{sensor}"}}',
         f'streamd_rows_committed_total{{table="{sensor}"}}',

@@ -13,6 +13,7 @@ from streamd.cli.inspect import fetch_status, render
 from streamd.config.model import parse
 from streamd.daemon.run import Daemon
 from streamd.snowflake.keys import generate_key_pair, write_private
+from tests.helpers import eventually
 
 
 def streamd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -124,8 +125,16 @@ async def test_inspect_shows_live_lanes_and_channels(tmp_path: Path) -> None:
         tg.start_soon(daemon.run)
         with anyio.fail_after(30):
             await daemon.ready.wait()
-        await anyio.sleep(1.5)  # a few batches commit (commit delay 0.1 s, linger 0.02 s)
-        status = await anyio.to_thread.run_sync(fetch_status, config)
+        # A few batches commit (commit delay 0.1 s, linger 0.02 s) and the tracker reports them.
+        status = await eventually(
+            lambda: anyio.to_thread.run_sync(fetch_status, config),
+            lambda s: any(
+                c["channel"] == "streamd_SENSOR_DATA_RAW" and c["rows_inserted"]
+                for c in s["channels"]
+            ),
+            interval=0.1,
+            what="the sensor channel reports committed rows",
+        )
         daemon.stop()
     assert {lane["table"].split(".")[-1] for lane in status["lanes"]} == {
         "SENSOR_DATA_RAW",

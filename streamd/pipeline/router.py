@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable
 from anyio import BrokenResourceError
 from anyio.lowlevel import checkpoint
 
+from streamd.config.tables import TableRules
 from streamd.errors import SourceError
 from streamd.pipeline.lanes import Lane
 from streamd.pipeline.stats import PipelineStats
-from streamd.pipeline.validation import TableRules, violation
+from streamd.pipeline.validation import violation
 from streamd.rows import Envelope, Row
 
 Reject = Callable[..., Awaitable[None]]

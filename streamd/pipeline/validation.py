@@ -8,9 +8,6 @@ from typing import Any
 from streamd.config.tables import TableRules
 from streamd.rows import Row
 
-# TableRules is part of this interface: `violation` checks rows against it.
-__all__ = ["TableRules", "violation"]
-
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "number": (int, float),

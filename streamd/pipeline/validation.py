@@ -1,5 +1,4 @@
-"""Checking a row against its table's rules (`[tables]`): a row that breaks one is dead-lettered,
-never sent, never lost."""
+"""Check a row against its table's `[tables]` rules; a row that breaks one is dead-lettered."""
 
 from __future__ import annotations
 

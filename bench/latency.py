@@ -300,7 +300,7 @@ def main() -> None:
     target_ms = args.linger_ms + 50
     client_p99 = pct(sorted(parts["client-added"]), 0.99) * 1000
     append_p99 = pct(sorted(append_lat), 0.99) * 1000
-    polls = sum(t.polls for t in daemons[0].trackers.values())
+    polls = sum(t.polls for t in daemons[0].delivery.trackers.values())
 
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(

@@ -10,7 +10,7 @@ import signal
 import socket
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -27,7 +27,7 @@ from streamd.daemon.memory import CollectorPolicy, trim_heap_loop
 from streamd.daemon.notify import Notifier, ProgressGate, watchdog_loop
 from streamd.daemon.sources import build_sources
 from streamd.daemon.status import RunSummary
-from streamd.daemon.wiring import open_channels, open_spools
+from streamd.daemon.wiring import Delivery, open_delivery, open_spools
 from streamd.errors import ConfigError, FatalError
 from streamd.http_server import serve_asgi
 from streamd.install import needs_full_install
@@ -39,8 +39,6 @@ from streamd.pipeline.lanes import Lane, open_lanes
 from streamd.pipeline.router import Router
 from streamd.pipeline.stats import PipelineStats
 from streamd.reconciler.loop import Reconciler, for_daemon
-from streamd.sinks.streaming.channel_writer import ChannelWriter
-from streamd.sinks.streaming.commit_tracker import CommitTracker
 from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
 from streamd.snowflake.keys import local_key_pair
 from streamd.snowflake.sql_api import SqlApiClient
@@ -48,9 +46,6 @@ from streamd.snowflake.streaming import StreamingClient
 from streamd.sources.base import Source, SourceContext
 from streamd.sources.synthetic.sequences import FileSequences
 from streamd.spool import LaneSpool
-
-if TYPE_CHECKING:
-    from streamd.sinks.files.writer import FileWriter
 
 USER_AGENT = f"streamd/{__version__}"
 
@@ -90,10 +85,12 @@ class Daemon:
         self.lanes: dict[str, Lane] = open_lanes(
             self.tables, config.delivery.lane_capacity, config.delivery.channels_per_table
         )
-        self.writers: dict[str, ChannelWriter] = {}
-        self.file_writers: dict[str, FileWriter] = {}
-        """Writers of files-mode lanes (classic Snowpipe), keyed by lane like `writers`."""
-        self.trackers: dict[tuple[str, str, str], CommitTracker] = {}
+        self.delivery = Delivery()
+        """Every lane's sink and the commit polls serving them; filled as the sinks open."""
+        self.sinks = self.delivery.sinks
+        """Lane → its sink, whatever the mode: what status, readiness and summary read."""
+        self.writers = self.delivery.channels
+        """The streaming lanes' channel writers, which the reconciler's channel check reads."""
         self.spools: dict[str, LaneSpool] = {}
         self.batchers: dict[str, Batcher] = {}
         self.reconciler: Reconciler | None = None
@@ -238,36 +235,21 @@ class Daemon:
                     produced=self.stats.produced,
                 )
             with anyio.move_on_after(cfg.delivery.startup_timeout_s) as opening:
-                await open_channels(
+                await open_delivery(
                     cfg,
                     self.lanes,
                     self.batchers,
                     client,
-                    self.clock,
-                    self.metrics,
-                    self.trackers,
-                    self.writers,
+                    sql,
+                    url=self.target_url,
+                    key=key,
+                    clock=self.clock,
+                    metrics=self.metrics,
+                    dead_letters=self._dead_letters,
+                    delivery=self.delivery,
                 )
-                if cfg.files_tables():
-                    # Imported only with files-mode tables: snowflake-ingest pulls in the
-                    # Snowflake connector and boto3 (~45 MB resident).
-                    with needs_full_install('tables with mode = "files"'):
-                        from streamd.sinks.files.setup import open_files_mode
-
-                    await open_files_mode(
-                        cfg,
-                        self.lanes,
-                        self.batchers,
-                        sql,
-                        url=self.target_url,
-                        key=key,
-                        clock=self.clock,
-                        metrics=self.metrics,
-                        dead_letters=self._dead_letters,
-                        writers=self.file_writers,
-                    )
             if opening.cancelled_caught:
-                last = next((w.last_error for w in self.writers.values() if w.last_error), None)
+                last = next((s.last_error for s in self.sinks.values() if s.last_error), None)
                 raise FatalError(
                     f"could not open channels at {self.target_url} within "
                     f"{cfg.delivery.startup_timeout_s:g} s (last error: {last}); check target.url, "
@@ -299,8 +281,7 @@ class Daemon:
             self.ready.set()
             self.notifier.ready(f"{len(self.writers)} channels open to {self.target_url}")
             async with anyio.create_task_group() as outer:
-                for tracker in self.trackers.values():
-                    outer.start_soon(tracker.run)
+                outer.start_soon(self.delivery.serve)
                 if self.reconciler is not None:
                     outer.start_soon(self.reconciler.run)
                 outer.start_soon(self._stop_when_asked, duration, sources_scope, drain_scope)
@@ -308,11 +289,7 @@ class Daemon:
                 async with anyio.create_task_group() as tg:
                     for name, lane in self.lanes.items():
                         tg.start_soon(self.batchers[name].fill, lane.receive)
-                        if name in self.file_writers:
-                            tg.start_soon(self.file_writers[name].run)
-                            outer.start_soon(self.file_writers[name].confirmer.run)
-                        else:
-                            tg.start_soon(self.writers[name].run)
+                        tg.start_soon(self.sinks[name].run)
                     router = Router(
                         self.lanes, self.stats, self.config.tables, self._dead_letters.put
                     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import anyio
 
@@ -20,12 +20,9 @@ from streamd.metrics import Metrics
 from streamd.pipeline.lanes import Lane
 from streamd.pipeline.stats import PipelineStats
 from streamd.reconciler.loop import Reconciler
-from streamd.sinks.streaming.channel_writer import ChannelWriter
+from streamd.sinks.base import Sink
 from streamd.sources.base import Source
 from streamd.spool import LaneSpool
-
-if TYPE_CHECKING:
-    from streamd.sinks.files.writer import FileWriter
 
 
 @dataclass
@@ -76,9 +73,7 @@ class Running(Protocol):
     @property
     def spools(self) -> Mapping[str, LaneSpool]: ...
     @property
-    def writers(self) -> Mapping[str, ChannelWriter]: ...
-    @property
-    def file_writers(self) -> Mapping[str, FileWriter]: ...
+    def sinks(self) -> Mapping[str, Sink]: ...
     @property
     def reconciler(self) -> Reconciler | None: ...
     @property
@@ -136,8 +131,7 @@ def status(d: Running) -> dict[str, Any]:
             }
             for name, lane in d.lanes.items()
         ],
-        "channels": [w.snapshot() for w in d.writers.values()]
-        + [w.snapshot() for w in d.file_writers.values()],
+        "channels": [s.snapshot() for s in d.sinks.values()],
         "tables": {t: vars(s) for t, s in summary(d).tables.items()},
         "rejected": [
             {"table": table, "rule": rule, "rows": n}
@@ -149,7 +143,7 @@ def status(d: Running) -> dict[str, Any]:
 
 def readiness(d: Running) -> list[str]:
     """Why the daemon is not ready: empty once channels are open and no spool is full."""
-    reasons = [f"channel {w.key} is not open" for w in d.writers.values() if not w.is_open]
+    reasons = [f"{s.name} is not open" for s in d.sinks.values() if not s.is_open]
     if not d.ready.is_set():
         reasons.insert(0, "starting: channels not open yet")
     reasons += [
@@ -178,9 +172,9 @@ def refresh_gauges(d: Running) -> None:
             m.spool_bytes.labels(name).set(stats["bytes"])
             m.spool_waiting.labels(name).set(stats["rows_waiting"])
             m.rows_dropped.labels(name).set(stats["rows_dropped"])
-        writer = d.writers.get(name)
-        if writer is not None:
-            m.commit_lag.labels(name).set(writer.commit_lag_s())
+        sink = d.sinks.get(name)
+        if sink is not None:
+            m.commit_lag.labels(name).set(sink.commit_lag_s())
 
 
 def _waiting(d: Running, lane: str) -> int:
@@ -188,7 +182,7 @@ def _waiting(d: Running, lane: str) -> int:
     waiting = d.lanes[lane].depth
     spool = d.spools.get(lane)
     if spool is not None:
-        writer = d.writers.get(lane)
-        committed = max(spool.committed, (writer.committed or 0) if writer else 0)
+        sink = d.sinks.get(lane)
+        committed = max(spool.committed, sink.committed_offset if sink else 0)
         waiting += max(0, spool.next_seq - 1 - committed)
     return waiting

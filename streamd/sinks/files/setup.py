@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from streamd.logs import get_logger
 from streamd.metrics import Metrics
 from streamd.pipeline.dead_letters import DeadLetters
 from streamd.pipeline.lanes import Lane
-from streamd.sinks.base import BatchSource
+from streamd.sinks.base import BatchSource, Sink
 from streamd.sinks.files.config import FilesConfig, pipe_ddl, pipe_name, stage_name
 from streamd.sinks.files.confirm import ConfirmPolicy, FileConfirmer
 from streamd.sinks.files.manifest import Manifest
@@ -99,7 +99,7 @@ async def create_objects(
 
 async def open_files_mode(
     config: Config,
-    lanes: dict[str, Lane],
+    lanes: Mapping[str, Lane],
     batchers: Mapping[str, BatchSource],
     sql: SqlApiClient,
     *,
@@ -108,7 +108,7 @@ async def open_files_mode(
     clock: Clock,
     metrics: Metrics,
     dead_letters: DeadLetters,
-    writers: dict[str, FileWriter],
+    writers: MutableMapping[str, Sink],
 ) -> None:
     """Files-mode lanes: their stage and pipes (with `files.create_objects`), then their writers."""
     tables = set(config.files_tables())
@@ -149,7 +149,7 @@ async def open_file_writers(
     clock: Clock,
     metrics: Metrics,
     dead_letters: DeadLetters,
-    writers: dict[str, FileWriter],
+    writers: MutableMapping[str, Sink],
 ) -> None:
     """A FileWriter per files-mode lane (registered in `writers` before it opens)."""
     policy = ConfirmPolicy(files.report_poll_s, files.scan_after_s, files.resubmit_after_s)

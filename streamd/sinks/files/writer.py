@@ -125,6 +125,7 @@ class FileWriter:
     async def run(self) -> None:
         """Resubmit unconfirmed files, then ship new ones until the lane ends and all are loaded."""
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self.confirmer.run)
             tg.start_soon(self._confirm_in_order)
             recovered = list(self._manifest.entries)
             if recovered:

@@ -19,13 +19,13 @@ A, B = "DB.S.A", "DB.S.B"
 
 
 @dataclass
-class _Writer:
-    key: str
+class _Sink:
+    name: str
     is_open: bool = True
-    committed: int | None = None
+    committed_offset: int = 0
 
     def snapshot(self) -> dict[str, Any]:
-        return {"channel": self.key, "open": self.is_open}
+        return {"channel": self.name, "open": self.is_open}
 
     def commit_lag_s(self) -> float:
         return 1.5
@@ -42,8 +42,7 @@ class _Running:
     tables: list[str] = field(default_factory=lambda: [A, B])
     lanes: dict[str, Lane] = field(default_factory=lambda: open_lanes([A, B], capacity=10))
     spools: dict[str, Any] = field(default_factory=dict)
-    writers: dict[str, Any] = field(default_factory=dict)
-    file_writers: dict[str, Any] = field(default_factory=dict)
+    sinks: dict[str, Any] = field(default_factory=dict)
     reconciler: Any = None
     started_at: float = 0.0
     stopping: bool = False
@@ -83,13 +82,13 @@ async def test_summary_counts_from_stats_and_waiting_rows_from_lanes() -> None:
 
 async def test_readiness_names_every_reason() -> None:
     d = _Running()
-    d.writers = {A: _Writer("DB.S.A-STREAMING/c", is_open=False)}
+    d.sinks = {A: _Sink("channel DB.S.A-STREAMING/c", is_open=False)}
     assert status.readiness(d) == [
         "starting: channels not open yet",
         "channel DB.S.A-STREAMING/c is not open",
     ]
     d.ready.set()
-    d.writers[A].is_open = True
+    d.sinks[A].is_open = True
     assert status.readiness(d) == []
     d.stopping = True
     assert status.readiness(d) == ["stopping: draining"]
@@ -99,7 +98,7 @@ async def test_status_reports_lanes_channels_tables_and_rejections() -> None:
     d = _Running()
     d.started_at = d.clock.wall()
     d.clock.advance(12.34)
-    d.writers = {A: _Writer("a")}
+    d.sinks = {A: _Sink("a")}
     d.stats.reject(B, "row_too_large", 2)
     body = status.status(d)
     assert body["uptime_s"] == 12.3
@@ -114,7 +113,7 @@ async def test_status_reports_lanes_channels_tables_and_rejections() -> None:
 
 async def test_gauges_follow_lanes_and_writers() -> None:
     d = _Running()
-    d.writers = {A: _Writer("a")}
+    d.sinks = {A: _Sink("a")}
     assert d.lanes[B].offer(Envelope(B, {}))
     status.refresh_gauges(d)
     assert d.metrics.value("streamd_lane_depth_rows", lane=B) == 1

@@ -101,6 +101,35 @@ async def test_replays_from_the_committed_offset_after_restart(tmp_path: Path) -
     await reopened.aclose()
 
 
+async def test_as_a_batch_source_it_rereads_and_releases_without_the_sink_seeing_the_spool(
+    tmp_path: Path,
+) -> None:
+    """A range comes back exactly as cut; a release moves the committed mark; the spool's
+    when_full says whether unreleased rows may vanish."""
+    batches, _, spool = await _drain(
+        tmp_path, BatchPolicy(3, 10_000, 60), [{"i": i} for i in range(7)]
+    )
+    batcher = Batcher(
+        "T", spool, BatchPolicy(3, 10_000, 60), ManualClock(), on_oversize=_Rejected()
+    )
+    [again] = await batcher.reread(4, 6)
+    assert (again.first_offset, again.last_offset, again.rows) == (4, 6, 3)
+    assert again.body == batches[1].body
+    assert batcher.committed == 0
+    await batcher.release(3)
+    assert (batcher.committed, spool.committed, batcher.stats()["committed"]) == (3, 3, 3)
+    assert await batcher.reread(8, 9) == []  # nothing stored there yet
+    assert not batcher.may_drop_unreleased
+    await spool.aclose()
+    dropping = await LaneSpool.open(
+        tmp_path / "lane", SpoolConfig(fsync="never", when_full="drop_oldest"), ManualClock()
+    )
+    assert Batcher(
+        "T", dropping, BatchPolicy(3, 100, 1), ManualClock(), on_oversize=_Rejected()
+    ).may_drop_unreleased
+    await dropping.aclose()
+
+
 async def test_linger_releases_a_partial_batch_when_the_clock_passes(tmp_path: Path) -> None:
     """A partial batch is handed out only once its first row has waited linger_s."""
     clock = ManualClock()

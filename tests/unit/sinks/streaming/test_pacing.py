@@ -26,14 +26,21 @@ async def _waiting_append(pacer: ChannelPacer, nbytes: int) -> AsyncIterator[lis
         yield waited
 
 
+async def _goes_at_once(
+    pacer: ChannelPacer, clock: ManualClock, nbytes: int, then_s: float
+) -> None:
+    """An append of `nbytes` that waits for nothing and is acknowledged; then `then_s` pass."""
+    assert await pacer.before_append(nbytes) == 0.0
+    pacer.appended(nbytes)
+    clock.advance(then_s)
+
+
 async def test_window_lets_ten_requests_into_any_second() -> None:
     """Ten acknowledged appends fill the second; the eleventh waits until the first leaves it."""
     clock = ManualClock()
     pacer = ChannelPacer(clock)
     for _ in range(10):
-        assert await pacer.before_append(100) == 0.0
-        pacer.appended(100)
-        clock.advance(0.05)
+        await _goes_at_once(pacer, clock, 100, 0.05)
     async with _waiting_append(pacer, 100) as waited:
         assert waited == []
         clock.advance(0.5)
@@ -45,12 +52,8 @@ async def test_window_limits_bytes_and_lets_one_oversize_body_through() -> None:
     single 30 MB body into an empty window goes at once."""
     clock = ManualClock()
     pacer = ChannelPacer(clock)
-    assert await pacer.before_append(30_000_000) == 0.0
-    pacer.appended(30_000_000)
-    clock.advance(1.0)
-    assert await pacer.before_append(12_000_000) == 0.0
-    pacer.appended(12_000_000)
-    clock.advance(0.3)
+    await _goes_at_once(pacer, clock, 30_000_000, 1.0)
+    await _goes_at_once(pacer, clock, 12_000_000, 0.3)
     async with _waiting_append(pacer, 12_000_000) as waited:
         assert waited == []
         clock.advance(0.7)

@@ -27,7 +27,8 @@ from streamd.snowflake.codes import reopen_class
 from streamd.snowflake.streaming import ChannelStatus, OpenResult
 
 REOPEN_REFUSED_WAIT_S = 0.5
-"""How long an open the server refused with a reopen answer (e.g. 409) waits before trying again."""
+"""The wait before opening again after the server refused an open with a reopen answer (a 409
+while it still settles an earlier opener's data)."""
 
 
 class ChannelClient(Protocol):
@@ -153,7 +154,6 @@ class ChannelWriter:
                 except ChannelFenced:
                     raise
                 except ReopenChannel as exc:
-                    # e.g. 409 while the server still settles an earlier opener's data: try again.
                     self.last_error = str(exc)
                     self._metrics.reopens.labels(self.table, exc.code or str(exc.status)).inc()
                     self._log.warning("channel_open_refused", reason=exc.code, status=exc.status)

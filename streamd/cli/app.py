@@ -7,10 +7,11 @@ Each command group lives in a module of its own and is registered here; what the
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
-from streamd.cli import backfill, inspect, keygen, run, setup, sql
+from streamd.cli import backfill, common, inspect, keygen, run, setup, sql
 from streamd.cli.config import config_app
 from streamd.cli.standin import standin_app
 
@@ -25,7 +26,21 @@ shipped pipelines, `sql` queries the target, `keygen` makes the key pair for a r
 `backfill` loads existing files, `config` checks a config file and `standin` serves the local
 stand-in on its own. Every problem is reported as one line on stderr, with a non-zero exit code."""
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
+# Unexpected errors reach main() as they are (no rich traceback): main says them in one line.
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=HELP, pretty_exceptions_enable=False
+)
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+    ] = False,
+) -> None:
+    common.DEBUG = debug
+
+
 app.command("run")(run.command)
 app.command("keygen")(keygen.command)
 app.command("inspect")(inspect.command)
@@ -37,8 +52,13 @@ app.add_typer(standin_app, name="standin")
 
 
 def main() -> None:
-    """Console-script entry point: Ctrl-C ends with exit code 130 rather than a traceback."""
+    """Console-script entry point: Ctrl-C exits 130, an unexpected error is one line (exit 1)."""
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        if common.DEBUG:
+            raise
+        typer.echo(f"streamd: {common.unexpected(exc)}", err=True)
+        sys.exit(1)

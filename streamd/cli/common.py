@@ -16,6 +16,9 @@ import typer
 from streamd.config.model import Config, load
 from streamd.errors import ConfigError, StreamdError
 
+DEBUG = False
+"""Set by `streamd --debug`: unexpected errors keep their traceback."""
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML config; the embedded local default when omitted."),
@@ -70,3 +73,18 @@ def _first_streamd_error(group: BaseExceptionGroup[Any]) -> StreamdError | None:
             if found is not None:
                 return found
     return None
+
+
+def unexpected(exc: BaseException) -> str:
+    """One line for an error streamd did not expect: what it was and how to see more."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, OSError) and exc.filename is not None:
+        # The machine said no (a path, a permission, a full disk): the operator can fix that.
+        return (
+            f"{exc.filename}: {exc.strerror or exc}; check the path, its permissions and free "
+            "space (--debug shows the traceback)"
+        )
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return f"unexpected error: {what}; run again with --debug for the traceback, and report it"

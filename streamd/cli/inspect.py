@@ -34,6 +34,12 @@ def admin_url(config: Config) -> str:
 def fetch_status(config: Config, *, timeout: float = 3.0) -> dict[str, Any]:
     """The daemon's /status JSON; DaemonNotRunning with one line when nobody answers."""
     url = admin_url(config)
+    if url.endswith(":0"):
+        written = Path(config.state_dir) / "admin.url"
+        raise DaemonNotRunning(
+            f"no streamd daemon is running with state_dir {config.state_dir} (with admin.port = 0 "
+            f"it writes {written} when it starts); start one with `streamd run`"
+        )
     try:
         response = httpx.get(f"{url}/status", timeout=timeout)
         response.raise_for_status()

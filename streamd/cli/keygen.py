@@ -161,5 +161,8 @@ def command(
             fail(f"--passphrase-env: {passphrase_env} is not set or empty; export it first", 2)
         passphrase = value.encode()
     with one_line_errors():
-        files = generate(out, name, passphrase, user=user, force=force)
+        try:
+            files = generate(out, name, passphrase, user=user, force=force)
+        except OSError as exc:
+            fail(f"--out {out}: {exc.strerror or exc}; choose a directory streamd can write to")
     typer.echo(files.describe())

@@ -9,6 +9,9 @@ import typer
 from streamd.cli.common import ConfigOpt, fail, load_config, one_line_errors
 from streamd.logs import configure
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "console")
+
 
 def command(
     config: ConfigOpt = None,
@@ -24,8 +27,12 @@ def command(
     from streamd.daemon import eventloop
     from streamd.daemon.run import Daemon
 
+    if log_level is not None and log_level.lower() not in LOG_LEVELS:
+        fail(f"--log-level {log_level}: choose one of {', '.join(LOG_LEVELS)}", 2)
+    if log_format is not None and log_format not in LOG_FORMATS:
+        fail(f"--log-format {log_format}: choose one of {', '.join(LOG_FORMATS)}", 2)
     cfg = load_config(config)
-    configure(log_format or cfg.log.format, log_level or cfg.log.level)  # type: ignore[arg-type]
+    configure(log_format or cfg.log.format, (log_level or cfg.log.level).lower())  # type: ignore[arg-type]
     with one_line_errors():
         summary = eventloop.run(lambda: Daemon(cfg).run(duration=duration), cfg.event_loop)
     if summary.uncommitted:

@@ -10,26 +10,19 @@ the same data dir for the duration of the run.
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import anyio
-import httpx
 import typer
 
 from streamd.cli.common import ConfigOpt, load_config, one_line_errors
-from streamd.cli.standin import standin_settings
-from streamd.cli.target import account_key, sql_api_client
-from streamd.clock import SystemClock
+from streamd.cli.target import sql_client
 from streamd.config.model import Config, embedded_path, sql_dirs
 from streamd.errors import ConfigError, SqlError, StreamdError
-from streamd.install import needs_full_install
-from streamd.snowflake.auth import load_private_key
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.sqlsplit import SplitError, split_statements
 
@@ -99,7 +92,7 @@ async def apply(
     warehouse: str | None = None,
 ) -> int:
     """Run the statements on the configured target; returns how many ran (see `run_planned`)."""
-    async with sql_client(config) as client:
+    async with sql_client(config, STATEMENT_TIMEOUT_S + 30) as client:
         return await run_planned(
             client, planned, echo, role=config.target.role, warehouse=warehouse
         )
@@ -125,54 +118,6 @@ async def run_planned(
         outcome = status if result.columns == ["status"] and status else "ok"
         echo(f"{item.where}  {preview(item.text)}  {outcome}")
     return len(planned)
-
-
-@asynccontextmanager
-async def sql_client(config: Config) -> AsyncIterator[SqlApiClient]:
-    """A SQL API client for the target (starting the local stand-in when nothing serves it)."""
-    clock = SystemClock()
-    async with httpx.AsyncClient(timeout=STATEMENT_TIMEOUT_S + 30) as http:
-        if config.target.kind != "local":
-            key = account_key(config)
-            yield sql_api_client(http, config, config.target.control_url(), key, clock)
-            return
-        async with local_target(config) as url:
-            from streamd.snowflake.keys import local_key_pair
-
-            private_pem, _ = local_key_pair(Path(config.state_dir) / "local")
-            key = load_private_key(private_pem, None, source="local key")
-            yield sql_api_client(http, config, url, key, clock)
-
-
-@asynccontextmanager
-async def local_target(config: Config) -> AsyncIterator[str]:
-    """The URL of the local stand-in: the running daemon's, or one started here for the block."""
-    from streamd.cli.inspect import DaemonNotRunning, fetch_status
-
-    try:
-        status = await anyio.to_thread.run_sync(lambda: fetch_status(config, timeout=1.0))
-    except DaemonNotRunning:
-        pass
-    else:
-        yield str(status["target"]["url"])
-        return
-    from streamd.snowflake.keys import local_key_pair
-
-    with needs_full_install("streamd setup on the local target"):
-        from streamd.standin.server import serve
-
-    # sqlglot logs every statement it hands back as a Command (tasks, streams): noise here.
-    logging.getLogger("sqlglot").setLevel(logging.ERROR)
-    state_dir = Path(config.state_dir)
-    _, public_pem = local_key_pair(state_dir / "local")
-    # Any free port: only this command talks to it, for the length of the block.
-    settings = standin_settings(config.target.standin, state_dir / "standin", public_pem, port=0)
-    async with anyio.create_task_group() as tg:
-        standin = await tg.start(serve, settings)
-        try:
-            yield standin.url
-        finally:
-            tg.cancel_scope.cancel()
 
 
 def command(

@@ -88,7 +88,7 @@ def test_streaming_only_install_loads_config_and_help(mqtt_config: Path) -> None
     ("args", "feature"),
     [
         (("standin", "serve", "--port", "0"), "streamd standin serve"),
-        (("sql", "select 1"), "streamd sql with no daemon running"),
+        (("sql", "select 1"), "the local target (the embedded stand-in)"),
     ],
 )
 def test_streaming_only_install_refuses_stand_in_work_in_one_line(

@@ -15,6 +15,7 @@ import functools
 import gzip
 import hashlib
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ import orjson
 
 from streamd.clock import Clock, SystemClock
 from streamd.config.model import Config
-from streamd.errors import ConfigError, RetryableError
+from streamd.errors import ConfigError, RetryableError, SourceError
 from streamd.sinks.files.config import FilesConfig, pipe_name
 from streamd.sinks.files.confirm import ConfirmPolicy, FileConfirmer
 from streamd.sinks.files.setup import create_objects, effective_files, make_uploader
@@ -63,7 +64,17 @@ class BackfillSummary:
 
 
 def chunks(path: Path, max_rows: int, max_bytes: int) -> Iterator[tuple[bytes, int]]:
-    """(NDJSON body, rows) pieces of one input file, in order."""
+    """(NDJSON body, rows) pieces of one input file, in order; a damaged gzip is a SourceError."""
+    try:
+        yield from _chunks(path, max_rows, max_bytes)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise SourceError(
+            f"{path}: the gzip data is damaged ({err}); no row after the damage was sent; "
+            "repair or re-create the file and run backfill again (what loaded is skipped)"
+        ) from None
+
+
+def _chunks(path: Path, max_rows: int, max_bytes: int) -> Iterator[tuple[bytes, int]]:
     opener = gzip.open if _is_gzip(path) else open
     with opener(path, "rb") as f:
         head = f.read(4096)
@@ -260,11 +271,11 @@ async def backfill(
         raise ConfigError(f"no such file: {', '.join(missing)}; check the paths")
     table = table.upper()
     if config.target.kind == "local":
-        from streamd.cli.setup import local_target
+        from streamd.cli.target import local_target
         from streamd.snowflake.keys import local_key_pair
 
         private_pem, _ = local_key_pair(Path(config.state_dir) / "local")
-        async with local_target(config) as url:
+        async with local_target(config, "streamd backfill on the local target") as url:
             return await run_backfill(
                 config, table, paths, url=url, pem=private_pem, passphrase=None, echo=echo
             )

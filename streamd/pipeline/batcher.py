@@ -87,8 +87,8 @@ REREAD_MAX_BYTES = 1 << 40
 class OversizeHook(Protocol):
     """What to do with a row too large for any request (it must not vanish)."""
 
-    async def __call__(self, table: str, row: Row, size: int) -> None:
-        """Take the row out of the stream, durably, with a reason."""
+    async def __call__(self, table: str, row: Row, size: int, position: str | None) -> None:
+        """Take the row out of the stream, durably, with a reason and where it came from."""
         ...
 
 
@@ -268,7 +268,7 @@ class Batcher:
 
     async def _oversize(self, envelope: Envelope) -> None:
         size = len(orjson.dumps(envelope.row))
-        await self._on_oversize(self.table, envelope.row, size)
+        await self._on_oversize(self.table, envelope.row, size, envelope.key or None)
         if envelope.ack is not None:
             envelope.ack(None)
 

@@ -47,11 +47,12 @@ class DeadLetters:
             dead_letter_file=str(path),
         )
 
-    async def oversize(self, table: str, row: Row, size: int) -> None:
-        """Batcher hook for a row bigger than any request may carry."""
+    async def oversize(self, table: str, row: Row, size: int, position: str | None) -> None:
+        """Batcher hook for a row bigger than any request may carry (`position`: its source key)."""
         await self.put(
             table,
             row,
+            position=position,
             rule="row_too_large",
             detail=f"row is {size} bytes of NDJSON, over delivery.max_bytes; shrink the row or raise "
             "delivery.max_bytes (at most 4,000,000)",

@@ -69,9 +69,11 @@ class MqttSubscription(FrozenModel):
     columns: dict[str, str] = Field(default_factory=dict)
     """Topic segments → columns: "0", "1", … is a segment index (0-based) of the topic; "+1",
     "+2", … the segment matched by the first, second, … `+` of the filter; "#" the rest matched
-    by `#`. E.g. { "+1" = "SITE", "+2" = "LINE" } for `plants/+/+/telemetry`."""
+    by `#`. E.g. { "+1" = "SITE", "+2" = "LINE" } for `plants/+/+/telemetry`. The topic's value
+    wins over a payload key of the same name (logged once per column as
+    `mqtt_topic_column_overrides_payload`): the topic is what the broker routed on."""
     topic_column: str | None = None
-    """If set, the full topic is stored in this column."""
+    """If set, the full topic is stored in this column (it wins over a payload key of that name)."""
 
     @property
     def filter(self) -> str:
@@ -205,7 +207,10 @@ class MqttSource:
         """Successful connections so far (tests and logs)."""
         self.duplicates = 0
         """Redelivered messages recognised after reconnects (not turned into rows again)."""
-        self._carried: list[Pending] = []  # unacked messages of the last connection
+        self._carried: list[Pending] = []
+        self._warned: set[tuple[str, str]] = (
+            set()
+        )  # (subscription, column) overrides logged  # unacked messages of the last connection
 
     async def run(
         self, ctx: SourceContext, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -286,6 +291,18 @@ class MqttSource:
             # messages are remembered so their redeliveries do not become rows twice.
             self._carried = acks.close()
 
+    def _overridden(self, sub: MqttSubscription, row: Row, extra: Row) -> None:
+        for column in extra.keys() & row.keys():
+            if row[column] != extra[column] and (sub.topic, column) not in self._warned:
+                self._warned.add((sub.topic, column))
+                self._log.warning(
+                    "mqtt_topic_column_overrides_payload",
+                    subscription=sub.topic,
+                    column=column,
+                    payload_value=row[column],
+                    topic_value=extra[column],
+                )
+
     async def _handle(
         self,
         ctx: SourceContext,
@@ -329,6 +346,8 @@ class MqttSource:
 
         try:
             for row in rows:
+                if not extra.keys().isdisjoint(row):
+                    self._overridden(sub, row, extra)
                 await ctx.send.send(Envelope(sub.table, row | extra, key, ack))
         except anyio.get_cancelled_exc_class():
             entry.abandoned = True  # not all its rows reached the pipeline: never acked

@@ -21,9 +21,11 @@ SPOOL = SpoolConfig(fsync="never", segment_bytes=1 << 20, max_bytes=1 << 24)
 class _Rejected:
     def __init__(self) -> None:
         self.rows: list[tuple[str, Row, int]] = []
+        self.positions: list[str | None] = []
 
-    async def __call__(self, table: str, row: Row, size: int) -> None:
+    async def __call__(self, table: str, row: Row, size: int, position: str | None) -> None:
         self.rows.append((table, row, size))
+        self.positions.append(position)
 
 
 def test_policy_limits() -> None:
@@ -39,7 +41,7 @@ def test_policy_limits() -> None:
 
 
 async def _drain(
-    tmp_path: Path, policy: BatchPolicy, rows: list[Row]
+    tmp_path: Path, policy: BatchPolicy, rows: list[Row], key: str = ""
 ) -> tuple[list[Batch], _Rejected, LaneSpool]:
     """Feed all rows, end the lane, and pull every batch."""
     rejected = _Rejected()
@@ -52,7 +54,7 @@ async def _drain(
         tg.start_soon(batcher.fill, receive)
         async with send:
             for row in rows:
-                await send.send(Envelope("T", row))
+                await send.send(Envelope("T", row, key))
         while (batch := await batcher.next_batch()) is not None:
             batches.append(batch)
     return batches, rejected, spool
@@ -177,7 +179,18 @@ async def test_oversize_row_goes_to_hook_not_lost(tmp_path: Path) -> None:
     rows: list[Row] = [{"a": 1}, {"big": "x" * 500}, {"a": 2}]
     batches, rejected, spool = await _drain(tmp_path, BatchPolicy(100, 200, 60), rows)
     assert [r[1] for r in rejected.rows] == [rows[1]]
+    assert rejected.positions == [None]
     assert sum(b.rows for b in batches) == 2
+    await spool.aclose()
+
+
+async def test_oversize_row_keeps_where_it_came_from(tmp_path: Path) -> None:
+    """The dead letter's position is the row's source key (an MQTT row: `<source>:<topic>`)."""
+    rows: list[Row] = [{"big": "x" * 500}]
+    _, rejected, spool = await _drain(
+        tmp_path, BatchPolicy(100, 200, 60), rows, key="plant:plants/a/telemetry"
+    )
+    assert rejected.positions == ["plant:plants/a/telemetry"]
     await spool.aclose()
 
 

@@ -115,3 +115,42 @@ async def test_a_redelivery_is_acked_once_the_first_copy_is_durable_and_makes_no
     assert new_acks == [7]
     assert old_acks == []
     assert new.duplicates == 1
+
+
+async def test_a_topic_column_wins_over_a_payload_key_and_says_so_once() -> None:
+    """`columns` maps a topic segment onto a name the payload also uses: the topic's value is
+    stored, and the override is logged once per column, not silently and not per row."""
+    import aiomqtt
+    import anyio
+    import orjson
+    from structlog.testing import capture_logs
+
+    from streamd.rows import Envelope
+    from streamd.sources.base import SourceContext
+    from streamd.sources.mqtt.source import MqttSource
+    from streamd.testing import ManualClock, MemorySequences
+
+    config = MqttSourceConfig.model_validate(
+        {
+            "name": "plant",
+            "host": "127.0.0.1",
+            "client_id": "t",
+            "subscriptions": [
+                {"topic": "plants/+/telemetry", "table": "D.S.T", "columns": {"+1": "SITE"}}
+            ],
+        }
+    )
+    source = MqttSource(config)
+    send, receive = anyio.create_memory_object_stream[Envelope](10)
+    ctx = SourceContext(send, ManualClock(), MemorySequences())
+    acks = AckQueue(lambda mid, qos: None, [])
+    with send, receive, capture_logs() as logs:
+        for mid in (1, 2):
+            payload = orjson.dumps({"SITE": "payload-site", "V": mid})
+            message = aiomqtt.Message("plants/north/telemetry", payload, 1, False, mid, None)
+            await source._handle(ctx, None, acks, message, False)  # type: ignore[arg-type]
+        rows = [receive.receive_nowait().row for _ in range(2)]
+    assert [r["SITE"] for r in rows] == ["north", "north"]
+    warned = [e for e in logs if e["event"] == "mqtt_topic_column_overrides_payload"]
+    assert len(warned) == 1
+    assert (warned[0]["column"], warned[0]["payload_value"]) == ("SITE", "payload-site")

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from streamd.rows import Envelope
@@ -22,6 +23,7 @@ from streamd.sources.ndjson.config import NdjsonSourceConfig
 from streamd.sources.ndjson.source import NdjsonSource
 from streamd.sources.synthetic.sequences import FileSequences
 from streamd.testing import ManualClock
+from tests.helpers import eventually
 
 from .test_source import TABLE, Consumer, append, lines
 
@@ -45,9 +47,12 @@ async def following(
 
 async def idle(clock: ManualClock, consumer: Consumer, rows: int) -> None:
     """Wait until the source has handed over `rows` rows and sleeps until its next poll."""
-    with anyio.fail_after(10):
-        while not (clock.sleepers == 1 and len(consumer.rows) >= rows):  # noqa: ASYNC110
-            await anyio.sleep(0.005)
+    await eventually(
+        lambda: clock.sleepers == 1 and len(consumer.rows) >= rows,
+        within=10,
+        interval=0.005,
+        what=f"the source idle after {rows} rows",
+    )
 
 
 async def poll_until(clock: ManualClock, consumer: Consumer, rows: int) -> None:
@@ -56,7 +61,7 @@ async def poll_until(clock: ManualClock, consumer: Consumer, rows: int) -> None:
         while len(consumer.rows) < rows:
             await idle(clock, consumer, 0)
             clock.advance(1)
-            await anyio.sleep(0.005)
+            await anyio.lowlevel.checkpoint()
     for _ in range(4):  # rotated files are closed after two polls without data
         await idle(clock, consumer, rows)
         clock.advance(1)

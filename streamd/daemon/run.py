@@ -133,13 +133,24 @@ class Daemon:
         run_status.refresh_gauges(self)
 
     async def run(self, *, duration: float | None = None) -> RunSummary:
-        """Run until stopped (signal, `stop()` or `duration`), drain, and return the summary."""
-        with self._abort, self._collector.applied():
-            await self._run(duration)
+        """Run until stopped (signal, `stop()` or `duration`), drain, and return the summary.
+
+        Every exit logs `daemon_stopped` with the per-table counts, a failure (fencing, a grant
+        that is missing) included: the operator learns what was delivered before the reason.
+        """
+        try:
+            with self._abort, self._collector.applied():
+                await self._run(duration)
+        except BaseException as exc:
+            self._stopped(error=_reason(exc))
+            raise
         if self._abort.cancelled_caught:
             self._log.warning(
                 "daemon_aborted", reason="signal before start-up finished or during drain"
             )
+        return self._stopped()
+
+    def _stopped(self, error: str | None = None) -> RunSummary:
         summary = self.summary()
         self._log.info(
             "daemon_stopped",
@@ -147,6 +158,7 @@ class Daemon:
             uncommitted=summary.uncommitted,
             retries=summary.retries,
             reopens=summary.reopens,
+            **({"error": error} if error else {}),
         )
         return summary
 
@@ -347,3 +359,11 @@ class Daemon:
                     # Still starting (nothing to drain yet) or a second signal during the drain.
                     self._log.warning("signal_received", signal=name, action="abort")
                     self._abort.cancel()
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for why a run ended: the first error inside any task-group wrapping."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,6 +1,6 @@
 """Snowpipe Streaming REST client: open, append, bulk status and drop on named channels (§2.5–§2.9).
 
-One call sends one request (plus at most one resend after a 401) and ends in one result or one
+One call sends one request (plus at most one resend after a 401 or 403) and ends in one result or one
 typed exception from `codes.py`. Retries, backoff, reopen and replay belong to the sink.
 """
 
@@ -248,7 +248,11 @@ class StreamingClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """One request with the scoped token; one resend after a 401 with a fresh token (§2.4)."""
+        """One request with the scoped token; one resend after a 401 or 403 with a fresh token.
+
+        Both refuse a request before it is processed (§2.4), so the resend is safe; Snowflake's
+        own SDK refreshes its token on either. A second refusal is an AuthError (fatal).
+        """
         url = await self._auth.ingest_url() + path
         base = headers if headers is not None else self._headers
         for attempt in (0, 1):
@@ -267,9 +271,8 @@ class StreamingClient:
             _cut_loose(response)
             if response.status_code == 200:
                 return response
-            if response.status_code == 401 and attempt == 0:
-                # A 401 rejects the request before it is processed, so resending the same
-                # continuation token is safe.
+            if response.status_code in (401, 403) and attempt == 0:
+                # Refused before it was processed: resending the same continuation token is safe.
                 self._auth.invalidate_scoped_token(token)
                 continue
             if response.status_code == 410:

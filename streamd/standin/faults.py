@@ -11,7 +11,7 @@ SPEC grammar (`parse_fault_spec`, used by `streamd standin serve --faults SPEC`)
     GLOBAL   := "seed=" INT | "commit_delay=" SECONDS | "commit_jitter=" SECONDS
     RULE     := ENDPOINT ":" KIND (":" PARAM)*
     ENDPOINT := hostname | token | open | append | status | drop | sql | *
-    KIND     := 429 | 500 | 503 | 409 | 410 | reset_before | reset_after | invalidate
+    KIND     := 429 | 500 | 503 | 409 | 410 | 403 | reset_before | reset_after | invalidate
               | slow=SECONDS
     PARAM    := p=FLOAT          probability per matching request, 0 < p <= 1
               | every=INT        the INT-th, 2·INT-th, … matching request (INT >= 1)
@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 ENDPOINTS = ("hostname", "token", "open", "append", "status", "drop", "sql")
-STATUS_KINDS = {"429": 429, "500": 500, "503": 503, "409": 409, "410": 410}
+STATUS_KINDS = {"429": 429, "500": 500, "503": 503, "409": 409, "410": 410, "403": 403}
 KINDS = (*STATUS_KINDS, "reset_before", "reset_after", "invalidate", "slow")
 DEFAULT_CODES = {
     # Only 409's code is documented (§2.10); the others are the stand-in's choice.
@@ -60,6 +60,7 @@ DEFAULT_CODES = {
     "503": "ERR_SERVICE_UNAVAILABLE",
     "409": "ERR_CHANNEL_HAS_UNCOMMITTED_DATA",
     "410": "ERR_PIPE_FAILED_OVER",
+    "403": "ERR_FORBIDDEN",
     "invalidate": "ERR_CHANNEL_MUST_BE_REOPENED",
 }
 

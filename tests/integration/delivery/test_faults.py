@@ -6,9 +6,11 @@ from pathlib import Path
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from streamd.daemon.run import Daemon
 from streamd.daemon.status import RunSummary
+from streamd.errors import AuthError
 from streamd.standin.faults import parse_fault_spec
 from streamd.testing import standin_query
 
@@ -23,6 +25,7 @@ FAULTS = {
     "409 on append": "append:409:p=0.05",
     "409 on open": "open:409:count=2",
     "410 failover": "append:410:p=0.03",
+    "403 cured by a fresh token": "append:403:every=20",
     "reset before applied": "append:reset_before:p=0.05",
     "reset after applied": "append:reset_after:p=0.05",
     "slow responses": "*:slow=0.3:p=0.05",
@@ -95,3 +98,23 @@ async def test_several_channels_per_table(make_standin, run_against: RunAgainst)
 
 def channel_names(standin, table: str) -> set[str | None]:  # type: ignore[no-untyped-def]
     return {row[0] for row in standin_query(standin.url, f"select CHANNEL_NAME from {table}")}
+
+
+async def test_a_403_that_persists_stops_the_daemon_naming_the_grant(
+    make_standin, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Every append refused even with a fresh token: fatal, with the grant to check, after a
+    `daemon_stopped` line that says what was delivered and why it stopped."""
+    standin = make_standin(faults=parse_fault_spec("append:403"))
+    daemon = Daemon(daemon_config(standin, tmp_path / "state"))
+    with capture_logs() as logs, pytest.raises(BaseExceptionGroup) as raised:
+        await daemon.run(duration=5)
+    auth = raised.value.subgroup(AuthError)
+    assert auth is not None
+    leaf: BaseException = auth
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    assert "INSERT grant" in str(leaf)
+    [stopped] = [e for e in logs if e["event"] == "daemon_stopped"]
+    assert stopped["error"].startswith("AuthError: ")
+    assert set(stopped["tables"]) == set(TABLES)

@@ -81,6 +81,10 @@ async def test_second_opener_fences_the_first(standin: Standin, tmp_path: Path) 
     assert events
     assert events[0]["log_level"] == "error"
     assert summary.uncommitted == 0
+    # The fenced daemon still says what it delivered, with why it stopped.
+    [stopped] = [e for e in logs if e["event"] == "daemon_stopped" and "error" in e]
+    assert stopped["error"].startswith("ChannelFenced: ")
+    assert sum(t["committed"] for t in stopped["tables"].values()) > 0
 
     for table in TABLES:
         total, distinct, from_b = await anyio.to_thread.run_sync(

@@ -499,16 +499,29 @@ async def test_second_401_is_auth_error(
     assert len(fake.tokens) == 2
 
 
-async def test_403_is_not_retried(
+async def test_a_403_that_persists_after_a_token_refresh_names_the_grant(
     fake: FakeSnowflake, http: httpx.AsyncClient, rsa_key: RSAPrivateKey, clock: ManualClock
 ) -> None:
-    """403 is a grant problem: no token refresh, no resend."""
+    """A 403 gets one resend with a fresh scoped token, as the SDK does; a second is fatal."""
     fake.ingest = lambda _r: httpx.Response(403)
     client = _client(_auth(http, rsa_key, clock), http)
     with pytest.raises(AuthError, match="INSERT grant"):
         await client.open_channel(KEY)
-    assert len(fake.ingest_calls()) == 1
-    assert len(fake.tokens) == 1
+    assert len(fake.ingest_calls()) == 2
+    assert len(fake.tokens) == 2
+
+
+async def test_a_single_403_is_cured_by_a_fresh_token(
+    fake: FakeSnowflake, http: httpx.AsyncClient, rsa_key: RSAPrivateKey, clock: ManualClock
+) -> None:
+    """One 403 (a token that lost its role, say) is retried with a fresh token and goes through."""
+    ok = httpx.Response(200, json={"next_continuation_token": "ct-1", "channel_status": STATUS})
+    answers = iter([httpx.Response(403), ok])
+    fake.ingest = lambda _r: next(answers)
+    client = _client(_auth(http, rsa_key, clock), http)
+    assert (await client.open_channel(KEY)).continuation_token == "ct-1"
+    assert len(fake.ingest_calls()) == 2
+    assert len(fake.tokens) == 2
 
 
 async def test_410_reopens_and_rediscovers_the_host(

@@ -18,6 +18,7 @@ from streamd.config.model import Config
 from streamd.errors import ConfigError
 from streamd.install import needs_full_install
 from streamd.snowflake.auth import KeyPairAuth, load_private_key
+from streamd.snowflake.http import target_client
 from streamd.snowflake.sql_api import SqlApiClient
 
 
@@ -45,7 +46,9 @@ def sql_api_client(
 async def sql_client(config: Config, http_timeout_s: float) -> AsyncIterator[SqlApiClient]:
     """A SQL API client for the target (starting the local stand-in when nothing serves it)."""
     clock = SystemClock()
-    async with httpx.AsyncClient(timeout=http_timeout_s) as http:
+    async with target_client(
+        ca_file=config.target.ca_file, proxy=config.target.proxy_url(), timeout=http_timeout_s
+    ) as http:
         if config.target.kind != "local":
             key = account_key(config)
             yield sql_api_client(http, config, config.target.control_url(), key, clock)

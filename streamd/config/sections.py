@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,17 +40,38 @@ class TargetConfig(FrozenModel):
     user: str = "STREAMD"
     """Snowflake user that owns the key pair."""
     role: str | None = None
-    """Role for SQL API calls; the user's default role when unset."""
+    """Role for SQL API calls and streaming channels (the JWT's scope); the user's default role
+    when unset."""
     url: str | None = None
     """Control-host URL; defaults to https://<account>.snowflakecomputing.com for `snowflake`."""
     private_key: SecretStr | None = None
     """PKCS#8 PEM private key: `file:/path/rsa_key.p8`, `env:NAME`, or the PEM text itself."""
     private_key_passphrase: SecretStr | None = None
     """Passphrase of an encrypted private key: `env:NAME` or `file:/path`."""
+    ca_file: Path | None = None
+    """PEM bundle of the certificate authorities to trust for the target (a TLS-inspecting proxy's
+    or a private link's CA); unset: the operating system's trust store."""
+    proxy: SecretStr | None = None
+    """HTTP(S) proxy URL for every call to the target, e.g. `http://proxy:3128` (`env:NAME` or
+    `file:/path` when it carries a password); unset: HTTPS_PROXY / HTTP_PROXY / NO_PROXY."""
     standin: StandinConfig = StandinConfig()
     """Settings of the embedded stand-in (used only when kind = "local")."""
 
-    @field_validator("private_key", "private_key_passphrase", mode="before")
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_readable(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        path = value.expanduser()
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"{path}: not a readable PEM bundle of CA certificates ({exc})"
+            ) from None
+        return path
+
+    @field_validator("private_key", "private_key_passphrase", "proxy", mode="before")
     @classmethod
     def _resolve(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str):
@@ -60,6 +82,10 @@ class TargetConfig(FrozenModel):
                     raise ValueError(str(exc)) from None
             return resolve_secret(value, key=f"target.{info.field_name}")
         return value
+
+    def proxy_url(self) -> str | None:
+        """The configured proxy URL, if any (it may carry a password: never log it)."""
+        return self.proxy.get_secret_value() if self.proxy else None
 
     def control_url(self) -> str:
         """The control host URL for a real account."""

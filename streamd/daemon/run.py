@@ -40,6 +40,7 @@ from streamd.pipeline.router import Router
 from streamd.pipeline.stats import PipelineStats
 from streamd.reconciler.loop import Reconciler, for_daemon
 from streamd.snowflake.auth import KeyPairAuth, StreamingAuth, load_private_key
+from streamd.snowflake.http import target_client
 from streamd.snowflake.keys import local_key_pair
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.snowflake.streaming import StreamingClient
@@ -226,7 +227,12 @@ class Daemon:
         """Open the channels, serve the admin endpoint, and run the pipeline until it drains."""
         cfg = self.config
         timeout = httpx.Timeout(cfg.delivery.request_timeout_s, connect=10)
-        async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
+        async with target_client(
+            ca_file=cfg.target.ca_file,
+            proxy=cfg.target.proxy_url(),
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+        ) as http:
             key_auth = KeyPairAuth(
                 key, cfg.target.account, cfg.target.user, self.clock, cfg.target.role
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 
@@ -213,6 +214,15 @@ def map_transport_errors(*, ambiguous: bool, what: str = "request") -> Iterator[
             f"{what} failed: {type(exc).__name__}: {exc} — the URL must start with http:// or https://"
         ) from exc
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        untrusted = _certificate_error(exc)
+        if untrusted is not None:
+            # Retrying cannot help: the same certificate comes back. Say so at once.
+            raise FatalError(
+                f"{what} failed: the server's TLS certificate is not trusted "
+                f"({untrusted.verify_message or untrusted.reason}); set target.ca_file to the PEM "
+                "bundle of the CA that signed it (a TLS-inspecting proxy's or a private link's), "
+                "or install that CA in the system trust store"
+            ) from exc
         # The request never left this process, so its outcome is known: not received.
         raise RetryableError(f"{what} failed before sending: {_describe(exc)}") from exc
     except httpx.RequestError as exc:
@@ -222,6 +232,16 @@ def map_transport_errors(*, ambiguous: bool, what: str = "request") -> Iterator[
                 "reopen and replay from the committed offset"
             ) from exc
         raise RetryableError(f"{what} failed: {_describe(exc)}") from exc
+
+
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind a connect error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _describe(exc: BaseException) -> str:

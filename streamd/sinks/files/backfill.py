@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Protocol
 
 import anyio
-import httpx
 import orjson
 
 from streamd.clock import Clock, SystemClock
@@ -34,6 +33,7 @@ from streamd.sinks.files.setup import create_objects, effective_files, make_uplo
 from streamd.sinks.files.writer import gzip_file
 from streamd.sinks.retry import retrying
 from streamd.snowflake.auth import KeyPairAuth, load_private_key
+from streamd.snowflake.http import target_client
 from streamd.snowflake.pipe_ingest import FileReport, PipeIngestClient
 from streamd.snowflake.sql_api import SqlApiClient
 from streamd.snowflake.stage_upload import StageUploader
@@ -150,7 +150,9 @@ async def run_backfill(
     key = load_private_key(pem, passphrase, source="target.private_key")
     target = config.target
     if files.create_objects:
-        async with httpx.AsyncClient(timeout=60) as http:
+        async with target_client(
+            ca_file=config.target.ca_file, proxy=config.target.proxy_url(), timeout=60
+        ) as http:
             sql = SqlApiClient(
                 http, KeyPairAuth(key, target.account, target.user, clock, target.role), url, clock
             )

@@ -45,4 +45,3 @@ async def test_target_proxy_carries_every_call(proxy: tuple[str, list[bytes]]) -
         response = await client.get("http://account.example.invalid/api/v2/statements")
     assert response.status_code == 502
     assert seen == [b"GET http://account.example.invalid/api/v2/statements HTTP/1.1"]
-

@@ -168,19 +168,19 @@ def _containerfile() -> list[tuple[str, str]]:
 
 
 def test_containerfile_shape() -> None:
-    """Multi-stage, non-root runtime, state volume, HEALTHCHECK on /healthz, streamd entrypoint."""
+    """Builders, then a non-root runtime stage (state volume, HEALTHCHECK on /healthz, streamd
+    entrypoint) that the `streaming` and `full` (last, the default) targets add a venv to."""
     instructions = _containerfile()
-    stages = [args for ins, args in instructions if ins == "FROM"]
-    assert len(stages) == 2
-    assert stages[0].endswith("AS builder")
-    assert stages[1].endswith("AS runtime")
-    runtime = instructions[[i for i, (ins, _) in enumerate(instructions) if ins == "FROM"][1] :]
+    froms = [i for i, (ins, _) in enumerate(instructions) if ins == "FROM"]
+    names = [instructions[i][1].rsplit(" AS ", 1)[-1] for i in froms]
+    assert names[-3:] == ["runtime", "streaming", "full"]
+    bounds = zip(froms, [*froms[1:], None], strict=True)
+    stage = dict(zip(names, [instructions[a:b] for a, b in bounds], strict=True))
     by_kind: dict[str, list[str]] = {}
-    for ins, args in runtime:
+    for ins, args in stage["runtime"]:
         by_kind.setdefault(ins, []).append(args)
 
     user = by_kind["USER"][-1].split(":")[0]
-    assert user not in ("root", "0")
     assert user == "10001"
     assert any("--uid 10001" in run for run in by_kind["RUN"])
     assert by_kind["VOLUME"] == ['["/var/lib/streamd"]']
@@ -190,8 +190,14 @@ def test_containerfile_shape() -> None:
     assert "http://127.0.0.1:8765/healthz" in health
     assert by_kind["ENTRYPOINT"] == ['["streamd"]']
     assert by_kind["CMD"] == ['["run", "--config", "/etc/streamd/streamd.toml"]']
-    assert any(args.startswith("--from=builder ") for args in by_kind["COPY"])
-    # The builder makes wheels; the runtime stage never sees a compiler or the source tree.
-    builder = instructions[: len(instructions) - len(runtime)]
-    assert any(ins == "RUN" and "pip wheel" in args for ins, args in builder)
-    assert not any(ins == "COPY" and "--from" not in args for ins, args in runtime)
+    assert "COPY" not in by_kind
+    # Each target adds only its builder's venv: no compiler, no source tree, no pip.
+    for target, lock in (("streaming", "streaming.txt"), ("full", "main.txt")):
+        copies = [args for ins, args in stage[target] if ins in ("COPY", "ADD")]
+        assert copies == [f"--from=venv-{target} /opt/streamd /opt/streamd"]
+        venv = " ".join(args for ins, args in stage[f"venv-{target}"])
+        assert f"requirements/{lock}" in venv
+        assert "--require-hashes" in venv
+        assert "--no-deps /wheels/streamd-" in venv
+        assert "uninstall -q -y pip" in venv
+    assert any(ins == "RUN" and "pip wheel --no-deps" in args for ins, args in stage["wheel"])

@@ -22,7 +22,7 @@ from streamd.sources.synthetic.manufacturing import ManufacturingSource, Manufac
 from streamd.sources.synthetic.manufacturing_models import shift_for_hour
 from streamd.testing import ManualClock, MemorySequences, drain, running_source, settle
 
-from .generated import generated, producer_of
+from .generated import generated, producer_of, returns_when_the_receiver_closes
 
 DDL = Path(__file__).parents[4] / "sql" / "manufacturing" / "02_raw_tables.sql"
 SENSOR = "MANUFACTURING_DEMO.RAW_DATA.SENSOR_DATA_RAW"
@@ -347,18 +347,9 @@ async def test_the_plan_reports_started_once_and_leaves_the_collector_alone() ->
 
 
 async def test_closed_receiver_stops_the_source_cleanly() -> None:
-    cfg = config(equipment_count=2, line_count=1, product_count=1)
-    clock = ManualClock()
-    send, receive = anyio.create_memory_object_stream[Envelope](1)
-    ctx = SourceContext(send=send, clock=clock, sequences=MemorySequences())
-    with send, anyio.fail_after(2):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(ManufacturingSource(cfg).run, ctx)
-            await settle(clock, 4)
-            receive.close()
-            clock.advance(10.0)
-        # The task group ends because run returned, not because anyone cancelled it.
-        assert not tg.cancel_scope.cancel_called
+    await returns_when_the_receiver_closes(
+        ManufacturingSource(config(equipment_count=2, line_count=1, product_count=1))
+    )
 
 
 # --- config --------------------------------------------------------------------------------------

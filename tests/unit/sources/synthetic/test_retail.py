@@ -16,13 +16,12 @@ import pytest
 from pydantic import ValidationError
 
 from streamd.rows import Envelope
-from streamd.sources.base import SourceContext
 from streamd.sources.synthetic.retail import RetailSource, RetailSourceConfig
 from streamd.sources.synthetic.retail_models import FUNNEL
 from streamd.testing import ManualClock, MemorySequences, drain, running_source, settle
 from tests.conftest import MANUFACTURING_SQL, StandinFactory
 
-from .generated import generated, producer_of
+from .generated import generated, producer_of, returns_when_the_receiver_closes
 
 RETAIL_SQL = Path(__file__).parents[4] / "sql" / "retail"
 DDL = RETAIL_SQL / "02_raw_tables.sql"
@@ -266,16 +265,7 @@ async def test_one_ms_interval_catches_up_in_one_burst() -> None:
 
 
 async def test_closed_receiver_stops_the_source_cleanly() -> None:
-    clock = ManualClock()
-    send, receive = anyio.create_memory_object_stream[Envelope](1)
-    ctx = SourceContext(send=send, clock=clock, sequences=MemorySequences())
-    with send, anyio.fail_after(2):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(RetailSource(config(**ALL)).run, ctx)
-            await settle(clock, 8)
-            receive.close()
-            clock.advance(10.0)
-        assert not tg.cancel_scope.cancel_called
+    await returns_when_the_receiver_closes(RetailSource(config(**ALL)))
 
 
 # --- config --------------------------------------------------------------------------------------
